@@ -1,0 +1,43 @@
+"""mpi_qinfer: qinfer-style Bayesian likelihood models, evaluated in parallel over MPI.
+
+The public API, re-exported; see :mod:`mpi_qinfer.parallel` for the proxy.
+"""
+
+from .distributions import (
+    MultivariateNormalDistribution,
+    NormalDistribution,
+    ProductDistribution,
+    UniformDistribution,
+)
+from .engine import Engine
+from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, RemoteError
+from .heuristics import PGH, ExpSparseHeuristic
+from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
+from .parallel import MPIParallelizedModel
+from .smc import LiuWestResampler, SMCUpdater
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MPIParallelizedModel",
+    "Engine",
+    "RemoteError",
+    "ModelMismatchError",
+    "EngineClosedError",
+    "MPIQinferError",
+    "Simulatable",
+    "Model",
+    "FiniteOutcomeModel",
+    "DifferentiableModel",
+    "DerivedModel",
+    "IntegerDomain",
+    "SMCUpdater",
+    "LiuWestResampler",
+    "UniformDistribution",
+    "NormalDistribution",
+    "MultivariateNormalDistribution",
+    "ProductDistribution",
+    "ExpSparseHeuristic",
+    "PGH",
+    "__version__",
+]

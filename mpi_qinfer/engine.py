@@ -1,0 +1,514 @@
+"""The engine: a duplicated communicator, the call both sides run, and the worker loop.
+
+One call, identical on every rank (root and workers run the same code, so they
+cannot disagree on the sequence of collectives)::
+
+    Bcast   message: int64 header + small payload inline
+    Bcast   payload, only when it did not fit inline
+    Scatterv the split rows (particles, or experiments)
+    compute the local share (any exception is caught and kept)
+    Gatherv each answer straight into its final strided layout on the root
+    Gather  one int32 status per rank; failed ranks then send their traceback
+
+The root raises :class:`~mpi_qinfer.errors.RemoteError` only after the whole
+sequence, so every rank is ready for the next call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import pickle
+import traceback
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from . import idle as idle_wait
+from .datatypes import RowTypes
+from .errors import EngineClosedError, ModelMismatchError, RemoteError
+from .operations import OPERATIONS, Output
+from .partition import check_count, displacements, even_counts
+from .protocol import (
+    HEADER_LEN,
+    INLINE_BYTES,
+    MESSAGE_BYTES,
+    Command,
+    Field,
+    Split,
+    code_dtype,
+    payload_layout,
+)
+
+__all__ = ["Engine"]
+
+_TRACEBACK_TAG = 77
+_PLAN_CACHE_SIZE = 32
+_open_roots: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _release_workers_at_exit():
+    # A root that never shut down would leave its workers waiting forever.
+    # mpi4py registered its finalizer before this module was imported, so this
+    # hook runs first (atexit is last-in, first-out) while MPI is still usable.
+    if MPI.Is_finalized():
+        return
+    for engine in list(_open_roots):
+        try:
+            engine.shutdown()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
+
+@dataclass
+class _Plan:
+    """Everything about a call that follows from its header alone (cached)."""
+
+    operation: object
+    split_input: str | None
+    broadcast: list  # (name, shape, dtype, offset)
+    payload_bytes: int
+    n_rows: int
+    row_bytes: int
+    split_shape: tuple
+    split_dtype: np.dtype | None
+    outputs: list  # Output
+    even: np.ndarray | None
+
+
+def _model_signature(model) -> tuple:
+    kind = type(model)
+    return (
+        f"{kind.__module__}.{kind.__qualname__}",
+        int(model.n_modelparams),
+        str(np.dtype(model.expparams_dtype)),
+    )
+
+
+class Engine:
+    """Owns a duplicated communicator and runs parallel model calls on it.
+
+    Construction is collective over ``comm``. Most users never build one
+    directly: :class:`~mpi_qinfer.MPIParallelizedModel` makes its own. Build
+    one explicitly to serve several proxies from the same worker loop.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm, optional
+        The ranks to use; duplicated, never used directly. Default ``COMM_WORLD``.
+    root : int
+        The rank that runs the inference loop.
+    idle : {"auto", "spin", "backoff"}, optional
+        How idle workers wait (see :mod:`mpi_qinfer.idle`). Default: the
+        ``MPI_QINFER_IDLE`` environment variable, else ``auto`` (``backoff``
+        when ranks outnumber this node's cores, else ``spin``). The root's
+        choice holds on every rank.
+    backoff_max : float, optional
+        Longest sleep of a backing-off worker in seconds (default 1 ms, or
+        ``MPI_QINFER_BACKOFF_MAX``).
+    """
+
+    def __init__(self, comm=None, root: int = 0, *, idle: str | None = None, backoff_max: float | None = None):
+        comm = MPI.COMM_WORLD if comm is None else comm
+        if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
+            raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
+        if not (isinstance(root, (int, np.integer)) and 0 <= root < comm.Get_size()):
+            raise ValueError(f"root must be a rank of comm (0..{comm.Get_size() - 1}), got {root!r}")
+        self._comm = comm.Dup()
+        self._root = int(root)
+        self._rank = self._comm.Get_rank()
+        self._size = self._comm.Get_size()
+        self._models: list = []
+        self._closed = False
+        self._types = RowTypes()
+        self._plans: dict[tuple, _Plan] = {}
+        self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
+        self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
+        self._inline = self._message[8 * HEADER_LEN :]
+        self._payload = np.empty(0, dtype=np.uint8)
+        self._split_buffer = np.empty(0, dtype=np.uint8)
+        self._scratch = np.empty(0, dtype=np.uint8)
+        self._status = np.zeros(1, dtype=np.int32)
+        self._statuses = np.zeros(self._size, dtype=np.int32)
+        try:
+            oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
+            oversubscribed = self._comm.allreduce(oversubscribed, op=MPI.LOR)
+            settings = None
+            if self.is_root:
+                settings = self._root_settings(idle, backoff_max, oversubscribed)
+            settings = self._comm.bcast(settings, self._root)
+            if isinstance(settings, BaseException):
+                raise settings
+        except BaseException:
+            self._free()
+            raise
+        self._idle, self._backoff_max = settings
+        if self.is_root:
+            _open_roots.add(self)
+
+    @staticmethod
+    def _root_settings(idle, backoff_max, oversubscribed):
+        try:
+            return idle_wait.resolve_idle_mode(idle, oversubscribed), idle_wait.resolve_backoff_max(backoff_max)
+        except ValueError as error:  # reaches every rank, not only the root
+            return error
+
+    # ------------------------------------------------------------------ state
+    @property
+    def comm(self) -> MPI.Intracomm:
+        """The engine's private duplicate of the communicator it was given."""
+        return self._comm
+
+    @property
+    def root(self) -> int:
+        """Rank of the root in :attr:`comm`."""
+        return self._root
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in :attr:`comm`."""
+        return self._rank
+
+    @property
+    def size(self) -> int:
+        """Number of ranks; all of them, the root included, compute."""
+        return self._size
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this rank runs the inference loop."""
+        return self._rank == self._root
+
+    @property
+    def idle(self) -> str:
+        """How idle workers wait: ``"spin"`` or ``"backoff"``."""
+        return self._idle
+
+    @property
+    def closed(self) -> bool:
+        """Whether the engine has been shut down (its communicator freed)."""
+        return self._closed
+
+    def model(self, model_id: int):
+        """The serial model registered under ``model_id`` on this rank."""
+        return self._models[model_id]
+
+    # ------------------------------------------------------------ lifecycle
+    def register(self, model) -> int:
+        """Add a serial model to the engine (collective); return its id.
+
+        Every rank brings its own copy. Raises
+        :class:`~mpi_qinfer.errors.ModelMismatchError` on every rank when the
+        copies differ in type, ``n_modelparams`` or ``expparams_dtype``.
+        """
+        self._check_open()
+        try:
+            signature = _model_signature(model)
+        except Exception as error:  # noqa: BLE001 - reported collectively below
+            signature = ("<not a model>", repr(error))
+        signatures = self._comm.allgather(signature)
+        reference = signatures[self._root]
+        odd = [rank for rank, sig in enumerate(signatures) if sig != reference]
+        if odd:
+            lines = [f"  rank {rank}: {signatures[rank]}" for rank in odd]
+            raise ModelMismatchError(
+                "every rank must bring the same kind of serial model "
+                f"(type, n_modelparams, expparams_dtype); the root (rank {self._root}) has {reference}, but\n"
+                + "\n".join(lines)
+            )
+        self._models.append(model)
+        return len(self._models) - 1
+
+    def serve(self) -> None:
+        """Run the worker loop until the root shuts the engine down (workers only)."""
+        if self.is_root:
+            raise RuntimeError("serve() runs on the workers; the root calls the model and shutdown()")
+        self._check_open()
+        try:
+            while True:
+                self._broadcast_message()
+                if self._header[Field.COMMAND] == Command.SHUTDOWN:
+                    break
+                self._execute(None)
+        finally:
+            self._free()
+
+    def shutdown(self) -> None:
+        """Release the workers and free the communicator (root; idempotent)."""
+        if self._closed or not self.is_root:
+            return
+        _open_roots.discard(self)
+        self._header[:] = 0
+        self._header[Field.COMMAND] = Command.SHUTDOWN
+        try:
+            self._broadcast_message()
+        finally:
+            self._free()
+
+    def close_collectively(self) -> None:
+        """Free the communicator on every rank without a command (collective; before serving)."""
+        if not self._closed:
+            _open_roots.discard(self)
+            self._free()
+
+    def _free(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._types.free()
+        self._plans.clear()
+        if not MPI.Is_finalized():
+            self._comm.Free()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosedError("the engine has been shut down; build a new MPIParallelizedModel")
+
+    def __enter__(self):
+        if not self.is_root:
+            self.serve()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.shutdown()
+        return False
+
+    # ------------------------------------------------------------ one call
+    def call(self, command, model_id, split=Split.MODELS, *, outcomes=None, modelparams=None,
+             expparams=None, repeat=0, seed=0, flags=0, result_code=0, counts=None,
+             modelparams_code=0, outcomes_code=0):
+        """Run one parallel call from the root; return the list of gathered answers.
+
+        The arrays must already be validated, native-endian and C-contiguous.
+        ``counts`` (rows per rank) overrides the even split.
+        """
+        if not self.is_root:
+            raise RuntimeError("parallel calls are made on the root; workers run serve()")
+        self._check_open()
+        h = self._header
+        h[:] = 0
+        h[Field.COMMAND] = command
+        h[Field.MODEL_ID] = model_id
+        h[Field.SPLIT] = split
+        if modelparams is not None:
+            h[Field.N_MODELS], h[Field.N_MODELPARAMS] = modelparams.shape
+        h[Field.N_EXPPARAMS] = 0 if expparams is None else len(expparams)
+        h[Field.N_OUTCOMES] = 0 if outcomes is None else len(outcomes)
+        h[Field.MODELPARAMS_DTYPE] = modelparams_code
+        h[Field.OUTCOMES_DTYPE] = outcomes_code
+        h[Field.RESULT_DTYPE] = result_code
+        h[Field.REPEAT] = repeat
+        h[Field.SEED] = seed
+        h[Field.FLAGS] = flags
+        h[Field.EXPLICIT_COUNTS] = counts is not None
+        arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
+        plan = self._plan()
+        h[Field.PAYLOAD_BYTES] = plan.payload_bytes
+        buffer = self._inline if plan.payload_bytes <= INLINE_BYTES else self._grow("_payload", plan.payload_bytes)
+        for name, shape, dtype, offset in plan.broadcast:
+            array = arrays[name]
+            buffer[offset : offset + array.nbytes] = np.frombuffer(array, dtype=np.uint8)
+        self._broadcast_message()
+        return self._execute(arrays)
+
+    def _broadcast_message(self) -> None:
+        """The first collective of every call: the header and the inline payload."""
+        idle_wait.broadcast_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
+
+    def sync_model(self, model_id: int, model) -> None:
+        """Send the root's ``model`` to every worker, replacing its copy (pickled once)."""
+        self._check_open()
+        data = np.frombuffer(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8)
+        h = self._header
+        h[:] = 0
+        h[Field.COMMAND] = Command.SYNC_MODEL
+        h[Field.MODEL_ID] = model_id
+        h[Field.PAYLOAD_BYTES] = data.nbytes
+        self._broadcast_message()
+        self._comm.Bcast([data, data.nbytes, MPI.BYTE], self._root)
+        self._models[model_id] = model
+        self._finish(Command.SYNC_MODEL.name.lower(), None)
+
+    def _receive_model(self) -> None:
+        h = self._header
+        data = self._grow("_payload", int(h[Field.PAYLOAD_BYTES]))
+        self._comm.Bcast([data, len(data), MPI.BYTE], self._root)
+        error = None
+        try:
+            self._models[int(h[Field.MODEL_ID])] = pickle.loads(data)
+        except BaseException as exc:  # noqa: BLE001 - reported to the root
+            error = exc
+        self._finish("sync_model", error)
+
+    def _plan(self) -> _Plan:
+        h = self._header
+        key = tuple(h[: Field.SEED].tolist()) + tuple(h[Field.FLAGS : HEADER_LEN].tolist())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._make_plan()
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = plan
+        return plan
+
+    def _make_plan(self) -> _Plan:
+        h = self._header
+        operation = OPERATIONS[Command(int(h[Field.COMMAND]))]
+        model = self._models[int(h[Field.MODEL_ID])]
+        n_models, n_mp = int(h[Field.N_MODELS]), int(h[Field.N_MODELPARAMS])
+        n_exp, n_out = int(h[Field.N_EXPPARAMS]), int(h[Field.N_OUTCOMES])
+        specs = {
+            "outcomes": ((n_out,), code_dtype(int(h[Field.OUTCOMES_DTYPE]))),
+            "modelparams": ((n_models, n_mp), code_dtype(int(h[Field.MODELPARAMS_DTYPE]))),
+            "expparams": ((n_exp,), np.dtype(model.expparams_dtype)),
+        }
+        names = []
+        if h[Field.EXPLICIT_COUNTS]:
+            specs["counts"] = ((self._size,), np.dtype(np.int64))
+            names.append("counts")
+        if operation.takes_outcomes:
+            names.append("outcomes")
+        split_input = None
+        if h[Field.N_MODELS] or h[Field.N_EXPPARAMS]:
+            split_input = "modelparams" if h[Field.SPLIT] == Split.MODELS else "expparams"
+            names.append("modelparams")
+            if operation.takes_expparams:
+                names.append("expparams")
+            names.remove(split_input)
+        offsets, total = payload_layout([specs[name] for name in names])
+        broadcast = [(name, *specs[name], offset) for name, offset in zip(names, offsets)]
+        n_rows = row_bytes = 0
+        shape, dtype = (), None
+        if split_input is not None:
+            shape, dtype = specs[split_input]
+            n_rows = shape[0]
+            row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+            check_count(row_bytes, f"one row of {split_input} in bytes")
+            check_count(n_rows, f"the number of rows of {split_input}")
+        even = None if h[Field.EXPLICIT_COUNTS] else even_counts(n_rows, self._size)
+        return _Plan(
+            operation, split_input, broadcast, total, n_rows, row_bytes, shape, dtype, operation.outputs(h), even
+        )
+
+    def _grow(self, name: str, nbytes: int) -> np.ndarray:
+        buffer = getattr(self, name)
+        if buffer.nbytes < nbytes:
+            buffer = np.empty(max(nbytes, 2 * buffer.nbytes), dtype=np.uint8)
+            setattr(self, name, buffer)
+        return buffer[:nbytes]
+
+    def _execute(self, arrays):
+        """The collective sequence of one call; ``arrays`` is None on workers."""
+        h = self._header
+        if h[Field.COMMAND] == Command.SYNC_MODEL:
+            return self._receive_model()
+        plan = self._plan()
+        comm, root, rank = self._comm, self._root, self._rank
+        is_root = arrays is not None
+
+        # 1. Broadcast payload beyond the inline area.
+        if plan.payload_bytes > INLINE_BYTES:
+            payload = self._grow("_payload", plan.payload_bytes)
+            comm.Bcast([payload, plan.payload_bytes, MPI.BYTE], root)
+        else:
+            payload = self._inline
+        if not is_root:
+            arrays = {}
+            for name, shape, dtype, offset in plan.broadcast:
+                count = int(np.prod(shape, dtype=np.int64))
+                view = np.frombuffer(payload, dtype=dtype, count=count, offset=offset).reshape(shape)
+                # Small and cheap: a copy the model may keep, not a view into the next message.
+                arrays[name] = view.copy()
+
+        # 2. Scatter the split rows.
+        counts = plan.even if plan.even is not None else arrays["counts"]
+        displs = displacements(counts)
+        rows, start = int(counts[rank]), int(displs[rank])
+        local = {}
+        if plan.split_input is not None:
+            row_type = self._types.row(1, plan.row_bytes, 0)
+            if is_root:
+                whole = arrays[plan.split_input]
+                comm.Scatterv([whole, counts, displs, row_type], MPI.IN_PLACE, root)
+                share = whole[start : start + rows]
+            else:
+                buffer = self._grow("_split_buffer", rows * plan.row_bytes)
+                comm.Scatterv(None, [buffer, rows, row_type], root)
+                share = buffer.view(plan.split_dtype).reshape((rows,) + plan.split_shape[1:])
+            share = share.view()
+            share.flags.writeable = False
+            local[plan.split_input] = share
+
+        # 3. Compute this rank's share.
+        error = None
+        results = ()
+        if rows > 0 or plan.split_input is None:
+            inputs = {**arrays, **local}
+            try:
+                results = plan.operation.compute(
+                    self._models[int(h[Field.MODEL_ID])], inputs.get("outcomes"), inputs.get("modelparams"),
+                    inputs.get("expparams"), h, rank,
+                )
+                results = self._check_results(plan.outputs, results, rows)
+            except BaseException as exc:  # noqa: BLE001 - every rank must finish the call
+                error = exc
+                results = ()
+
+        # 4. Gather every answer into its final layout.
+        answers = []
+        for index, spec in enumerate(plan.outputs):
+            local_shape = spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
+            if index < len(results):
+                sendbuf = results[index]
+            else:
+                nbytes = int(np.prod(local_shape, dtype=np.int64)) * spec.dtype.itemsize
+                sendbuf = self._grow("_scratch", nbytes)
+            n_blocks = int(np.prod(spec.shape[: spec.axis], dtype=np.int64))
+            block_bytes = int(np.prod(spec.shape[spec.axis + 1 :], dtype=np.int64)) * spec.dtype.itemsize
+            send_type = self._types.row(n_blocks, block_bytes, rows)
+            if is_root:
+                answer = np.empty(spec.shape, dtype=spec.dtype)
+                recv_type = self._types.row(n_blocks, block_bytes, spec.shape[spec.axis])
+                comm.Gatherv([sendbuf, rows, send_type], [answer, counts, displs, recv_type], root)
+                answers.append(answer)
+            else:
+                comm.Gatherv([sendbuf, rows, send_type], None, root)
+
+        self._finish(plan.operation.name, error)
+        return answers
+
+    def _check_results(self, outputs: list[Output], results, rows: int):
+        if not isinstance(results, tuple) or len(results) != len(outputs):
+            raise TypeError(f"expected {len(outputs)} result array(s), got {type(results).__name__}")
+        checked = []
+        for spec, result in zip(outputs, results):
+            result = np.asarray(result)
+            expected = spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
+            if result.shape != expected:
+                raise ValueError(f"the serial model returned shape {result.shape}, expected {expected}")
+            if result.dtype != spec.dtype:
+                if not np.can_cast(result.dtype, spec.dtype, "same_kind"):
+                    raise TypeError(f"the serial model returned dtype {result.dtype}, expected {spec.dtype}")
+                result = result.astype(spec.dtype)
+            checked.append(np.ascontiguousarray(result))
+        return tuple(checked)
+
+    def _finish(self, name: str, error: BaseException | None) -> None:
+        """Gather every rank's status; on the root, raise RemoteError if any failed."""
+        comm, root = self._comm, self._root
+        self._status[0] = error is not None
+        comm.Gather(self._status, self._statuses if self.is_root else None, root)
+        text = None if error is None else "".join(traceback.format_exception(error))
+        if not self.is_root:
+            if error is not None:
+                comm.send(text, dest=root, tag=_TRACEBACK_TAG)
+            return
+        failed = np.flatnonzero(self._statuses)
+        if failed.size == 0:
+            return
+        tracebacks = {}
+        for rank in failed.tolist():
+            tracebacks[rank] = text if rank == root else comm.recv(source=rank, tag=_TRACEBACK_TAG)
+        raise RemoteError(name, tracebacks) from error

@@ -1,0 +1,61 @@
+"""The public exceptions of mpi_qinfer."""
+
+from __future__ import annotations
+
+__all__ = [
+    "MPIQinferError",
+    "RemoteError",
+    "ModelMismatchError",
+    "EngineClosedError",
+]
+
+
+class MPIQinferError(Exception):
+    """Base class of every exception mpi_qinfer raises itself."""
+
+
+class RemoteError(MPIQinferError):
+    """The serial model failed on one or more ranks during a parallel call.
+
+    Raised on the root after every rank has finished the call's collectives, so
+    the engine stays in step and the next call works.
+
+    Parameters
+    ----------
+    command : str
+        The name of the call that failed (``"likelihood"``, ...).
+    tracebacks : dict of int to str
+        The formatted traceback of the failure, keyed by the failing rank.
+
+    Attributes
+    ----------
+    ranks : list of int
+        The failing ranks, in increasing order.
+    tracebacks : dict of int to str
+        The remote traceback text of each failing rank.
+    """
+
+    def __init__(self, command: str, tracebacks: dict[int, str]):
+        self.command = command
+        self.tracebacks = dict(sorted(tracebacks.items()))
+        self.ranks = list(self.tracebacks)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = ", ".join(map(str, self.ranks))
+        plural = "s" if len(self.ranks) > 1 else ""
+        parts = [f"{self.command} failed on rank{plural} {where}"]
+        for rank, text in self.tracebacks.items():
+            parts.append(f"\n--- rank {rank} ---\n{text.rstrip()}")
+        return "".join(parts)
+
+    def __reduce__(self):
+        return (type(self), (self.command, self.tracebacks))
+
+
+class ModelMismatchError(MPIQinferError):
+    """Ranks brought serial models of different kinds to a collective construction."""
+
+
+class EngineClosedError(MPIQinferError):
+    """A call was made on an engine (or proxy) that has been shut down or was unpickled."""

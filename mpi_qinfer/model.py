@@ -1,0 +1,585 @@
+"""The qinfer-compatible model base classes that every serial model derives from.
+
+The classes mirror ``qinfer.abstract_model`` and ``qinfer.derived_models`` of
+qinfer 1.0 (``Simulatable``, ``Model``, ``FiniteOutcomeModel``,
+``DifferentiableModel``, ``DerivedModel``) plus the ``IntegerDomain`` outcome
+domain, with one addition: every model owns a :class:`numpy.random.Generator`
+(:attr:`Simulatable.rng`) that all of its simulation draws from, so that a
+parallel engine can hand each rank its own stream.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+__all__ = [
+    "IntegerDomain",
+    "Simulatable",
+    "Model",
+    "FiniteOutcomeModel",
+    "DifferentiableModel",
+    "DerivedModel",
+]
+
+
+def _safe_len(x) -> int:
+    """Length of the leading axis of ``x``, counting a scalar as one item."""
+    shape = np.shape(x)
+    return shape[0] if shape else 1
+
+
+def _single_n_outcomes(model, expparams) -> int:
+    """The number of outcomes of a model whose count does not depend on ``expparams``."""
+    return int(np.ravel(model.n_outcomes(expparams))[0])
+
+
+class IntegerDomain:
+    """The finite set of integers ``min, min + 1, ..., max``.
+
+    Parameters
+    ----------
+    min : int, optional
+        Smallest member (default 0).
+    max : int, optional
+        Largest member (default 1).
+    """
+
+    is_continuous = False
+    is_finite = True
+
+    def __init__(self, min: int = 0, max: int = 1):
+        self.min = int(min)
+        self.max = int(max)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy.dtype : The dtype of the members, ``int64``."""
+        return np.dtype(np.int64)
+
+    @property
+    def n_members(self) -> int:
+        """int : How many integers the domain holds."""
+        return self.max - self.min + 1
+
+    @property
+    def values(self) -> np.ndarray:
+        """numpy.ndarray : Every member, in increasing order."""
+        return np.arange(self.min, self.max + 1, dtype=self.dtype)
+
+    def in_domain(self, points) -> bool:
+        """Whether every one of ``points`` is an integer in ``[min, max]``.
+
+        Parameters
+        ----------
+        points : array_like
+            Values to test.
+
+        Returns
+        -------
+        bool
+        """
+        points = np.asarray(points)
+        if np.iscomplexobj(points):
+            return False
+        return bool(
+            np.all(points >= self.min)
+            and np.all(points <= self.max)
+            and np.all(np.mod(points, 1) == 0)
+        )
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, IntegerDomain):
+            return NotImplemented
+        return (self.min, self.max) == (other.min, other.max)
+
+    def __hash__(self) -> int:
+        return hash((IntegerDomain, self.min, self.max))
+
+    def __repr__(self) -> str:
+        return f"IntegerDomain(min={self.min}, max={self.max})"
+
+
+class Simulatable(abc.ABC):
+    """A model that can simulate experiment outcomes (qinfer's ``Simulatable``).
+
+    Subclasses provide :attr:`n_modelparams`, :attr:`expparams_dtype`,
+    :attr:`is_n_outcomes_constant`, :meth:`n_outcomes`, :meth:`domain` and
+    :meth:`are_models_valid`.
+
+    Attributes
+    ----------
+    _sim_count : int
+        Number of (model, experiment, repeat) triples simulated so far.
+    _rng : numpy.random.Generator or None
+        The generator behind :attr:`rng`; ``None`` until first needed.
+    """
+
+    def __init__(self):
+        self._sim_count = 0
+        self._rng = None
+
+    # -- abstract interface ---------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def n_modelparams(self) -> int:
+        """int : Number of real model parameters, constant for the model's lifetime."""
+
+    @property
+    @abc.abstractmethod
+    def expparams_dtype(self):
+        """The dtype (scalar or structured) of an experiment parameter array."""
+
+    @property
+    @abc.abstractmethod
+    def is_n_outcomes_constant(self) -> bool:
+        """bool : True iff the number of outcomes does not depend on the experiment."""
+
+    @abc.abstractmethod
+    def n_outcomes(self, expparams):
+        """Number of outcomes of each experiment in ``expparams``.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray
+            Experiments, of dtype :attr:`expparams_dtype`.
+        """
+
+    @abc.abstractmethod
+    def domain(self, expparams):
+        """The outcome domain of each experiment in ``expparams``.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray or None
+            Experiments, of dtype :attr:`expparams_dtype`.
+        """
+
+    @abc.abstractmethod
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """Which rows of ``modelparams`` are valid models.
+
+        Parameters
+        ----------
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_models,)
+        """
+
+    # -- concrete properties --------------------------------------------------
+
+    @property
+    def model_chain(self) -> tuple:
+        """tuple : The models this one decorates; empty for a standalone model."""
+        return ()
+
+    @property
+    def base_model(self):
+        """Simulatable : The innermost model; ``self`` for a standalone model."""
+        return self
+
+    @property
+    def underlying_model(self):
+        """Simulatable or None : The model this one decorates, if any."""
+        return None
+
+    @property
+    def sim_count(self) -> int:
+        """int : Number of (model, experiment, repeat) triples simulated so far."""
+        return self._sim_count
+
+    @property
+    def Q(self) -> np.ndarray:
+        """numpy.ndarray : Diagonal of the quadratic-loss scale matrix (all ones)."""
+        return np.ones(self.n_modelparams)
+
+    @property
+    def modelparam_names(self) -> list[str]:
+        """list of str : LaTeX names of the model parameters, ``x_{0}, x_{1}, ...``."""
+        return ["x_{{{}}}".format(idx) for idx in range(self.n_modelparams)]
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """numpy.random.Generator : The source of every random draw of this model.
+
+        Created with :func:`numpy.random.default_rng` on first use unless set.
+        """
+        if self._rng is None:
+            self._rng = np.random.default_rng()
+        return self._rng
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        self._rng = value
+
+    # -- concrete methods -----------------------------------------------------
+
+    def clear_cache(self) -> None:
+        """Drop any internal cache; results never depend on it. No-op by default."""
+
+    def are_expparam_dtypes_consistent(self, expparams) -> bool:
+        """Whether all experiments' outcome domains share one dtype.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray
+            Experiments, of dtype :attr:`expparams_dtype`.
+
+        Returns
+        -------
+        bool
+        """
+        if self.is_n_outcomes_constant or np.size(expparams) == 0:
+            return True
+        domains = self.domain(expparams)
+        first = domains[0].dtype
+        return all(domain.dtype == first for domain in domains[1:])
+
+    def simulate_experiment(self, modelparams, expparams, repeat: int = 1):
+        """Count a simulation; subclasses call this, then draw the outcomes.
+
+        Parameters
+        ----------
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+        expparams : numpy.ndarray, shape (n_experiments,)
+        repeat : int, optional
+            Number of repetitions of every (model, experiment) pair.
+        """
+        self._sim_count += modelparams.shape[0] * expparams.shape[0] * repeat
+
+    def experiment_cost(self, expparams) -> np.ndarray:
+        """Cost of each experiment: one, by default.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray
+            Experiments, of dtype :attr:`expparams_dtype`.
+
+        Returns
+        -------
+        numpy.ndarray of float, same shape as ``expparams``
+        """
+        return np.ones(expparams.shape)
+
+    def distance(self, a, b) -> np.ndarray:
+        """The :attr:`Q`-weighted 1-norm distance between rows of ``a`` and ``b``.
+
+        Parameters
+        ----------
+        a, b : numpy.ndarray, shape (n, n_modelparams)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+        """
+        return np.sum(np.abs(self.Q * (np.asarray(a) - np.asarray(b))), axis=1)
+
+    def update_timestep(self, modelparams, expparams) -> np.ndarray:
+        """The models after each experiment; static (a copy per experiment) by default.
+
+        Parameters
+        ----------
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+        expparams : numpy.ndarray, shape (n_experiments,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_models, n_modelparams, n_experiments)
+        """
+        return np.tile(modelparams, (expparams.shape[0], 1, 1)).transpose((1, 2, 0))
+
+    def canonicalize(self, modelparams) -> np.ndarray:
+        """A canonical representative of each model; the identity by default.
+
+        Parameters
+        ----------
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_models, n_modelparams)
+        """
+        return modelparams
+
+
+class Model(Simulatable):
+    """A simulatable model with an explicit likelihood (qinfer's ``Model``).
+
+    Attributes
+    ----------
+    _call_count : int
+        Number of (outcome, model, experiment) likelihood entries computed.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._call_count = 0
+
+    @property
+    def call_count(self) -> int:
+        """int : Number of (outcome, model, experiment) likelihood entries computed."""
+        return self._call_count
+
+    @abc.abstractmethod
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """Pr(outcome | model; experiment); subclasses call this to count the call.
+
+        Parameters
+        ----------
+        outcomes : numpy.ndarray, shape (n_outcomes,)
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+        expparams : numpy.ndarray, shape (n_experiments,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_outcomes, n_models, n_experiments)
+            In subclasses; the base returns None.
+        """
+        self._call_count += (
+            _safe_len(outcomes) * _safe_len(modelparams) * _safe_len(expparams)
+        )
+
+    def is_model_valid(self, modelparams) -> bool:
+        """Whether the single model vector ``modelparams`` is valid.
+
+        Parameters
+        ----------
+        modelparams : numpy.ndarray, shape (n_modelparams,)
+
+        Returns
+        -------
+        bool
+        """
+        return bool(self.are_models_valid(modelparams[np.newaxis, :])[0])
+
+
+class FiniteOutcomeModel(Model):
+    """A model whose outcomes are the integers ``0, ..., n_outcomes - 1``."""
+
+    def domain(self, expparams):
+        """The outcome domain(s): one ``IntegerDomain`` or a list, one per experiment.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray or None
+            Experiments; may be None when :attr:`is_n_outcomes_constant`.
+
+        Returns
+        -------
+        IntegerDomain or list of IntegerDomain
+        """
+        if self.is_n_outcomes_constant:
+            return IntegerDomain(0, _single_n_outcomes(self, expparams) - 1)
+        return [IntegerDomain(0, int(n_o) - 1) for n_o in self.n_outcomes(expparams)]
+
+    def are_expparam_dtypes_consistent(self, expparams) -> bool:
+        """Always True: every outcome is an int64 (see :meth:`Simulatable.are_expparam_dtypes_consistent`)."""
+        return True
+
+    def simulate_experiment(self, modelparams, expparams, repeat: int = 1):
+        """Draw outcomes by inverting the cumulative likelihood with :attr:`rng`.
+
+        Parameters
+        ----------
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+        expparams : numpy.ndarray, shape (n_experiments,)
+        repeat : int, optional
+            Number of repetitions of every (model, experiment) pair.
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (repeat, n_models, n_experiments), or int
+            A bare scalar when only one outcome was drawn (as qinfer does).
+        """
+        super().simulate_experiment(modelparams, expparams, repeat)
+        n_models, n_exp = modelparams.shape[0], expparams.shape[0]
+
+        if self.is_n_outcomes_constant:
+            n_o = _single_n_outcomes(self, expparams[:1])
+            cdf = np.cumsum(self.likelihood(np.arange(n_o), modelparams, expparams), axis=0)
+            draws = self.rng.random((repeat, 1, n_models, n_exp))
+            outcomes = np.argmax(cdf > draws, axis=1).astype(np.int64)
+        else:
+            outcomes = np.empty((repeat, n_models, n_exp), dtype=np.int64)
+            for idx in range(n_exp):
+                single = expparams[idx : idx + 1]
+                n_o = _single_n_outcomes(self, single)
+                cdf = np.cumsum(self.likelihood(np.arange(n_o), modelparams, single), axis=0)[..., 0]
+                draws = self.rng.random((repeat, 1, n_models))
+                outcomes[:, :, idx] = np.argmax(cdf > draws, axis=1)
+
+        return outcomes[0, 0, 0] if outcomes.size == 1 else outcomes
+
+    @staticmethod
+    def pr0_to_likelihood_array(outcomes, pr0) -> np.ndarray:
+        """Likelihood array of a two-outcome model from Pr(0).
+
+        Parameters
+        ----------
+        outcomes : int or numpy.ndarray of int, shape (n_outcomes,)
+            Outcome 0 selects ``pr0``; any other value selects ``1 - pr0``.
+        pr0 : numpy.ndarray, shape (n_models, n_experiments)
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outcomes, n_models, n_experiments)
+        """
+        outcomes = np.atleast_1d(np.asarray(outcomes))
+        pr0 = np.asarray(pr0, dtype=np.float64)[np.newaxis, ...]
+        pr1 = 1 - pr0
+        is_zero = (outcomes == 0).reshape((-1,) + (1,) * (pr0.ndim - 1))
+        return np.where(is_zero, pr0, pr1)
+
+
+class DifferentiableModel(Model):
+    """A model that also provides the score, hence the Fisher information."""
+
+    @abc.abstractmethod
+    def score(self, outcomes, modelparams, expparams, return_L: bool = False):
+        r"""The score :math:`\nabla_x \log \Pr(d | x; e)`.
+
+        Parameters
+        ----------
+        outcomes : numpy.ndarray, shape (n_outcomes,)
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+        expparams : numpy.ndarray, shape (n_experiments,)
+        return_L : bool, optional
+            Also return the likelihood.
+
+        Returns
+        -------
+        q : numpy.ndarray, shape (n_modelparams, n_outcomes, n_models, n_experiments)
+        L : numpy.ndarray, shape (n_outcomes, n_models, n_experiments)
+            Only if ``return_L``.
+        """
+
+    def fisher_information(self, modelparams, expparams) -> np.ndarray:
+        """The Fisher information: the outcome-average of the score's outer product.
+
+        Parameters
+        ----------
+        modelparams : numpy.ndarray, shape (n_models, n_modelparams)
+        expparams : numpy.ndarray, shape (n_experiments,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_modelparams, n_modelparams, n_models, n_experiments)
+        """
+        if not self.is_n_outcomes_constant:
+            raise NotImplementedError(
+                "fisher_information needs a constant number of outcomes"
+            )
+        outcomes = np.arange(_single_n_outcomes(self, expparams))
+        scores, L = self.score(outcomes, modelparams, expparams, return_L=True)
+        return np.einsum("ome,iome,jome->ijme", L, scores, scores)
+
+
+class DerivedModel(Model):
+    """A model that decorates another one, forwarding what it does not change.
+
+    The underlying model may be a foreign (e.g. real qinfer) model: attributes
+    it may lack (``model_chain``, ``base_model``, ``rng``, ...) fall back to
+    sensible defaults.
+
+    Parameters
+    ----------
+    underlying_model : Model
+        The decorated model.
+    """
+
+    def __init__(self, underlying_model):
+        self._underlying_model = underlying_model
+        super().__init__()
+
+    @property
+    def underlying_model(self):
+        """Model : The decorated model."""
+        return self._underlying_model
+
+    @property
+    def base_model(self):
+        """Model : The innermost model of the chain."""
+        under = self._underlying_model
+        return getattr(under, "base_model", under)
+
+    @property
+    def model_chain(self) -> tuple:
+        """tuple : The underlying model's own chain, then the underlying model (qinfer's order)."""
+        under = self._underlying_model
+        return tuple(getattr(under, "model_chain", ())) + (under,)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """numpy.random.Generator : The underlying model's generator, when it has one."""
+        under = self._underlying_model
+        if hasattr(under, "rng"):
+            return under.rng
+        return Simulatable.rng.fget(self)
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        self._rng = value
+        under = self._underlying_model
+        if hasattr(under, "rng"):
+            under.rng = value
+
+    @property
+    def n_modelparams(self) -> int:
+        """int : Forwarded to the underlying model."""
+        return self._underlying_model.n_modelparams
+
+    @property
+    def expparams_dtype(self):
+        """Forwarded to the underlying model."""
+        return self._underlying_model.expparams_dtype
+
+    @property
+    def is_n_outcomes_constant(self) -> bool:
+        """bool : Forwarded to the underlying model."""
+        return self._underlying_model.is_n_outcomes_constant
+
+    @property
+    def modelparam_names(self) -> list[str]:
+        """list of str : Forwarded to the underlying model."""
+        return getattr(self._underlying_model, "modelparam_names", Model.modelparam_names.fget(self))
+
+    @property
+    def Q(self) -> np.ndarray:
+        """numpy.ndarray : Forwarded to the underlying model."""
+        return getattr(self._underlying_model, "Q", np.ones(self.n_modelparams))
+
+    def n_outcomes(self, expparams):
+        """Forwarded to the underlying model (see :meth:`Simulatable.n_outcomes`)."""
+        return self._underlying_model.n_outcomes(expparams)
+
+    def domain(self, expparams):
+        """Forwarded to the underlying model (see :meth:`Simulatable.domain`)."""
+        return self._underlying_model.domain(expparams)
+
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """Forwarded to the underlying model (see :meth:`Simulatable.are_models_valid`)."""
+        return self._underlying_model.are_models_valid(modelparams)
+
+    def clear_cache(self) -> None:
+        """Forwarded to the underlying model."""
+        clear = getattr(self._underlying_model, "clear_cache", None)
+        if clear is not None:
+            clear()
+
+    def update_timestep(self, modelparams, expparams) -> np.ndarray:
+        """Forwarded to the underlying model (see :meth:`Simulatable.update_timestep`)."""
+        return self._underlying_model.update_timestep(modelparams, expparams)
+
+    def canonicalize(self, modelparams) -> np.ndarray:
+        """Forwarded to the underlying model, the identity if it has none."""
+        canonicalize = getattr(self._underlying_model, "canonicalize", None)
+        return modelparams if canonicalize is None else canonicalize(modelparams)
+
+    def experiment_cost(self, expparams) -> np.ndarray:
+        """Forwarded to the underlying model, one per experiment if it has none."""
+        cost = getattr(self._underlying_model, "experiment_cost", None)
+        return np.ones(expparams.shape) if cost is None else cost(expparams)

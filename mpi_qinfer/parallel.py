@@ -1,0 +1,340 @@
+"""MPIParallelizedModel: the root-side proxy that spreads a serial model's calls over MPI ranks."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .engine import Engine
+from .errors import EngineClosedError
+from .model import DerivedModel
+from .operations import FLAG_RETURN_L
+from .protocol import Command, Split, dtype_code
+from .threshold import ThresholdPolicy
+from .validation import as_expparams, as_modelparams, as_outcomes, as_repeat
+
+__all__ = ["MPIParallelizedModel"]
+
+_SPLITS = {"auto": None, "models": Split.MODELS, "experiments": Split.EXPERIMENTS}
+
+
+class MPIParallelizedModel(DerivedModel):
+    """A qinfer-style model whose heavy calls run on every rank of an MPI communicator.
+
+    Construction is collective: every rank of ``comm`` builds its own serial
+    model and passes it in (nothing is pickled). The root then uses the proxy
+    exactly like the serial model; the other ranks serve, either inside
+    ``with`` or in :meth:`serve`.
+
+    Parameters
+    ----------
+    serial_model : Model
+        This rank's copy of the serial model (this package's or a qinfer model).
+    comm : mpi4py.MPI.Intracomm, optional
+        Ranks to use (duplicated). Default ``MPI.COMM_WORLD``. Ignored when
+        ``engine`` is given.
+    root : int
+        Rank that runs the inference. Ignored when ``engine`` is given.
+    serial_threshold : int or "auto"
+        Calls with fewer evaluations (``n_models * n_expparams``) than this
+        run on the root's serial model alone. ``"auto"`` (default) measures
+        both paths and takes the faster one per size class; ``0`` always
+        runs in parallel.
+    split : {"auto", "models", "experiments"}
+        Axis divided between ranks. ``"auto"`` splits the longer of
+        ``n_models`` and ``n_expparams``. The answer is the same either way.
+    engine : Engine, optional
+        An existing engine to share with other proxies (their calls are then
+        served by one worker loop). By default the proxy makes its own.
+    idle, backoff_max
+        How idle workers wait; see :class:`~mpi_qinfer.engine.Engine`.
+
+    Examples
+    --------
+    Every rank runs the same script::
+
+        with MPIParallelizedModel(SimplePrecessionModel()) as model:
+            if model.is_root:
+                updater = SMCUpdater(model, 10_000, UniformDistribution([0, 1]))
+                ...
+    """
+
+    def __init__(self, serial_model, comm=None, root: int = 0, serial_threshold="auto", *,
+                 split: str = "auto", engine: Engine | None = None, idle: str | None = None,
+                 backoff_max: float | None = None):
+        if split not in _SPLITS:
+            raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
+        self._policy = ThresholdPolicy(serial_threshold)
+        super().__init__(serial_model)
+        self._split = _SPLITS[split]
+        self._owns_engine = engine is None
+        if engine is None:
+            engine = Engine(comm, root, idle=idle, backoff_max=backoff_max)
+        self._engine = engine
+        try:
+            self._model_id = engine.register(serial_model)
+        except BaseException:
+            if self._owns_engine:
+                engine.close_collectively()
+            raise
+
+    # ---------------------------------------------------------- properties
+    @property
+    def engine(self) -> Engine | None:
+        """The engine that runs this proxy's calls (None once unpickled)."""
+        return self._engine
+
+    @property
+    def comm(self):
+        """The engine's private communicator (a duplicate of the one given)."""
+        return self._live_engine().comm
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this rank runs the inference (True for an unpickled, serial proxy)."""
+        return self._engine is None or self._engine.is_root
+
+    @property
+    def n_engines(self) -> int:
+        """Number of ranks that compute, the root included."""
+        return 1 if self._engine is None else self._engine.size
+
+    @property
+    def serial_model(self):
+        """This rank's serial model."""
+        return self.underlying_model
+
+    @property
+    def serial_threshold(self):
+        """The threshold given at construction (an int, or ``"auto"``)."""
+        return self._policy.threshold
+
+    @property
+    def threshold_policy(self) -> ThresholdPolicy:
+        """The object deciding serial versus parallel, with what it has learned."""
+        return self._policy
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self):
+        engine = self._live_engine()
+        engine.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._engine is not None:
+            self._engine.shutdown()
+        return False
+
+    def serve(self) -> None:
+        """Serve the root's calls until it shuts down (workers; returns then)."""
+        self._live_engine().serve()
+
+    def shutdown(self) -> None:
+        """Release the workers and free the communicator (root; idempotent)."""
+        if self._engine is not None:
+            self._engine.shutdown()
+
+    def __getstate__(self):
+        # A communicator cannot travel; an unpickled proxy runs serially.
+        state = self.__dict__.copy()
+        state["_engine"] = None
+        state["_owns_engine"] = False
+        return state
+
+    def _live_engine(self) -> Engine:
+        if self._engine is None:
+            raise EngineClosedError("this proxy was unpickled or copied and has no MPI engine; it runs serially")
+        return self._engine
+
+    def _parallel_engine(self, command: int, work: int, wanted: bool | None = None) -> Engine | None:
+        """The engine to run a call on, or None to run it serially.
+
+        ``wanted`` overrides the threshold policy's decision.
+        """
+        engine = self._engine
+        if engine is None:
+            return None
+        if engine.closed:
+            raise EngineClosedError("the proxy has been shut down; no more parallel calls can be made")
+        if not engine.is_root:
+            raise RuntimeError("the proxy's model calls are made on the root; workers run serve()")
+        if engine.size == 1 or work == 0:
+            return None
+        if wanted is None:
+            wanted = self._policy.use_parallel(command, work)
+        return engine if wanted else None
+
+    def _choose_split(self, n_models: int, n_exp: int) -> Split:
+        if self._split is not None:
+            return self._split
+        return Split.MODELS if n_models >= n_exp else Split.EXPERIMENTS
+
+    def _timed(self, command, work, parallel, run):
+        if not self._policy.learns:
+            return run()
+        start = time.perf_counter()
+        result = run()
+        self._policy.record(command, work, parallel, time.perf_counter() - start)
+        return result
+
+    def _dispatch(self, command, modelparams, expparams, serial, from_answers=lambda answers: answers[0], **call):
+        """Run ``serial()`` on the root, or the command on every rank.
+
+        ``from_answers`` turns the list of gathered arrays into what the serial
+        model would have returned.
+        """
+        work = len(modelparams) * (1 if expparams is None else len(expparams))
+        engine = self._parallel_engine(command, work)
+        if engine is None:
+            return self._timed(command, work, False, serial)
+        split = Split.MODELS if expparams is None else self._choose_split(len(modelparams), len(expparams))
+
+        def parallel():
+            return from_answers(engine.call(
+                command, self._model_id, split, modelparams=modelparams, expparams=expparams,
+                modelparams_code=dtype_code(modelparams.dtype), **call,
+            ))
+
+        return self._timed(command, work, True, parallel)
+
+    def _arrays(self, modelparams, expparams=None):
+        modelparams = as_modelparams(modelparams, self.n_modelparams)
+        if expparams is not None:
+            expparams = as_expparams(expparams, self.expparams_dtype)
+        return modelparams, expparams
+
+    # --------------------------------------------------------- model calls
+    def likelihood(self, outcomes, modelparams, expparams):
+        """Likelihoods of ``outcomes``, shape ``(n_outcomes, n_models, n_expparams)``.
+
+        Bitwise the serial model's answer, computed across all ranks.
+        """
+        outcomes = as_outcomes(outcomes)
+        modelparams, expparams = self._arrays(modelparams, expparams)
+        super().likelihood(outcomes, modelparams, expparams)
+        return self._dispatch(
+            Command.LIKELIHOOD, modelparams, expparams,
+            lambda: self.underlying_model.likelihood(outcomes, modelparams, expparams),
+            outcomes=outcomes, outcomes_code=dtype_code(outcomes.dtype),
+        )
+
+    def simulate_experiment(self, modelparams, expparams, repeat: int = 1, split_by_modelparams: bool = True):
+        """Simulated outcomes, shape ``(repeat, n_models, n_expparams)`` (a scalar if one element).
+
+        In parallel, rank ``r`` draws from a stream seeded by
+        ``SeedSequence(seed, spawn_key=(r,))``, where ``seed`` comes from the
+        root's serial model's generator once per call: a run is reproducible
+        for a given seed and number of ranks.
+
+        Parameters
+        ----------
+        split_by_modelparams : bool
+            Divide the ranks' work by model (True) or by experiment (False).
+        """
+        repeat = as_repeat(repeat)
+        modelparams, expparams = self._arrays(modelparams, expparams)
+        self._sim_count += len(modelparams) * len(expparams) * repeat
+        serial_model = self.underlying_model
+        work = len(modelparams) * len(expparams) * repeat
+        # Which path runs decides the random streams, so this choice never depends on timings.
+        threshold = _SIMULATE_AUTO_THRESHOLD if self._policy.learns else self._policy.threshold
+        engine = self._parallel_engine(Command.SIMULATE, work, wanted=work >= threshold)
+        if engine is None:
+            return serial_model.simulate_experiment(modelparams, expparams, repeat=repeat)
+        split = Split.MODELS if split_by_modelparams else Split.EXPERIMENTS
+        outcomes = engine.call(
+            Command.SIMULATE, self._model_id, split, modelparams=modelparams, expparams=expparams,
+            modelparams_code=dtype_code(modelparams.dtype), repeat=repeat, seed=_draw_seed(serial_model),
+            result_code=dtype_code(_outcome_dtype(serial_model, expparams)),
+        )[0]
+        return outcomes[0, 0, 0] if outcomes.size == 1 else outcomes
+
+    def score(self, outcomes, modelparams, expparams, return_L: bool = False):
+        """The serial model's score (and likelihood), computed across all ranks.
+
+        Shape ``(n_modelparams, n_outcomes, n_models, n_expparams)``.
+        """
+        serial_model = self.underlying_model
+        if not hasattr(serial_model, "score"):
+            raise AttributeError(f"{type(serial_model).__name__} has no score(); it is not a DifferentiableModel")
+        outcomes = as_outcomes(outcomes)
+        modelparams, expparams = self._arrays(modelparams, expparams)
+        return self._dispatch(
+            Command.SCORE, modelparams, expparams,
+            lambda: serial_model.score(outcomes, modelparams, expparams, return_L=return_L),
+            from_answers=tuple if return_L else (lambda answers: answers[0]),
+            outcomes=outcomes, outcomes_code=dtype_code(outcomes.dtype), flags=FLAG_RETURN_L if return_L else 0,
+        )
+
+    def fisher_information(self, modelparams, expparams):
+        """The serial model's Fisher information, ``(n_mp, n_mp, n_models, n_expparams)``, across all ranks."""
+        serial_model = self.underlying_model
+        if not hasattr(serial_model, "fisher_information"):
+            raise AttributeError(f"{type(serial_model).__name__} has no fisher_information()")
+        modelparams, expparams = self._arrays(modelparams, expparams)
+        return self._dispatch(
+            Command.FISHER_INFORMATION, modelparams, expparams,
+            lambda: serial_model.fisher_information(modelparams, expparams),
+        )
+
+    def update_timestep(self, modelparams, expparams):
+        """The serial model's ``update_timestep``, ``(n_models, n_modelparams, n_expparams)``."""
+        modelparams, expparams = self._arrays(modelparams, expparams)
+        return self._dispatch(
+            Command.UPDATE_TIMESTEP, modelparams, expparams,
+            lambda: self.underlying_model.update_timestep(modelparams, expparams),
+        )
+
+    def are_models_valid(self, modelparams):
+        """The serial model's ``are_models_valid``, one bool per model."""
+        modelparams, _ = self._arrays(modelparams)
+        return self._dispatch(
+            Command.ARE_MODELS_VALID, modelparams, None,
+            lambda: self.underlying_model.are_models_valid(modelparams),
+        )
+
+    def clear_cache(self) -> None:
+        """Clear the serial model's cache on every rank."""
+        engine = self._engine
+        if engine is None or engine.size == 1:
+            self.underlying_model.clear_cache()
+            return
+        self._parallel_engine(Command.CLEAR_CACHE, 0)  # checks that we are the live root
+        engine.call(Command.CLEAR_CACHE, self._model_id)
+
+    def sync_model(self) -> None:
+        """Send the root's serial model to every worker, replacing theirs (pickled once).
+
+        Needed after the root changed its serial model's state on purpose
+        (a parameter, a calibration) that the likelihood depends on.
+        """
+        engine = self._live_engine()
+        self._parallel_engine(Command.SYNC_MODEL, 0)
+        engine.sync_model(self._model_id, self.underlying_model)
+        self._policy = ThresholdPolicy(self._policy.threshold, self._policy.reprobe)
+
+
+#: In "auto" threshold mode, simulations go parallel from this many draws:
+#: a fixed rule, because which path runs decides the random streams used.
+_SIMULATE_AUTO_THRESHOLD = 100_000
+
+
+def _draw_seed(serial_model) -> int:
+    rng = getattr(serial_model, "rng", None)
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63 - 1))
+    return int(np.random.randint(0, 2**62))
+
+
+def _outcome_dtype(serial_model, expparams) -> np.dtype:
+    try:
+        domain = serial_model.domain(expparams[:1])
+        if isinstance(domain, (list, tuple)):
+            domain = domain[0]
+        dtype = np.dtype(domain.dtype)
+        dtype_code(dtype)
+        return dtype
+    except Exception:  # noqa: BLE001 - a model without a usable domain: qinfer's default
+        return np.dtype(np.int64)

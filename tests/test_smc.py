@@ -1,0 +1,296 @@
+"""Tests of the SMC updater and the Liu-West resampler in mpi_qinfer.smc."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from mpi_qinfer.distributions import UniformDistribution
+from mpi_qinfer.heuristics import ExpSparseHeuristic
+from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, SMCUpdater
+
+TRUE_OMEGA = 0.7
+
+
+def _run_precession(seed: int, n_particles: int = 2000, n_exp: int = 100) -> SMCUpdater:
+    model = SimplePrecessionModel()
+    model.rng = np.random.default_rng(seed + 1000)
+    up = SMCUpdater(model, n_particles, UniformDistribution([0, 1]), rng=seed)
+    heuristic = ExpSparseHeuristic(up)
+    true = np.array([[TRUE_OMEGA]])
+    for _ in range(n_exp):
+        eps = heuristic()
+        up.update(model.simulate_experiment(true, eps), eps)
+    return up
+
+
+class FlakyPrecession(SimplePrecessionModel):
+    """Precession whose likelihood raises on demand and records its arguments."""
+
+    def __init__(self):
+        super().__init__()
+        self.fail = False
+        self.seen_outcomes = []
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        self.seen_outcomes.append(outcomes)
+        if self.fail:
+            raise RuntimeError("remote failure")
+        return super().likelihood(outcomes, modelparams, expparams)
+
+
+class DuckModel:
+    """Only what the updater may rely on: n_modelparams, likelihood, are_models_valid, Q."""
+
+    n_modelparams = 1
+    Q = np.ones(1)
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        pr0 = np.cos(modelparams[:, 0:1] * np.asarray(expparams, float)[None, :] / 2) ** 2
+        return np.where(np.asarray(outcomes)[:, None, None] == 0, pr0, 1 - pr0)
+
+    def are_models_valid(self, modelparams):
+        return modelparams[:, 0] >= 0
+
+
+def _state(up: SMCUpdater):
+    return (
+        up.particle_weights.copy(),
+        up.particle_locations.copy(),
+        list(up.data_record),
+        list(up.normalization_record),
+        up.resample_count,
+        up.just_resampled,
+        up.rng.bit_generator.state,
+    )
+
+
+# -- convergence and reproducibility -------------------------------------------------
+
+
+def test_converges_on_simple_precession():
+    up = _run_precession(seed=2024)
+    mean = up.est_mean()[0]
+    sd = np.sqrt(up.est_covariance_mtx()[0, 0])
+    assert abs(mean - TRUE_OMEGA) < 3 * sd
+    assert abs(mean - TRUE_OMEGA) < 0.01
+    assert up.resample_count > 0
+    assert len(up.data_record) == 100
+
+
+def test_same_seed_gives_identical_particles():
+    a = _run_precession(seed=7, n_particles=500, n_exp=40)
+    b = _run_precession(seed=7, n_particles=500, n_exp=40)
+    c = _run_precession(seed=8, n_particles=500, n_exp=40)
+    assert a.resample_count > 0
+    np.testing.assert_array_equal(a.particle_locations, b.particle_locations)
+    np.testing.assert_array_equal(a.particle_weights, b.particle_weights)
+    assert not np.array_equal(a.particle_locations, c.particle_locations)
+
+
+def test_initial_state():
+    up = SMCUpdater(SimplePrecessionModel(), 100, UniformDistribution([0, 1]), rng=0)
+    assert up.particle_locations.shape == (100, 1)
+    np.testing.assert_array_equal(up.particle_weights, np.full(100, 0.01))
+    assert up.n_ess == pytest.approx(100)
+    assert up.data_record == [] and up.normalization_record == []
+    assert up.resample_count == 0 and not up.just_resampled
+    assert up.n_rvs == 1
+    assert isinstance(up.resampler, LiuWestResampler) and up.resampler.a == 0.98
+    rng = np.random.default_rng(3)
+    assert SMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), rng=rng).rng is rng
+
+
+# -- updating ------------------------------------------------------------------------------
+
+
+def test_update_is_bayes_rule():
+    model = SimplePrecessionModel()
+    up = SMCUpdater(model, 50, UniformDistribution([0, 2]), rng=1)
+    w0, x = up.particle_weights.copy(), up.particle_locations.copy()
+    eps = np.array([1.3])
+    up.update(1, eps, check_for_resample=False)
+    lik = model.likelihood(np.array([1]), x, eps)[0, :, 0]
+    np.testing.assert_allclose(up.particle_weights, w0 * lik / np.sum(w0 * lik), rtol=1e-12)
+    assert up.normalization_record == [pytest.approx(np.sum(w0 * lik))]
+    assert up.log_total_likelihood == pytest.approx(np.log(np.sum(w0 * lik)))
+    assert up.n_ess == pytest.approx(1 / np.sum(up.particle_weights**2))
+    assert up.data_record == [1]
+
+
+def test_likelihood_gets_a_one_element_int_array():
+    model = FlakyPrecession()
+    up = SMCUpdater(model, 20, UniformDistribution([0, 1]), rng=0)
+    up.update(1, np.array([0.5]))
+    outcomes = model.seen_outcomes[-1]
+    assert isinstance(outcomes, np.ndarray) and outcomes.shape == (1,)
+    assert outcomes.dtype.kind == "i" and outcomes[0] == 1
+
+
+def test_hypothetical_update_shapes_and_leaves_state():
+    up = SMCUpdater(SimplePrecessionModel(), 30, UniformDistribution([0, 1]), rng=0)
+    before = _state(up)
+    w, L, norm = up.hypothetical_update(np.array([0, 1]), np.array([0.3, 2.0, 4.0]),
+                                        return_likelihood=True, return_normalization=True)
+    assert w.shape == (2, 3, 30) and L.shape == (2, 3, 30) and norm.shape == (2, 3, 1)
+    np.testing.assert_allclose(w.sum(axis=2), 1.0)
+    np.testing.assert_allclose(norm[0] + norm[1], 1.0)
+    assert up.hypothetical_update(0, np.array([0.3])).shape == (1, 1, 30)
+    w2, L2 = up.hypothetical_update(0, np.array([0.3]), return_likelihood=True)
+    assert L2.shape == (1, 1, 30)
+    for old, new in zip(before, _state(up)):
+        np.testing.assert_equal(new, old)
+
+
+def test_update_is_atomic_when_likelihood_raises():
+    model = FlakyPrecession()
+    up = SMCUpdater(model, 200, UniformDistribution([0, 1]), rng=4)
+    for t in (1.0, 2.0, 4.0, 8.0):
+        up.update(0, np.array([t]))
+    before = _state(up)
+    model.fail = True
+    with pytest.raises(RuntimeError, match="remote failure"):
+        up.update(1, np.array([16.0]))
+    after = _state(up)
+    for old, new in zip(before, after):
+        np.testing.assert_equal(new, old)
+    # And it carries on normally once the model recovers.
+    model.fail = False
+    up.update(1, np.array([16.0]))
+    assert len(up.data_record) == 5
+
+
+def test_impossible_outcome_warns_and_keeps_zero_weights():
+    # omega = 0 everywhere: outcome 1 has probability zero for every particle.
+    up = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 0]), rng=0)
+    with pytest.warns(ApproximationWarning, match="zero"):
+        up.update(1, np.array([1.0]), check_for_resample=False)
+    assert not np.any(np.isnan(up.particle_weights))
+    assert np.all(up.particle_weights == 0)
+
+
+def test_batch_update_matches_single_updates():
+    eps = np.array([0.5, 1.0, 2.0, 3.0, 5.0])
+    outcomes = np.array([0, 1, 0, 0, 1])
+    a = SMCUpdater(SimplePrecessionModel(), 300, UniformDistribution([0, 1]), rng=9)
+    b = SMCUpdater(SimplePrecessionModel(), 300, UniformDistribution([0, 1]), rng=9)
+    a.batch_update(outcomes, eps, resample_interval=100)
+    for o, e in zip(outcomes, eps):
+        b.update(o, np.array([e]), check_for_resample=False)
+    np.testing.assert_array_equal(a.particle_weights, b.particle_weights)
+    assert list(map(int, a.data_record)) == outcomes.tolist()
+    with pytest.raises(ValueError):
+        a.batch_update(outcomes[:2], eps)
+
+
+def test_works_with_duck_typed_model():
+    model = DuckModel()
+    up = SMCUpdater(model, 1000, UniformDistribution([0, 1]), rng=11)
+    sim = SimplePrecessionModel()
+    sim.rng = np.random.default_rng(12)
+    for k in range(40):
+        eps = np.array([(9 / 8) ** k])
+        up.update(sim.simulate_experiment(np.array([[TRUE_OMEGA]]), eps), eps)
+    assert up.resample_count > 0
+    assert abs(up.est_mean()[0] - TRUE_OMEGA) < 0.05
+
+
+def test_resample_warns_when_repeated_and_pickles():
+    up = SMCUpdater(SimplePrecessionModel(), 100, UniformDistribution([0, 1]), rng=0)
+    up.update(0, np.array([1.0]), check_for_resample=False)
+    up.resample()
+    assert up.just_resampled and up.resample_count == 1
+    np.testing.assert_array_equal(up.particle_weights, np.full(100, 0.01))
+    with pytest.warns(ResamplerWarning, match="without additional data"):
+        up.resample()
+    clone = pickle.loads(pickle.dumps(up))
+    np.testing.assert_array_equal(clone.particle_locations, up.particle_locations)
+    assert clone.sample(5).tolist() == up.sample(5).tolist()
+
+
+# -- Liu-West resampler ---------------------------------------------------------------------
+
+
+def test_liu_west_preserves_moments():
+    rng = np.random.default_rng(0)
+    n = 20000
+    locs = rng.normal([1.0, -1.0], [0.5, 0.2], size=(n, 2))
+    weights = rng.random(n)
+    weights /= weights.sum()
+    mean = weights @ locs
+    cov = np.cov(locs.T, aweights=weights, bias=True)
+
+    class Free(DuckModel):
+        n_modelparams = 2
+
+        def are_models_valid(self, modelparams):
+            return np.ones(modelparams.shape[0], dtype=bool)
+
+    new_w, new_x = LiuWestResampler(a=0.9)(Free(), weights, locs, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(new_w, np.full(n, 1 / n))
+    assert new_x.shape == locs.shape
+    np.testing.assert_allclose(new_x.mean(axis=0), mean, atol=0.02)
+    np.testing.assert_allclose(np.cov(new_x.T), cov, atol=0.01)
+
+
+def test_liu_west_respects_validity_and_canonicalizes():
+    class HalfLine(SimplePrecessionModel):
+        canonical_calls = 0
+
+        def canonicalize(self, modelparams):
+            HalfLine.canonical_calls += 1
+            return modelparams
+
+    model = HalfLine()
+    locs = np.linspace(0, 0.05, 400)[:, None]  # hugging the omega >= 0 boundary
+    w = np.full(400, 1 / 400)
+    _, new = LiuWestResampler(a=0.5)(model, w, locs, rng=np.random.default_rng(2))
+    assert np.all(new >= 0)
+    assert HalfLine.canonical_calls == 1
+
+
+def test_liu_west_warns_when_it_cannot_find_valid_models():
+    class Nothing(DuckModel):
+        def are_models_valid(self, modelparams):
+            return np.zeros(modelparams.shape[0], dtype=bool)
+
+    with pytest.warns(ResamplerWarning, match="failed to find valid models"):
+        LiuWestResampler(maxiter=3)(Nothing(), np.full(5, 0.2), np.ones((5, 1)) * np.arange(5)[:, None],
+                                    rng=np.random.default_rng(0))
+
+
+def test_liu_west_zero_covariance_and_singular_covariance():
+    model = DuckModel()
+    with pytest.warns(ResamplerWarning, match="zero norm"):
+        _, new = LiuWestResampler()(model, np.eye(10)[0], np.full((10, 1), 0.5),
+                                    rng=np.random.default_rng(0))
+    assert np.all(np.abs(new - 0.5) < 1e-3)
+
+    class Free2(DuckModel):
+        n_modelparams = 2
+
+        def are_models_valid(self, modelparams):
+            return np.ones(modelparams.shape[0], dtype=bool)
+
+    # Second parameter fixed: the covariance is singular but not zero.
+    locs = np.column_stack([np.linspace(0, 1, 50), np.full(50, 3.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, new = LiuWestResampler()(Free2(), np.full(50, 0.02), locs, rng=np.random.default_rng(0))
+    assert np.all(np.isfinite(new))
+    np.testing.assert_allclose(new[:, 1], 3.0)
+
+
+def test_liu_west_same_rng_same_result():
+    locs = np.random.default_rng(0).random((100, 1))
+    w = np.full(100, 0.01)
+    r = LiuWestResampler()
+    a = r(DuckModel(), w, locs, rng=np.random.default_rng(5))[1]
+    b = r(DuckModel(), w, locs, rng=np.random.default_rng(5))[1]
+    np.testing.assert_array_equal(a, b)
+    assert r.h == pytest.approx(np.sqrt(1 - 0.98**2))
+    assert LiuWestResampler(h=0.3).h == 0.3
