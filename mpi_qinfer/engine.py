@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import pickle
+import time
 import traceback
 import weakref
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ class Engine:
         self._models: list = []
         self._closed = False
         self._calls = 0
+        self._last_counts = np.zeros(0, dtype=np.int64)
         self._types = RowTypes()
         self._plans: dict[tuple, _Plan] = {}
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
@@ -131,8 +133,9 @@ class Engine:
         self._payload = np.empty(0, dtype=np.uint8)
         self._split_buffer = np.empty(0, dtype=np.uint8)
         self._scratch = np.empty(0, dtype=np.uint8)
-        self._status = np.zeros(1, dtype=np.int32)
-        self._statuses = np.zeros(self._size, dtype=np.int32)
+        # Per rank: [failed, seconds spent in the serial model] (the latter feeds load balancing).
+        self._status = np.zeros(2, dtype=np.float64)
+        self._statuses = np.zeros((self._size, 2), dtype=np.float64)
         try:
             oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
             oversubscribed = self._comm.allreduce(oversubscribed, op=MPI.LOR)
@@ -191,6 +194,16 @@ class Engine:
     def closed(self) -> bool:
         """Whether the engine has been shut down (its communicator freed)."""
         return self._closed
+
+    @property
+    def last_counts(self) -> np.ndarray:
+        """Rows each rank got in the last call."""
+        return self._last_counts
+
+    @property
+    def compute_seconds(self) -> np.ndarray:
+        """Seconds each rank spent in the serial model during the last call (root)."""
+        return self._statuses[:, 1].copy()
 
     @property
     def calls(self) -> int:
@@ -309,6 +322,8 @@ class Engine:
         h[Field.SEED] = seed
         h[Field.FLAGS] = flags
         h[Field.EXPLICIT_COUNTS] = counts is not None
+        if counts is not None:
+            counts = self._checked_counts(counts, split, modelparams, expparams)
         arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
         plan = self._plan()
         h[Field.PAYLOAD_BYTES] = plan.payload_bytes
@@ -318,6 +333,16 @@ class Engine:
             buffer[offset : offset + array.nbytes] = np.frombuffer(array, dtype=np.uint8)
         self._broadcast_message()
         return self._execute(arrays)
+
+    def _checked_counts(self, counts, split, modelparams, expparams) -> np.ndarray:
+        n_rows = len(modelparams) if split == Split.MODELS else len(expparams)
+        counts = np.ascontiguousarray(counts, dtype=np.int64)
+        if counts.shape != (self._size,) or np.any(counts < 0) or counts.sum() != n_rows:
+            raise ValueError(
+                f"counts must give each of the {self._size} ranks a non-negative number of rows "
+                f"summing to {n_rows}, got {counts.tolist()}"
+            )
+        return counts
 
     def _broadcast_message(self) -> None:
         """The first collective of every call: the header and the inline payload."""
@@ -432,6 +457,7 @@ class Engine:
 
         # 2. Scatter the split rows.
         counts = plan.even if plan.even is not None else arrays["counts"]
+        self._last_counts = counts
         displs = displacements(counts)
         rows, start = int(counts[rank]), int(displs[rank])
         local = {}
@@ -452,6 +478,7 @@ class Engine:
         # 3. Compute this rank's share.
         error = None
         results = ()
+        started = time.perf_counter()
         if rows > 0 or plan.split_input is None:
             inputs = {**arrays, **local}
             try:
@@ -463,6 +490,7 @@ class Engine:
             except BaseException as exc:  # noqa: BLE001 - every rank must finish the call
                 error = exc
                 results = ()
+        self._status[1] = time.perf_counter() - started
 
         # 4. Gather every answer into its final layout.
         answers = []
@@ -508,12 +536,13 @@ class Engine:
         comm, root = self._comm, self._root
         self._status[0] = error is not None
         comm.Gather(self._status, self._statuses if self.is_root else None, root)
+        self._status[1] = 0.0
         text = None if error is None else "".join(traceback.format_exception(error))
         if not self.is_root:
             if error is not None:
                 comm.send(text, dest=root, tag=_TRACEBACK_TAG)
             return
-        failed = np.flatnonzero(self._statuses)
+        failed = np.flatnonzero(self._statuses[:, 0])
         if failed.size == 0:
             return
         tracebacks = {}

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from .balance import make_balance
 from .engine import Engine
 from .errors import EngineClosedError
 from .model import DerivedModel
@@ -45,6 +46,10 @@ class MPIParallelizedModel(DerivedModel):
     split : {"auto", "models", "experiments"}
         Axis divided between ranks. ``"auto"`` splits the longer of
         ``n_models`` and ``n_expparams``. The answer is the same either way.
+    balance : {"even", "adaptive"} or sequence of float
+        How rows are shared: evenly (default), in proportion to fixed
+        per-rank weights (e.g. relative core speeds), or ``"adaptive"``:
+        following each rank's measured compute speed, smoothed.
     engine : Engine, optional
         An existing engine to share with other proxies (their calls are then
         served by one worker loop). By default the proxy makes its own.
@@ -62,8 +67,8 @@ class MPIParallelizedModel(DerivedModel):
     """
 
     def __init__(self, serial_model, comm=None, root: int = 0, serial_threshold="auto", *,
-                 split: str = "auto", engine: Engine | None = None, idle: str | None = None,
-                 backoff_max: float | None = None):
+                 split: str = "auto", balance="even", engine: Engine | None = None,
+                 idle: str | None = None, backoff_max: float | None = None):
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
         self._policy = ThresholdPolicy(serial_threshold)
@@ -74,6 +79,7 @@ class MPIParallelizedModel(DerivedModel):
             engine = Engine(comm, root, idle=idle, backoff_max=backoff_max)
         self._engine = engine
         try:
+            self._balance = make_balance(balance, engine.size)
             self._model_id = engine.register(serial_model)
         except BaseException:
             if self._owns_engine:
@@ -110,6 +116,11 @@ class MPIParallelizedModel(DerivedModel):
     def serial_threshold(self):
         """The threshold given at construction (an int, or ``"auto"``)."""
         return self._policy.threshold
+
+    @property
+    def balance(self):
+        """The load-balancing policy (see :mod:`mpi_qinfer.balance`)."""
+        return self._balance
 
     @property
     def threshold_policy(self) -> ThresholdPolicy:
@@ -190,12 +201,18 @@ class MPIParallelizedModel(DerivedModel):
         if engine is None:
             return self._timed(command, work, False, serial)
         split = Split.MODELS if expparams is None else self._choose_split(len(modelparams), len(expparams))
+        n_rows, per_row = (len(modelparams), work // len(modelparams))
+        if split == Split.EXPERIMENTS:
+            n_rows, per_row = len(expparams), len(modelparams)
 
         def parallel():
-            return from_answers(engine.call(
+            counts = self._balance.counts(n_rows)
+            answers = engine.call(
                 command, self._model_id, split, modelparams=modelparams, expparams=expparams,
-                modelparams_code=dtype_code(modelparams.dtype), **call,
-            ))
+                modelparams_code=dtype_code(modelparams.dtype), counts=counts, **call,
+            )
+            self._balance.record(engine.last_counts, per_row, engine.compute_seconds)
+            return from_answers(answers)
 
         return self._timed(command, work, True, parallel)
 

@@ -66,3 +66,20 @@ class CountingModel(SimplePrecessionModel):
 
     def likelihood(self, outcomes, modelparams, expparams):
         return super().likelihood(outcomes, modelparams * self.scale, expparams)
+
+
+class SlowRankModel(SimplePrecessionModel):
+    """Takes ``factor`` times longer per row on ``slow_rank`` (a sleep: exact answers, no CPU)."""
+
+    def __init__(self, slow_rank=1, factor=3.0, seconds_per_row=20e-6):
+        super().__init__()
+        self.slow_rank = slow_rank
+        self.factor = factor
+        self.seconds_per_row = seconds_per_row
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        import time
+
+        slow = MPI.COMM_WORLD.Get_rank() == self.slow_rank
+        time.sleep(len(modelparams) * len(expparams) * self.seconds_per_row * (self.factor if slow else 1.0))
+        return super().likelihood(outcomes, modelparams, expparams)

@@ -1,0 +1,82 @@
+"""Load balancing: split arithmetic (serial) and shares that track rank speeds (MPI)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import run_parallel
+from fault_models import SlowRankModel
+
+from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.balance import AdaptiveBalance, WeightedBalance, make_balance
+from mpi_qinfer.partition import even_counts, weighted_counts
+
+
+def test_even_and_weighted_counts():
+    assert even_counts(7, 3).tolist() == [3, 2, 2]
+    assert even_counts(2, 3).tolist() == [1, 1, 0]
+    assert weighted_counts(10, [1, 3]).tolist() == [3, 7]
+    assert weighted_counts(0, [1, 1]).tolist() == [0, 0]
+    for n in range(50):
+        assert weighted_counts(n, [0.2, 0.5, 0.3]).sum() == n
+    with pytest.raises(ValueError, match="weights"):
+        weighted_counts(5, [0, 0])
+    with pytest.raises(ValueError, match="weights"):
+        weighted_counts(5, [1, np.nan])
+
+
+def test_weighted_balance_checks_its_weights():
+    assert WeightedBalance([1, 3], 2).counts(8).tolist() == [2, 6]
+    with pytest.raises(ValueError, match="one entry per rank"):
+        make_balance([1, 2, 3], 2)
+    with pytest.raises(ValueError, match="balance"):
+        make_balance("fastest", 2)
+
+
+def test_adaptive_balance_follows_rates_and_ignores_noise():
+    balance = AdaptiveBalance(2, tolerance=0.02)
+    counts = np.array([500, 500])
+    balance.record(counts, 1, np.array([0.01, 0.03]))  # rank 1 three times slower
+    assert np.allclose(balance.shares, [0.75, 0.25])
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(50):  # the same speeds, 1% noise: the split must stay put
+        counts = balance.counts(1000)
+        seconds = counts * np.array([1e-5, 3e-5]) * rng.normal(1, 0.01, 2)
+        balance.record(counts, 1, seconds)
+        shares.append(balance.shares)
+    assert len({tuple(s) for s in shares}) <= 2
+    balance.record(np.array([500, 500]), 1, np.array([1e-6, 1e-6]))  # too short to time: ignored
+    assert np.allclose(balance.shares, shares[-1])
+
+
+@pytest.mark.mpi(min_size=2)
+def test_adaptive_split_tracks_a_slow_rank(comm):
+    size = comm.Get_size()
+
+    def check(proxy, serial):
+        rng = np.random.default_rng(2)
+        for _ in range(12):
+            modelparams = rng.uniform(0, 1, (1200, 1))
+            expparams = np.array([1.0])
+            got = proxy.likelihood(np.arange(2), modelparams, expparams)
+            assert np.array_equal(got, SimplePrecessionModel().likelihood(np.arange(2), modelparams, expparams))
+        speeds = np.ones(size)
+        speeds[1] = 1 / 3
+        want = speeds / speeds.sum()
+        assert np.allclose(proxy.balance.shares, want, atol=0.08), (proxy.balance.shares, want)
+
+    run_parallel(comm, SlowRankModel(slow_rank=1, factor=3.0), check, serial_threshold=0, balance="adaptive")
+
+
+@pytest.mark.mpi(min_size=2)
+def test_fixed_weights_split_and_stay_exact(comm):
+    size = comm.Get_size()
+
+    def check(proxy, serial):
+        modelparams = np.linspace(0, 1, 101)[:, None]
+        got = proxy.likelihood(np.arange(2), modelparams, np.array([0.5, 2.0]))
+        assert np.array_equal(got, serial.likelihood(np.arange(2), modelparams, np.array([0.5, 2.0])))
+        assert proxy.engine.last_counts.tolist() == weighted_counts(101, np.arange(1, size + 1)).tolist()
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0, balance=list(range(1, size + 1)))
