@@ -43,3 +43,46 @@ def comm():
     from mpi4py import MPI
 
     return MPI.COMM_WORLD
+
+
+def mpiexec_command(n_ranks):
+    """The launcher next to this Python, with the flags its MPI needs here, and its environment.
+
+    Returns ``(argv_prefix, env)``; skips the test when no ``mpiexec`` is installed.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    bindir = Path(sys.executable).parent
+    mpiexec = bindir / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip(f"no mpiexec next to {sys.executable}")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MPIEXEC_TIMEOUT="120")
+    argv = [str(mpiexec), "-n", str(n_ranks)]
+    if (bindir / "ompi_info").exists():
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        argv.append("--oversubscribe")
+    return argv, env
+
+
+def run_mpi_script(tmp_path, source, n_ranks=2, timeout=90, args=(), module_args=None):
+    """Write ``source`` to a file and run it under mpiexec; return (CompletedProcess, seconds).
+
+    A job that outlives ``timeout`` fails the test instead of hanging the suite.
+    """
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(source))
+    argv, env = mpiexec_command(n_ranks)
+    program = [sys.executable, *(module_args or []), str(script), *args]
+    start = time.monotonic()
+    try:
+        done = subprocess.run(argv + program, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"the MPI job hung for {timeout} s:\n{expired.stdout}\n{expired.stderr}")
+    return done, time.monotonic() - start

@@ -8,16 +8,19 @@ from mpi4py import MPI
 from mpi_qinfer.models import SimplePrecessionModel
 
 
-class FailingModel(SimplePrecessionModel):
-    """Raises in ``likelihood`` on the chosen ranks of COMM_WORLD, while ``armed``."""
+#: An experiment time that makes FailingModel raise (the root controls when a call fails).
+POISON = -666.0
 
-    def __init__(self, fail_on=(1,), armed=True):
+
+class FailingModel(SimplePrecessionModel):
+    """Raises in ``likelihood`` on the chosen ranks of COMM_WORLD when an expparam is ``POISON``."""
+
+    def __init__(self, fail_on=(1,)):
         super().__init__()
         self.fail_on = tuple(fail_on)
-        self.armed = armed
 
     def likelihood(self, outcomes, modelparams, expparams):
-        if self.armed and MPI.COMM_WORLD.Get_rank() in self.fail_on:
+        if MPI.COMM_WORLD.Get_rank() in self.fail_on and np.any(expparams == POISON):
             raise ZeroDivisionError(f"injected failure on rank {MPI.COMM_WORLD.Get_rank()}")
         return super().likelihood(outcomes, modelparams, expparams)
 

@@ -25,6 +25,17 @@ def test_even_and_weighted_counts():
         weighted_counts(5, [1, np.nan])
 
 
+def test_counts_beyond_32_bits_are_refused_clearly():
+    from mpi_qinfer.partition import MAX_COUNT, check_count
+
+    assert check_count(MAX_COUNT, "rows") == MAX_COUNT
+    with pytest.raises(OverflowError, match="rows of modelparams is 2147483648"):
+        check_count(MAX_COUNT + 1, "rows of modelparams")
+    # A share of 3e9 rows of 2 parameters is 6e9 elements but only 3e9 row-type items:
+    # counting in rows keeps a 1e9-particle cloud per rank within one call.
+    assert even_counts(3 * 10**9, 2).max() < MAX_COUNT
+
+
 def test_weighted_balance_checks_its_weights():
     assert WeightedBalance([1, 3], 2).counts(8).tolist() == [2, 6]
     with pytest.raises(ValueError, match="one entry per rank"):
