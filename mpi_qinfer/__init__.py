@@ -3,6 +3,8 @@
 The public API, re-exported; see :mod:`mpi_qinfer.parallel` for the proxy.
 """
 
+import sys as _sys
+
 from .distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
@@ -13,13 +15,19 @@ from .engine import Engine
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, RemoteError
 from .heuristics import PGH, ExpSparseHeuristic
 from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
+from .interop import DifferentiableMPIParallelizedModel, register_with_qinfer
 from .parallel import MPIParallelizedModel
 from .smc import LiuWestResampler, SMCUpdater
 
 __version__ = "0.1.0"
 
+if "qinfer" in _sys.modules:  # never import qinfer ourselves: it is slow and noisy
+    register_with_qinfer()
+
 __all__ = [
     "MPIParallelizedModel",
+    "DifferentiableMPIParallelizedModel",
+    "register_with_qinfer",
     "Engine",
     "RemoteError",
     "ModelMismatchError",

@@ -583,3 +583,8 @@ class DerivedModel(Model):
         """Forwarded to the underlying model, one per experiment if it has none."""
         cost = getattr(self._underlying_model, "experiment_cost", None)
         return np.ones(expparams.shape) if cost is None else cost(expparams)
+
+    def distance(self, a, b) -> np.ndarray:
+        """Forwarded to the underlying model (PGH uses it), the Q-weighted 1-norm if it has none."""
+        distance = getattr(self._underlying_model, "distance", None)
+        return Simulatable.distance(self, a, b) if distance is None else distance(a, b)

@@ -157,7 +157,8 @@ class UpdateTimestep(Operation):
         return [Output((n_models, n_mp, n_exp), dtype, _split_axis(header, 0, 2))]
 
     def compute(self, model, outcomes, modelparams, expparams, header, rank):
-        return (model.update_timestep(modelparams, expparams),)
+        with seeded(model, rank_seed_sequence(header[Field.SEED], rank)):
+            return (model.update_timestep(modelparams, expparams),)
 
 
 class AreModelsValid(Operation):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import sys
 import time
-import warnings
 
 import numpy as np
 
@@ -53,6 +53,11 @@ class MPIParallelizedModel(DerivedModel):
     engine : Engine, optional
         An existing engine to share with other proxies (their calls are then
         served by one worker loop). By default the proxy makes its own.
+    seed : int or numpy.random.SeedSequence, optional
+        Seeds the proxy's own generator, which draws one seed per parallel
+        random call (:meth:`simulate_experiment`, a parallel
+        :meth:`update_timestep`); see :meth:`reseed`. Never the global
+        ``np.random`` stream, which stays the user's.
     idle, backoff_max
         How idle workers wait; see :class:`~mpi_qinfer.engine.Engine`.
 
@@ -68,10 +73,15 @@ class MPIParallelizedModel(DerivedModel):
 
     def __init__(self, serial_model, comm=None, root: int = 0, serial_threshold="auto", *,
                  split: str = "auto", balance="even", engine: Engine | None = None,
-                 idle: str | None = None, backoff_max: float | None = None):
+                 seed=None, idle: str | None = None, backoff_max: float | None = None):
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
+        if "qinfer" in sys.modules:  # the user works with qinfer: pass its isinstance checks
+            from .interop import register_with_qinfer
+
+            register_with_qinfer()
         self._policy = ThresholdPolicy(serial_threshold)
+        self._seeds = np.random.default_rng(seed)
         super().__init__(serial_model)
         self._split = _SPLITS[split]
         self._owns_engine = engine is None
@@ -127,6 +137,17 @@ class MPIParallelizedModel(DerivedModel):
         """The object deciding serial versus parallel, with what it has learned."""
         return self._policy
 
+    def reseed(self, seed) -> None:
+        """Restart the generator of per-call seeds: the next parallel random calls repeat.
+
+        With the same seed, number of ranks and split, :meth:`simulate_experiment`
+        returns the same draws.
+        """
+        self._seeds = np.random.default_rng(seed)
+
+    def _draw_seed(self) -> int:
+        return int(self._seeds.integers(0, 2**63 - 1))
+
     # ------------------------------------------------------------ lifecycle
     def __enter__(self):
         engine = self._live_engine()
@@ -176,6 +197,16 @@ class MPIParallelizedModel(DerivedModel):
         if wanted is None:
             wanted = self._policy.use_parallel(command, work)
         return engine if wanted else None
+
+    def _random_call_engine(self, command: int, work: int, auto_threshold: int | None) -> Engine | None:
+        """The engine for a call that may draw random numbers, or None to run it on the root.
+
+        Which path runs decides the random streams used, so this choice never
+        depends on timings: a fixed ``serial_threshold`` decides, or in
+        ``"auto"`` mode ``auto_threshold`` (None: always on the root).
+        """
+        threshold = auto_threshold if self._policy.learns else self._policy.threshold
+        return self._parallel_engine(command, work, wanted=threshold is not None and work >= threshold)
 
     def _choose_split(self, n_models: int, n_exp: int) -> Split:
         if self._split is not None:
@@ -242,8 +273,9 @@ class MPIParallelizedModel(DerivedModel):
 
         In parallel, rank ``r`` draws from a stream seeded by
         ``SeedSequence(seed, spawn_key=(r,))``, where ``seed`` comes from the
-        root's serial model's generator once per call: a run is reproducible
-        for a given seed and number of ranks.
+        proxy's own generator once per call (see :meth:`reseed`): a run is
+        reproducible for a given seed, number of ranks and split. Below the
+        threshold the root's serial model draws, from its own streams.
 
         Parameters
         ----------
@@ -255,15 +287,13 @@ class MPIParallelizedModel(DerivedModel):
         self._sim_count += len(modelparams) * len(expparams) * repeat
         serial_model = self.underlying_model
         work = len(modelparams) * len(expparams) * repeat
-        # Which path runs decides the random streams, so this choice never depends on timings.
-        threshold = _SIMULATE_AUTO_THRESHOLD if self._policy.learns else self._policy.threshold
-        engine = self._parallel_engine(Command.SIMULATE, work, wanted=work >= threshold)
+        engine = self._random_call_engine(Command.SIMULATE, work, _SIMULATE_AUTO_THRESHOLD)
         if engine is None:
             return serial_model.simulate_experiment(modelparams, expparams, repeat=repeat)
         split = Split.MODELS if split_by_modelparams else Split.EXPERIMENTS
         outcomes = engine.call(
             Command.SIMULATE, self._model_id, split, modelparams=modelparams, expparams=expparams,
-            modelparams_code=dtype_code(modelparams.dtype), repeat=repeat, seed=_draw_seed(serial_model),
+            modelparams_code=dtype_code(modelparams.dtype), repeat=repeat, seed=self._draw_seed(),
             result_code=dtype_code(_outcome_dtype(serial_model, expparams)),
         )[0]
         return outcomes[0, 0, 0] if outcomes.size == 1 else outcomes
@@ -297,12 +327,25 @@ class MPIParallelizedModel(DerivedModel):
         )
 
     def update_timestep(self, modelparams, expparams):
-        """The serial model's ``update_timestep``, ``(n_models, n_modelparams, n_expparams)``."""
+        """The serial model's ``update_timestep``, ``(n_models, n_modelparams, n_expparams)``.
+
+        Runs on the root unless a fixed ``serial_threshold`` sends large calls
+        to every rank: the step is cheaper than moving the particles for most
+        models, and a random step (qinfer's ``RandomWalkModel``) matches a
+        serial run exactly only when the root draws it. In parallel, ranks
+        draw from seeded streams as in :meth:`simulate_experiment`.
+        """
         modelparams, expparams = self._arrays(modelparams, expparams)
-        return self._dispatch(
-            Command.UPDATE_TIMESTEP, modelparams, expparams,
-            lambda: self.underlying_model.update_timestep(modelparams, expparams),
-        )
+        serial_model = self.underlying_model
+        work = len(modelparams) * len(expparams)
+        engine = self._random_call_engine(Command.UPDATE_TIMESTEP, work, auto_threshold=None)
+        if engine is None:
+            return serial_model.update_timestep(modelparams, expparams)
+        split = self._choose_split(len(modelparams), len(expparams))
+        return engine.call(
+            Command.UPDATE_TIMESTEP, self._model_id, split, modelparams=modelparams, expparams=expparams,
+            modelparams_code=dtype_code(modelparams.dtype), seed=self._draw_seed(),
+        )[0]
 
     def are_models_valid(self, modelparams):
         """The serial model's ``are_models_valid``, one bool per model."""
@@ -336,13 +379,6 @@ class MPIParallelizedModel(DerivedModel):
 #: In "auto" threshold mode, simulations go parallel from this many draws:
 #: a fixed rule, because which path runs decides the random streams used.
 _SIMULATE_AUTO_THRESHOLD = 100_000
-
-
-def _draw_seed(serial_model) -> int:
-    rng = getattr(serial_model, "rng", None)
-    if isinstance(rng, np.random.Generator):
-        return int(rng.integers(0, 2**63 - 1))
-    return int(np.random.randint(0, 2**62))
 
 
 def _outcome_dtype(serial_model, expparams) -> np.dtype:

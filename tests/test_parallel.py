@@ -124,10 +124,13 @@ def test_simulate_experiment_shapes_and_reproducibility(comm):
         expparams = random_expparams(serial, 3, rng)
         for split_by_modelparams in (True, False):
             for repeat in (1, 4):
-                serial.rng = np.random.default_rng(99)
+                proxy.reseed(99)
+                global_state = np.random.get_state()[1].copy()
                 first = proxy.simulate_experiment(modelparams, expparams, repeat, split_by_modelparams)
-                serial.rng = np.random.default_rng(99)
+                proxy.reseed(99)
                 again = proxy.simulate_experiment(modelparams, expparams, repeat, split_by_modelparams)
+                # The user's global stream is untouched by parallel draws.
+                assert np.array_equal(np.random.get_state()[1], global_state)
                 reference = serial.simulate_experiment(modelparams, expparams, repeat)
                 assert first.shape == reference.shape == (repeat, 11, 3)
                 assert first.dtype == reference.dtype

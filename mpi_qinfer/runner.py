@@ -1,0 +1,152 @@
+"""The ``run`` sub-command: run a user's script or module on every rank, aborting the job on failure.
+
+Like ``python -m mpi4py``: the code runs with ``runpy`` as ``__main__`` and
+``sys.argv`` set to the target and its arguments. If an exception escapes on
+any rank, that rank prints its traceback with every line prefixed
+``[rank N]`` and calls ``MPI.COMM_WORLD.Abort``, so the whole job ends
+instead of leaving the other ranks waiting in a collective until the batch
+allocation runs out. Choosing ``run`` is the user's opt-in to this global
+behaviour; the library itself never aborts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import signal
+import sys
+import traceback
+
+from mpi4py import MPI
+
+from .info import warn_if_misslaunched
+
+__all__ = ["add_arguments", "main", "run_target", "exit_status"]
+
+
+def add_arguments(parser) -> None:
+    """Add ``run``'s arguments to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.usage = "%(prog)s (SCRIPT | -m MODULE) [ARG ...]"
+    parser.epilog = (
+        "Everything after SCRIPT or MODULE is passed to it in sys.argv. "
+        "Example: `mpiexec -n 4 python -m mpi_qinfer run estimate.py --particles 20000`."
+    )
+    parser.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE [ARG ...]",
+                        help="run a library module as a script, like `python -m`")
+    parser.add_argument("script", nargs="?", help="path of the Python script to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+
+def main(args) -> int:
+    """Run the target of ``args`` on this rank; abort the whole job if it fails.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser built with :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when the target finished (or exited with status 0), 2 for a bad
+        command line. A failing target never returns: the job is aborted.
+    """
+    if args.module is not None:
+        if not args.module or args.script is not None:
+            return _usage_error("-m needs exactly one MODULE (then its arguments)")
+        target, argv, is_module = args.module[0], list(args.module), True
+    elif args.script is not None:
+        target, argv, is_module = args.script, [args.script, *args.args], False
+    else:
+        return _usage_error("give a SCRIPT or -m MODULE to run")
+    warn_if_misslaunched()
+    try:
+        run_target(target, argv, is_module)
+    except SystemExit as exc:
+        status = exit_status(exc.code)
+        if status:
+            if not isinstance(exc.code, int):
+                print(exc.code, file=sys.stderr)
+            _abort(status, f"exited with status {status}")
+    except KeyboardInterrupt as exc:
+        _abort(128 + signal.SIGINT, _user_traceback(exc))
+    except BaseException as exc:  # noqa: BLE001 - whatever escapes the user's code ends the job
+        _abort(1, _user_traceback(exc))
+    return 0
+
+
+def run_target(target: str, argv: list[str], is_module: bool = False) -> None:
+    """Run a script or module as ``__main__`` with ``sys.argv = argv`` (restored afterwards).
+
+    Parameters
+    ----------
+    target : str
+        The script's path, or the module's name.
+    argv : list of str
+        The target's ``sys.argv``; ``argv[0]`` names the target.
+    is_module : bool
+        Whether ``target`` is a module name (``-m``).
+    """
+    saved_argv, saved_path0 = sys.argv[:], sys.path[0]
+    sys.argv[:] = argv
+    try:
+        if is_module:
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            # As `python script.py` does: the script's own directory comes first on the path.
+            sys.path[0] = os.path.realpath(os.path.dirname(target))
+            runpy.run_path(target, run_name="__main__")
+    finally:
+        sys.argv[:] = saved_argv
+        sys.path[0] = saved_path0
+
+
+def exit_status(code) -> int:
+    """The process exit status Python gives ``SystemExit(code)``.
+
+    Parameters
+    ----------
+    code : int, str or None
+
+    Returns
+    -------
+    int
+        ``code`` for an int, 0 for None, 1 for anything else (a message).
+    """
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The formatted traceback of ``exc`` without the frames of this module and runpy."""
+    tb = exc.__traceback__
+    plumbing = {__file__, runpy.__file__}
+    while tb is not None and tb.tb_next is not None and (
+            tb.tb_frame.f_code.co_filename in plumbing or tb.tb_frame.f_code.co_filename.startswith("<frozen runpy")):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _usage_error(message: str) -> int:
+    print(f"python -m mpi_qinfer run: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _abort(status: int, report: str) -> None:
+    rank = MPI.COMM_WORLD.Get_rank()
+    prefix = f"[rank {rank}] "
+    text = "".join(prefix + line + "\n" for line in report.rstrip("\n").splitlines())
+    text += f"{prefix}aborting the MPI job (MPI_Abort with status {status})\n"
+    sys.stdout.flush()
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    MPI.COMM_WORLD.Abort(status)

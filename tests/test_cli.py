@@ -1,0 +1,230 @@
+"""Tests of the command line: parsing, the demo, info, the launcher check, and demo runs under mpiexec."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+import mpi_qinfer
+from mpi_qinfer import cli, demo, info
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+TIMEOUT = 90  # seconds per subprocess; each run takes a few
+DEMO_ARGS = ["demo", "--particles", "1000", "--experiments", "30", "--no-progress", "--seed", "7"]
+
+
+# ------------------------------------------------------------------ parsing
+def parse(*argv):
+    return cli.build_parser().parse_args(list(argv))
+
+
+def test_demo_defaults():
+    args = parse("demo")
+    assert (args.particles, args.experiments, args.model, args.qubits) == (4000, 100, "precession", 3)
+    assert (args.heuristic, args.seed, args.serial_threshold, args.plot, args.progress) == (
+        None, 42, "auto", None, True)
+    assert args.func is demo.main
+
+
+def test_demo_options():
+    args = parse("demo", "--model", "ising", "--qubits", "2", "--heuristic", "expsparse",
+                 "--serial-threshold", "500", "--no-progress", "--plot", "out.png")
+    assert (args.model, args.qubits, args.heuristic, args.serial_threshold) == ("ising", 2, "expsparse", 500)
+    assert args.plot == "out.png" and args.progress is False
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--model", "nope"],
+    ["demo", "--serial-threshold", "-1"],
+    ["demo", "--serial-threshold", "lots"],
+    ["demo", "--particles", "0"],
+    ["frobnicate"],
+    [],
+])
+def test_bad_command_lines_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert mpi_qinfer.__version__ in capsys.readouterr().out
+
+
+def test_run_parsing():
+    args = parse("run", "job.py", "--particles", "5", "-m", "x")
+    assert (args.module, args.script, args.args) == (None, "job.py", ["--particles", "5", "-m", "x"])
+    args = parse("run", "-m", "pkg.mod", "--flag", "1")
+    assert (args.module, args.script) == (["pkg.mod", "--flag", "1"], None)
+
+
+def test_run_without_target_is_usage_error(capsys):
+    assert cli.main(["run"]) == 2
+    assert "SCRIPT or -m MODULE" in capsys.readouterr().err
+
+
+def test_bench_unavailable_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mpi_qinfer.bench", None)  # makes the import fail
+    assert cli.main(["bench", "--anything"]) == 2
+    err = capsys.readouterr().err
+    assert "bench" in err and "unavailable" in err
+
+
+def test_bench_is_wired_when_its_module_imports(monkeypatch):
+    fake = types.ModuleType("mpi_qinfer.bench")
+    fake.add_arguments = lambda parser: parser.add_argument("--repeats", type=int, default=1)
+    fake.main = lambda args: 40 + args.repeats
+    monkeypatch.setitem(sys.modules, "mpi_qinfer.bench", fake)
+    assert cli.main(["bench", "--repeats", "2"]) == 42
+
+
+# ------------------------------------------------------------------ the demo, in this process
+needs_single_process = pytest.mark.skipif(
+    MPI.COMM_WORLD.Get_size() > 1, reason="runs the demo (a collective) on this process alone")
+
+
+@needs_single_process
+def test_run_demo_precession_finds_the_truth():
+    results = demo.run_demo(particles=1000, experiments=30, seed=7, progress=False, comm=MPI.COMM_SELF)
+    assert results["n_ranks"] == 1 and results["likelihood_calls"] == 30
+    assert results["serial_calls"] == 30 and results["parallel_calls"] == 0
+    assert np.all(results["sigma"] > 0)
+    assert demo.within_sigmas(results)
+
+
+@needs_single_process
+def test_run_demo_is_reproducible():
+    first = demo.run_demo(particles=300, experiments=10, seed=3, progress=False, comm=MPI.COMM_SELF)
+    second = demo.run_demo(particles=300, experiments=10, seed=3, progress=False, comm=MPI.COMM_SELF)
+    assert np.array_equal(first["estimate"], second["estimate"])
+
+
+@needs_single_process
+def test_run_demo_ising_estimates_both_parameters():
+    results = demo.run_demo("ising", particles=400, experiments=20, qubits=2, seed=1, progress=False,
+                            comm=MPI.COMM_SELF)
+    assert results["names"] == ["omega", "J"]
+    assert results["estimate"].shape == (2,) and np.all(np.isfinite(results["estimate"]))
+    assert results["heuristic"] == "pgh"
+
+
+@needs_single_process
+def test_demo_command_prints_report_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "demo.png"
+    assert cli.main(DEMO_ARGS + ["--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    for text in ["on 1 MPI rank(s)", "omega", "truth within 3 sigma: yes", "estimate (repr): [",
+                 "wall time", "likelihood: 30 calls on the root", "resamples"]:
+        assert text in out
+    assert png.stat().st_size > 0
+
+
+@needs_single_process
+def test_plot_without_matplotlib_says_so(monkeypatch, capsys):
+    results = demo.run_demo(particles=100, experiments=3, progress=False, comm=MPI.COMM_SELF)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert demo.plot_results(results, "unused.png") is False
+    assert "matplotlib is not installed" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ info and the launcher check
+class FakeComm:
+    def __init__(self, size):
+        self.size = size
+
+    def Get_size(self):
+        return self.size
+
+
+@pytest.mark.parametrize("variable", info.LAUNCHER_SIZE_VARIABLES)
+def test_check_launcher_warns_about_singletons(variable):
+    warning = info.check_launcher(FakeComm(1), {variable: "4"})
+    assert warning is not None and variable in warning and "singleton" in warning
+
+
+@pytest.mark.parametrize("size, environ", [
+    (1, {}),
+    (1, {"PMI_SIZE": "1", "SLURM_NTASKS": "1"}),
+    (1, {"SLURM_NTASKS": "garbage"}),
+    (4, {"SLURM_NTASKS": "4"}),
+])
+def test_check_launcher_quiet_when_consistent(size, environ):
+    assert info.check_launcher(FakeComm(size), environ) is None
+
+
+def test_check_launcher_reads_os_environ(monkeypatch):
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    assert "SLURM_NTASKS=8" in info.check_launcher(FakeComm(1))
+
+
+@needs_single_process
+def test_info_command(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert MPI.Get_library_version().strip().splitlines()[0].strip() in out
+    assert "mpi4py" in out and np.__version__ in out
+    assert re.search(r"rank\s+host\s+pid", out)
+    assert re.search(rf"^\s*0\s+{re.escape(MPI.Get_processor_name())}\s+{os.getpid()}$", out, re.M)
+
+
+# ------------------------------------------------------------------ the demo under mpiexec
+def launch(n_ranks, argv):
+    """Run ``python -m mpi_qinfer argv`` on ``n_ranks`` processes (0: no mpiexec); return the result."""
+    command = [sys.executable, "-m", "mpi_qinfer", *argv]
+    if n_ranks:
+        command = [str(MPIEXEC), "-n", str(n_ranks), *command]
+    env = dict(os.environ, MPIEXEC_TIMEOUT=str(TIMEOUT - 10))
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+
+
+def estimate_line(result):
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("estimate (repr):")]
+    assert len(lines) == 1, result.stdout
+    return lines[0]
+
+
+def _why_not_launch() -> str | None:
+    if MPI.COMM_WORLD.Get_size() > 1:
+        return "starts mpiexec itself, so not while pytest runs under mpiexec"
+    if not MPIEXEC.exists():
+        return f"no mpiexec next to the Python executable (looked for {MPIEXEC})"
+    return None
+
+
+needs_mpiexec = pytest.mark.skipif(_why_not_launch() is not None, reason=str(_why_not_launch()))
+
+
+@pytest.fixture(scope="module")
+def serial_estimate():
+    return estimate_line(launch(0, DEMO_ARGS))
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_demo_estimate_is_bitwise_the_same_on_any_number_of_ranks(n_ranks, serial_estimate):
+    result = launch(n_ranks, DEMO_ARGS)
+    assert f"on {n_ranks} MPI rank(s)" in result.stdout
+    assert estimate_line(result) == serial_estimate
+    assert result.stdout.count("estimate (repr)") == 1  # only the root reports
+
+
+@needs_mpiexec
+def test_info_under_mpiexec_lists_every_rank():
+    result = launch(2, ["info"])
+    assert result.returncode == 0, result.stderr
+    ranks = re.findall(r"^\s*(\d+)\s+\S+\s+\d+$", result.stdout, re.M)
+    assert ranks == ["0", "1"]

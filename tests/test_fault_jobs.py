@@ -1,0 +1,82 @@
+"""Whole MPI jobs that go wrong must end, quickly, never hang.
+
+Each test launches its own ``mpiexec`` (so it is a serial test) and fails if
+the job outlives its timeout.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_mpi_script
+
+PROLOGUE = """
+import os, signal, sys
+import numpy as np
+from mpi4py import MPI
+from mpi_qinfer import MPIParallelizedModel
+from mpi_qinfer.models import SimplePrecessionModel
+"""
+
+DYING_WORKER = PROLOGUE + """
+class Dying(SimplePrecessionModel):
+    def likelihood(self, outcomes, modelparams, expparams):
+        if MPI.COMM_WORLD.Get_rank() == 1:
+            {death}
+        return super().likelihood(outcomes, modelparams, expparams)
+
+with MPIParallelizedModel(Dying(), serial_threshold=0) as model:
+    if model.is_root:
+        model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0]))
+        print("the root should never get here", flush=True)
+"""
+
+
+@pytest.mark.parametrize("death", ["os._exit(3)", "os.kill(os.getpid(), signal.SIGKILL)"])
+def test_a_dying_worker_ends_the_job(tmp_path, death):
+    done, seconds = run_mpi_script(tmp_path, DYING_WORKER.replace("{death}", death), timeout=60)
+    assert done.returncode != 0
+    assert "should never get here" not in done.stdout
+    assert seconds < 60
+
+
+def test_a_root_that_forgets_to_shut_down_releases_the_workers_at_exit(tmp_path):
+    source = PROLOGUE + """
+model = MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0)
+if model.is_root:
+    print("root result", model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0])).shape, flush=True)
+else:
+    model.serve()
+    print(f"worker {MPI.COMM_WORLD.Get_rank()} released", flush=True)
+"""
+    done, _ = run_mpi_script(tmp_path, source, n_ranks=3, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "root result (2, 10, 1)" in done.stdout
+    assert "worker 1 released" in done.stdout and "worker 2 released" in done.stdout
+
+
+def test_an_unhandled_root_exception_inside_with_ends_the_job(tmp_path):
+    source = PROLOGUE + """
+with MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0) as model:
+    if model.is_root:
+        model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0]))
+        raise RuntimeError("root bug")
+print(f"rank {MPI.COMM_WORLD.Get_rank()} left the with block", flush=True)
+"""
+    done, seconds = run_mpi_script(tmp_path, source, n_ranks=2, timeout=60)
+    assert done.returncode != 0
+    assert "RuntimeError: root bug" in done.stderr
+    assert "rank 1 left the with block" in done.stdout  # the worker was released, not killed
+    assert seconds < 60
+
+
+def test_an_unhandled_worker_exception_under_run_aborts_the_job(tmp_path):
+    source = PROLOGUE + """
+if MPI.COMM_WORLD.Get_rank() == 1:
+    raise RuntimeError("worker bug before the proxy exists")
+with MPIParallelizedModel(SimplePrecessionModel()) as model:
+    pass
+"""
+    done, seconds = run_mpi_script(tmp_path, source, n_ranks=2, timeout=60, module_args=["-m", "mpi_qinfer", "run"])
+    assert done.returncode != 0
+    assert "worker bug" in done.stderr
+    assert seconds < 60

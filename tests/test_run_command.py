@@ -1,0 +1,153 @@
+"""Tests of ``python -m mpi_qinfer run``: a failure on any rank must end the whole job, quickly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from mpi_qinfer import runner
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+TIMEOUT = 60  # seconds per subprocess; a hang fails the test well before the 30 s budget matters
+ABORT_BUDGET = 30  # seconds a failing job may take to end
+
+
+
+def _why_not_launch() -> str | None:
+    if MPI.COMM_WORLD.Get_size() > 1:
+        return "starts mpiexec itself, so not while pytest runs under mpiexec"
+    if not MPIEXEC.exists():
+        return f"no mpiexec next to the Python executable (looked for {MPIEXEC})"
+    return None
+
+
+needs_mpiexec = pytest.mark.skipif(_why_not_launch() is not None, reason=str(_why_not_launch()))
+
+
+def run_spmd(tmp_path, source, *extra, n_ranks=2, module=False):
+    """Write ``source`` to tmp_path and run it under ``mpiexec -n n_ranks python -m mpi_qinfer run``."""
+    path = tmp_path / "job.py"
+    path.write_text(textwrap.dedent(source))
+    target = ["-m", "job"] if module else [str(path)]
+    command = [str(MPIEXEC), "-n", str(n_ranks), sys.executable, "-m", "mpi_qinfer", "run", *target, *extra]
+    env = dict(os.environ, MPIEXEC_TIMEOUT=str(TIMEOUT - 10))
+    if module:
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    start = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def assert_aborted(result, rank, message):
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert result.seconds < ABORT_BUDGET
+    assert f"[rank {rank}] Traceback (most recent call last):" in result.stderr
+    assert f"[rank {rank}] {message}" in result.stderr
+
+
+@needs_mpiexec
+def test_normal_exit_passes_arguments(tmp_path):
+    result = run_spmd(tmp_path, """
+        import sys
+        from mpi4py import MPI
+        comm = MPI.COMM_WORLD
+        comm.Barrier()
+        print(f"rank {comm.Get_rank()} argv {sys.argv[1:]} name {__name__}")
+    """, "--flag", "1")
+    assert result.returncode == 0, result.stderr
+    for rank in range(2):
+        assert f"rank {rank} argv ['--flag', '1'] name __main__" in result.stdout
+
+
+@needs_mpiexec
+def test_module_form(tmp_path):
+    result = run_spmd(tmp_path, """
+        import sys
+        from mpi4py import MPI
+        print(f"module rank {MPI.COMM_WORLD.Get_rank()} argv {sys.argv[1:]}")
+    """, "x", module=True)
+    assert result.returncode == 0, result.stderr
+    assert "module rank 1 argv ['x']" in result.stdout
+
+
+@needs_mpiexec
+def test_exception_on_root_aborts_the_job(tmp_path):
+    result = run_spmd(tmp_path, """
+        from mpi4py import MPI
+        comm = MPI.COMM_WORLD
+        if comm.Get_rank() == 0:
+            raise RuntimeError("boom on the root")
+        comm.Barrier()  # the workers would wait here forever
+    """)
+    assert_aborted(result, 0, "RuntimeError: boom on the root")
+
+
+@needs_mpiexec
+def test_exception_on_worker_aborts_the_job(tmp_path):
+    result = run_spmd(tmp_path, """
+        from mpi4py import MPI
+        comm = MPI.COMM_WORLD
+        if comm.Get_rank() == 1:
+            raise ValueError("boom on rank 1")
+        comm.Barrier()  # the root would wait here forever
+    """)
+    assert_aborted(result, 1, "ValueError: boom on rank 1")
+    assert "[rank 0]" not in result.stderr
+
+
+@needs_mpiexec
+def test_model_error_on_worker_reaches_root_and_aborts(tmp_path):
+    result = run_spmd(tmp_path, """
+        import numpy as np
+        from mpi4py import MPI
+        from mpi_qinfer import MPIParallelizedModel
+        from mpi_qinfer.models import SimplePrecessionModel
+
+        class Fragile(SimplePrecessionModel):
+            def likelihood(self, outcomes, modelparams, expparams):
+                if MPI.COMM_WORLD.Get_rank() == 1:
+                    raise ZeroDivisionError("model failed on rank 1")
+                return super().likelihood(outcomes, modelparams, expparams)
+
+        with MPIParallelizedModel(Fragile(), serial_threshold=0) as model:
+            if model.is_root:
+                model.likelihood(np.array([0]), np.full((10, 1), 0.5), np.array([1.0]))
+        MPI.COMM_WORLD.Barrier()
+    """)
+    assert_aborted(result, 0, "mpi_qinfer.errors.RemoteError")
+    assert "model failed on rank 1" in result.stderr
+
+
+@needs_mpiexec
+def test_sys_exit_nonzero_on_all_ranks_fails_the_job(tmp_path):
+    result = run_spmd(tmp_path, """
+        import sys
+        sys.exit(3)
+    """)
+    assert result.returncode != 0
+    assert result.seconds < ABORT_BUDGET
+    assert "exited with status 3" in result.stderr
+
+
+@needs_mpiexec
+def test_sys_exit_zero_is_a_normal_exit(tmp_path):
+    result = run_spmd(tmp_path, """
+        import sys
+        print("before exit")
+        sys.exit(0)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("before exit") == 2
+
+
+@pytest.mark.parametrize("code, status", [(None, 0), (0, 0), (3, 3), ("message", 1)])
+def test_exit_status(code, status):
+    assert runner.exit_status(code) == status
