@@ -19,6 +19,9 @@ __all__ = ["Balance", "EvenBalance", "WeightedBalance", "AdaptiveBalance", "make
 class Balance:
     """Base: the even split (``counts`` returns None, meaning "even")."""
 
+    #: Whether :meth:`record` learns anything (the proxy skips the bookkeeping if not).
+    learns = False
+
     def counts(self, n_rows: int) -> np.ndarray | None:
         """Rows per rank for a call of ``n_rows`` rows, or None for an even split."""
         return None
@@ -68,6 +71,8 @@ class AdaptiveBalance(Balance):
         to time reliably and are ignored.
     """
 
+    learns = True
+
     def __init__(self, n_ranks: int, smoothing: float = 0.3, tolerance: float = 0.02, min_seconds: float = 1e-4):
         self._rates = np.full(n_ranks, np.nan)
         self._shares: np.ndarray | None = None
@@ -80,8 +85,8 @@ class AdaptiveBalance(Balance):
 
     def record(self, counts, evaluations_per_row, seconds):
         seconds = np.asarray(seconds, dtype=np.float64)
-        if seconds.max(initial=0.0) < self._min_seconds:
-            return
+        if seconds.max(initial=0.0) < self._min_seconds or seconds.min(initial=0.0) < 0:
+            return  # too short to time, or a rank failed
         timed = (counts > 0) & (seconds > 0)
         rates = np.where(timed, counts * evaluations_per_row / np.where(timed, seconds, 1.0), np.nan)
         fresh = timed & np.isnan(self._rates)

@@ -24,12 +24,13 @@ class RowTypes:
 
     Parameters
     ----------
-    capacity : int
+    capacity : int or None
         Types kept before the least recently used one is freed; bounds memory
-        when the shapes keep changing (adaptive partitions).
+        when the shapes keep changing (adaptive partitions). None: no bound
+        (for a set of types owned by one cached call plan).
     """
 
-    def __init__(self, capacity: int = 64):
+    def __init__(self, capacity: int | None = 64):
         self._capacity = capacity
         self._types: OrderedDict[tuple[int, int, int], MPI.Datatype] = OrderedDict()
 
@@ -50,7 +51,7 @@ class RowTypes:
             vector.Free()
         dtype.Commit()
         self._types[key] = dtype
-        if len(self._types) > self._capacity:
+        if self._capacity is not None and len(self._types) > self._capacity:
             _, oldest = self._types.popitem(last=False)
             oldest.Free()
         return dtype

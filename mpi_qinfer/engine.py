@@ -30,11 +30,13 @@ from . import idle as idle_wait
 from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError, RemoteError
 from .operations import OPERATIONS, Output
-from .partition import check_count, displacements, even_counts
+from .partition import check_count, displacements
+from .partition import even_counts as even_counts_of
 from .protocol import (
     HEADER_LEN,
     INLINE_BYTES,
     MESSAGE_BYTES,
+    PLAN_KEY_BYTES,
     Command,
     Field,
     Split,
@@ -64,19 +66,34 @@ def _release_workers_at_exit():
 
 
 @dataclass
+class _Output:
+    """How one answer array moves: the spec and its row datatypes."""
+
+    spec: Output
+    n_blocks: int
+    block_bytes: int
+    recv_type: MPI.Datatype | None  # root only
+    even_send_type: MPI.Datatype | None  # this rank's share under the even split
+
+
+@dataclass
 class _Plan:
-    """Everything about a call that follows from its header alone (cached)."""
+    """Everything about a call that follows from its shape alone; cached per shape."""
 
     operation: object
-    split_input: str | None
+    model_id: int
     broadcast: list  # (name, shape, dtype, offset)
     payload_bytes: int
-    n_rows: int
-    row_bytes: int
-    split_shape: tuple
+    inline_views: list  # (name, view into the message) for workers, when the payload is inline
+    split_input: str | None
     split_dtype: np.dtype | None
-    outputs: list  # Output
-    even: np.ndarray | None
+    split_row_shape: tuple
+    row_bytes: int
+    row_type: MPI.Datatype | None
+    outputs: list  # _Output
+    even_counts: np.ndarray | None
+    even_displs: np.ndarray | None
+    types: RowTypes  # owns the datatypes above; freed with the plan
 
 
 def _model_signature(model) -> tuple:
@@ -133,9 +150,9 @@ class Engine:
         self._payload = np.empty(0, dtype=np.uint8)
         self._split_buffer = np.empty(0, dtype=np.uint8)
         self._scratch = np.empty(0, dtype=np.uint8)
-        # Per rank: [failed, seconds spent in the serial model] (the latter feeds load balancing).
-        self._status = np.zeros(2, dtype=np.float64)
-        self._statuses = np.zeros((self._size, 2), dtype=np.float64)
+        # Per rank: seconds spent in the serial model (feeds load balancing), or -1: it failed.
+        self._status = np.zeros(1, dtype=np.float64)
+        self._statuses = np.zeros(self._size, dtype=np.float64)
         try:
             oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
             oversubscribed = self._comm.allreduce(oversubscribed, op=MPI.LOR)
@@ -202,8 +219,8 @@ class Engine:
 
     @property
     def compute_seconds(self) -> np.ndarray:
-        """Seconds each rank spent in the serial model during the last call (root)."""
-        return self._statuses[:, 1].copy()
+        """Seconds each rank spent in the serial model during the last call (root; -1: failed)."""
+        return self._statuses.copy()
 
     @property
     def calls(self) -> int:
@@ -277,6 +294,8 @@ class Engine:
             return
         self._closed = True
         self._types.free()
+        for plan in self._plans.values():
+            plan.types.free()
         self._plans.clear()
         if not MPI.Is_finalized():
             self._comm.Free()
@@ -306,31 +325,26 @@ class Engine:
         if not self.is_root:
             raise RuntimeError("parallel calls are made on the root; workers run serve()")
         self._check_open()
-        h = self._header
-        h[:] = 0
-        h[Field.COMMAND] = command
-        h[Field.MODEL_ID] = model_id
-        h[Field.SPLIT] = split
-        if modelparams is not None:
-            h[Field.N_MODELS], h[Field.N_MODELPARAMS] = modelparams.shape
-        h[Field.N_EXPPARAMS] = 0 if expparams is None else len(expparams)
-        h[Field.N_OUTCOMES] = 0 if outcomes is None else len(outcomes)
-        h[Field.MODELPARAMS_DTYPE] = modelparams_code
-        h[Field.OUTCOMES_DTYPE] = outcomes_code
-        h[Field.RESULT_DTYPE] = result_code
-        h[Field.REPEAT] = repeat
-        h[Field.SEED] = seed
-        h[Field.FLAGS] = flags
-        h[Field.EXPLICIT_COUNTS] = counts is not None
-        if counts is not None:
+        n_models, n_mp = (0, 0) if modelparams is None else modelparams.shape
+        explicit = counts is not None
+        if explicit:
             counts = self._checked_counts(counts, split, modelparams, expparams)
-        arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
+        self._header[:] = (
+            command, model_id, split, n_models, n_mp,
+            0 if expparams is None else len(expparams), 0 if outcomes is None else len(outcomes),
+            modelparams_code, outcomes_code, result_code, repeat, flags, explicit, 0, seed, 0,
+        )
         plan = self._plan()
-        h[Field.PAYLOAD_BYTES] = plan.payload_bytes
-        buffer = self._inline if plan.payload_bytes <= INLINE_BYTES else self._grow("_payload", plan.payload_bytes)
-        for name, shape, dtype, offset in plan.broadcast:
-            array = arrays[name]
-            buffer[offset : offset + array.nbytes] = np.frombuffer(array, dtype=np.uint8)
+        self._header[Field.PAYLOAD_BYTES] = plan.payload_bytes
+        arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
+        if plan.inline_views is not None:
+            for name, view in plan.inline_views:
+                view[...] = arrays[name]
+        else:
+            buffer = self._grow("_payload", plan.payload_bytes)
+            for name, _, _, offset in plan.broadcast:
+                array = arrays[name]
+                buffer[offset : offset + array.nbytes] = array.reshape(-1).view(np.uint8)
         self._broadcast_message()
         return self._execute(arrays)
 
@@ -375,54 +389,71 @@ class Engine:
         self._finish("sync_model", error)
 
     def _plan(self) -> _Plan:
-        h = self._header
-        key = tuple(h[: Field.SEED].tolist()) + tuple(h[Field.FLAGS : HEADER_LEN].tolist())
+        key = self._message[:PLAN_KEY_BYTES].tobytes()
         plan = self._plans.get(key)
         if plan is None:
             plan = self._make_plan()
             if len(self._plans) >= _PLAN_CACHE_SIZE:
-                self._plans.pop(next(iter(self._plans)))
+                self._plans.pop(next(iter(self._plans))).types.free()
             self._plans[key] = plan
         return plan
 
     def _make_plan(self) -> _Plan:
         h = self._header
         operation = OPERATIONS[Command(int(h[Field.COMMAND]))]
-        model = self._models[int(h[Field.MODEL_ID])]
+        model_id = int(h[Field.MODEL_ID])
         n_models, n_mp = int(h[Field.N_MODELS]), int(h[Field.N_MODELPARAMS])
         n_exp, n_out = int(h[Field.N_EXPPARAMS]), int(h[Field.N_OUTCOMES])
         specs = {
             "outcomes": ((n_out,), code_dtype(int(h[Field.OUTCOMES_DTYPE]))),
             "modelparams": ((n_models, n_mp), code_dtype(int(h[Field.MODELPARAMS_DTYPE]))),
-            "expparams": ((n_exp,), np.dtype(model.expparams_dtype)),
+            "expparams": ((n_exp,), np.dtype(self._models[model_id].expparams_dtype)),
+            "counts": ((self._size,), np.dtype(np.int64)),
         }
-        names = []
-        if h[Field.EXPLICIT_COUNTS]:
-            specs["counts"] = ((self._size,), np.dtype(np.int64))
-            names.append("counts")
+        names = ["counts"] if h[Field.EXPLICIT_COUNTS] else []
         if operation.takes_outcomes:
             names.append("outcomes")
         split_input = None
-        if h[Field.N_MODELS] or h[Field.N_EXPPARAMS]:
+        if n_models or n_exp:
             split_input = "modelparams" if h[Field.SPLIT] == Split.MODELS else "expparams"
-            names.append("modelparams")
-            if operation.takes_expparams:
-                names.append("expparams")
-            names.remove(split_input)
-        offsets, total = payload_layout([specs[name] for name in names])
+            names += [name for name in ("modelparams", "expparams")[: 1 + operation.takes_expparams]
+                      if name != split_input]
+        offsets, payload_bytes = payload_layout([specs[name] for name in names])
         broadcast = [(name, *specs[name], offset) for name, offset in zip(names, offsets)]
-        n_rows = row_bytes = 0
-        shape, dtype = (), None
+        inline_views = None
+        if payload_bytes <= INLINE_BYTES:
+            inline_views = [
+                (name, self._inline[offset : offset + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape))
+                for name, shape, dtype, offset in broadcast
+            ]
+
+        types = RowTypes(capacity=None)
+        split_dtype, row_shape, row_bytes, row_type, n_rows = None, (), 0, None, 0
         if split_input is not None:
-            shape, dtype = specs[split_input]
-            n_rows = shape[0]
-            row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-            check_count(row_bytes, f"one row of {split_input} in bytes")
+            shape, split_dtype = specs[split_input]
+            n_rows, row_shape = shape[0], shape[1:]
+            row_bytes = check_count(int(np.prod(row_shape, dtype=np.int64)) * split_dtype.itemsize,
+                                    f"one row of {split_input} in bytes")
             check_count(n_rows, f"the number of rows of {split_input}")
-        even = None if h[Field.EXPLICIT_COUNTS] else even_counts(n_rows, self._size)
-        return _Plan(
-            operation, split_input, broadcast, total, n_rows, row_bytes, shape, dtype, operation.outputs(h), even
-        )
+            row_type = types.row(1, row_bytes, 0)
+        even_counts = even_displs = None
+        rows = 0
+        if not h[Field.EXPLICIT_COUNTS]:
+            even_counts = even_counts_of(n_rows, self._size)
+            even_displs = displacements(even_counts)
+            rows = int(even_counts[self._rank])
+        outputs = []
+        for spec in operation.outputs(h):
+            n_blocks = int(np.prod(spec.shape[: spec.axis], dtype=np.int64))
+            block_bytes = check_count(
+                int(np.prod(spec.shape[spec.axis + 1 :], dtype=np.int64)) * spec.dtype.itemsize,
+                f"one row of the {operation.name} answer in bytes",
+            )
+            recv_type = types.row(n_blocks, block_bytes, spec.shape[spec.axis]) if self.is_root else None
+            send_type = types.row(n_blocks, block_bytes, rows) if even_counts is not None else None
+            outputs.append(_Output(spec, n_blocks, block_bytes, recv_type, send_type))
+        return _Plan(operation, model_id, broadcast, payload_bytes, inline_views, split_input, split_dtype,
+                     row_shape, row_bytes, row_type, outputs, even_counts, even_displs, types)
 
     def _grow(self, name: str, nbytes: int) -> np.ndarray:
         buffer = getattr(self, name)
@@ -433,118 +464,119 @@ class Engine:
 
     def _execute(self, arrays):
         """The collective sequence of one call; ``arrays`` is None on workers."""
-        h = self._header
         self._calls += 1
-        if h[Field.COMMAND] == Command.SYNC_MODEL:
+        if self._header[Field.COMMAND] == Command.SYNC_MODEL:
             return self._receive_model()
         plan = self._plan()
         comm, root, rank = self._comm, self._root, self._rank
         is_root = arrays is not None
 
-        # 1. Broadcast payload beyond the inline area.
-        if plan.payload_bytes > INLINE_BYTES:
+        # 1. The payload: inline in the message already, or one more Bcast.
+        if plan.inline_views is None:
             payload = self._grow("_payload", plan.payload_bytes)
             comm.Bcast([payload, plan.payload_bytes, MPI.BYTE], root)
-        else:
-            payload = self._inline
-        if not is_root:
-            arrays = {}
-            for name, shape, dtype, offset in plan.broadcast:
-                count = int(np.prod(shape, dtype=np.int64))
-                view = np.frombuffer(payload, dtype=dtype, count=count, offset=offset).reshape(shape)
-                # Small and cheap: a copy the model may keep, not a view into the next message.
-                arrays[name] = view.copy()
+            if not is_root:
+                arrays = {
+                    name: np.frombuffer(payload, dtype, int(np.prod(shape)), offset).reshape(shape).copy()
+                    for name, shape, dtype, offset in plan.broadcast
+                }
+        elif not is_root:
+            # Small copies the model may keep: not views into the next message.
+            arrays = {name: view.copy() for name, view in plan.inline_views}
 
         # 2. Scatter the split rows.
-        counts = plan.even if plan.even is not None else arrays["counts"]
+        if plan.even_counts is not None:
+            counts, displs = plan.even_counts, plan.even_displs
+        else:
+            counts = arrays["counts"]
+            displs = displacements(counts)
         self._last_counts = counts
-        displs = displacements(counts)
-        rows, start = int(counts[rank]), int(displs[rank])
-        local = {}
+        rows = int(counts[rank])
+        inputs = arrays if is_root else dict(arrays)
         if plan.split_input is not None:
-            row_type = self._types.row(1, plan.row_bytes, 0)
             if is_root:
                 whole = arrays[plan.split_input]
-                comm.Scatterv([whole, counts, displs, row_type], MPI.IN_PLACE, root)
+                comm.Scatterv([whole, counts, displs, plan.row_type], MPI.IN_PLACE, root)
+                start = int(displs[rank])
                 share = whole[start : start + rows]
             else:
                 buffer = self._grow("_split_buffer", rows * plan.row_bytes)
-                comm.Scatterv(None, [buffer, rows, row_type], root)
-                share = buffer.view(plan.split_dtype).reshape((rows,) + plan.split_shape[1:])
+                comm.Scatterv(None, [buffer, rows, plan.row_type], root)
+                share = buffer.view(plan.split_dtype).reshape((rows, *plan.split_row_shape))
             share = share.view()
             share.flags.writeable = False
-            local[plan.split_input] = share
+            inputs = dict(inputs)
+            inputs[plan.split_input] = share
 
-        # 3. Compute this rank's share.
+        # 3. Compute this rank's share; any failure is kept for step 5.
         error = None
         results = ()
         started = time.perf_counter()
         if rows > 0 or plan.split_input is None:
-            inputs = {**arrays, **local}
             try:
                 results = plan.operation.compute(
-                    self._models[int(h[Field.MODEL_ID])], inputs.get("outcomes"), inputs.get("modelparams"),
-                    inputs.get("expparams"), h, rank,
+                    self._models[plan.model_id], inputs.get("outcomes"), inputs.get("modelparams"),
+                    inputs.get("expparams"), self._header, rank,
                 )
                 results = self._check_results(plan.outputs, results, rows)
             except BaseException as exc:  # noqa: BLE001 - every rank must finish the call
                 error = exc
                 results = ()
-        self._status[1] = time.perf_counter() - started
+        self._status[0] = time.perf_counter() - started
 
-        # 4. Gather every answer into its final layout.
+        # 4. Gather every answer into its final layout on the root.
         answers = []
-        for index, spec in enumerate(plan.outputs):
-            local_shape = spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
+        for index, out in enumerate(plan.outputs):
+            spec = out.spec
             if index < len(results):
                 sendbuf = results[index]
             else:
-                nbytes = int(np.prod(local_shape, dtype=np.int64)) * spec.dtype.itemsize
-                sendbuf = self._grow("_scratch", nbytes)
-            n_blocks = int(np.prod(spec.shape[: spec.axis], dtype=np.int64))
-            block_bytes = int(np.prod(spec.shape[spec.axis + 1 :], dtype=np.int64)) * spec.dtype.itemsize
-            send_type = self._types.row(n_blocks, block_bytes, rows)
+                sendbuf = self._grow("_scratch", out.n_blocks * rows * out.block_bytes)
+            send_type = out.even_send_type or self._types.row(out.n_blocks, out.block_bytes, rows)
             if is_root:
                 answer = np.empty(spec.shape, dtype=spec.dtype)
-                recv_type = self._types.row(n_blocks, block_bytes, spec.shape[spec.axis])
-                comm.Gatherv([sendbuf, rows, send_type], [answer, counts, displs, recv_type], root)
+                comm.Gatherv([sendbuf, rows, send_type], [answer, counts, displs, out.recv_type], root)
                 answers.append(answer)
             else:
                 comm.Gatherv([sendbuf, rows, send_type], None, root)
 
+        # 5. Every rank's status; the root raises if any failed.
         self._finish(plan.operation.name, error)
         return answers
 
-    def _check_results(self, outputs: list[Output], results, rows: int):
+    @staticmethod
+    def _check_results(outputs: list, results, rows: int):
         if not isinstance(results, tuple) or len(results) != len(outputs):
             raise TypeError(f"expected {len(outputs)} result array(s), got {type(results).__name__}")
         checked = []
-        for spec, result in zip(outputs, results):
-            result = np.asarray(result)
+        for out, result in zip(outputs, results):
+            spec = out.spec
             expected = spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
+            result = np.asarray(result)
             if result.shape != expected:
                 raise ValueError(f"the serial model returned shape {result.shape}, expected {expected}")
             if result.dtype != spec.dtype:
                 if not np.can_cast(result.dtype, spec.dtype, "same_kind"):
                     raise TypeError(f"the serial model returned dtype {result.dtype}, expected {spec.dtype}")
                 result = result.astype(spec.dtype)
-            checked.append(np.ascontiguousarray(result))
+            checked.append(result if result.flags.c_contiguous else np.ascontiguousarray(result))
         return tuple(checked)
 
     def _finish(self, name: str, error: BaseException | None) -> None:
         """Gather every rank's status; on the root, raise RemoteError if any failed."""
         comm, root = self._comm, self._root
-        self._status[0] = error is not None
+        if error is not None:
+            self._status[0] = -1.0
         comm.Gather(self._status, self._statuses if self.is_root else None, root)
-        self._status[1] = 0.0
+        self._status[0] = 0.0
         text = None if error is None else "".join(traceback.format_exception(error))
         if not self.is_root:
             if error is not None:
                 comm.send(text, dest=root, tag=_TRACEBACK_TAG)
             return
-        failed = np.flatnonzero(self._statuses[:, 0])
-        if failed.size == 0:
+        if min(self._statuses.tolist()) >= 0:
             return
+        failed = np.flatnonzero(self._statuses < 0)
         tracebacks = {}
         for rank in failed.tolist():
             tracebacks[rank] = text if rank == root else comm.recv(source=rank, tag=_TRACEBACK_TAG)

@@ -24,19 +24,25 @@ DEFAULT_BACKOFF_MAX = 1e-3
 _FIRST_SLEEP = 1e-6
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one)."""
+def usable_cores() -> set[int]:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
 
 
 def node_is_oversubscribed(comm: MPI.Intracomm) -> bool:
-    """Whether more ranks of ``comm`` share this node than it has usable cores (collective)."""
+    """Whether more ranks of ``comm`` share this node than its ranks may use cores (collective).
+
+    The cores counted are the union of the node's ranks' affinity masks, so
+    a launcher that binds each rank to its own core (``srun --cpu-bind=cores``)
+    is not mistaken for oversubscription.
+    """
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     try:
-        return node.Get_size() > usable_cores()
+        cores = set().union(*node.allgather(usable_cores()))
+        return node.Get_size() > len(cores)
     finally:
         node.Free()
 

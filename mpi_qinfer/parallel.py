@@ -242,7 +242,8 @@ class MPIParallelizedModel(DerivedModel):
                 command, self._model_id, split, modelparams=modelparams, expparams=expparams,
                 modelparams_code=dtype_code(modelparams.dtype), counts=counts, **call,
             )
-            self._balance.record(engine.last_counts, per_row, engine.compute_seconds)
+            if self._balance.learns:
+                self._balance.record(engine.last_counts, per_row, engine.compute_seconds)
             return from_answers(answers)
 
         return self._timed(command, work, True, parallel)

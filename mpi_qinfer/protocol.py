@@ -18,6 +18,7 @@ __all__ = [
     "Field",
     "Split",
     "HEADER_LEN",
+    "PLAN_KEY_BYTES",
     "MESSAGE_BYTES",
     "INLINE_BYTES",
     "dtype_code",
@@ -49,7 +50,12 @@ class Split(enum.IntEnum):
 
 
 class Field(enum.IntEnum):
-    """Index of each entry of the int64 header."""
+    """Index of each entry of the int64 header.
+
+    The fields before ``PAYLOAD_BYTES`` fix a call's shape: their raw bytes
+    key the cache of call plans. ``PAYLOAD_BYTES`` follows from them, and the
+    per-call ``SEED`` comes last.
+    """
 
     COMMAND = 0
     MODEL_ID = 1
@@ -62,13 +68,15 @@ class Field(enum.IntEnum):
     OUTCOMES_DTYPE = 8
     RESULT_DTYPE = 9
     REPEAT = 10
-    SEED = 11
-    FLAGS = 12
+    FLAGS = 11
+    EXPLICIT_COUNTS = 12
     PAYLOAD_BYTES = 13
-    EXPLICIT_COUNTS = 14
+    SEED = 14
 
 
 HEADER_LEN = 16
+#: Bytes at the start of the message that fix a call's shape (the plan cache key).
+PLAN_KEY_BYTES = 8 * Field.PAYLOAD_BYTES
 MESSAGE_BYTES = 1024
 INLINE_BYTES = MESSAGE_BYTES - 8 * HEADER_LEN
 

@@ -1,0 +1,180 @@
+"""The documentation: every code example runs, the doctests pass, and Sphinx builds with -W.
+
+Python code in ``docs/`` is either a ``>>>`` doctest in a page (serial; run
+here with :mod:`doctest`) or a file under ``docs/examples/`` shown with
+``literalinclude`` (run here in a subprocess: MPI examples under
+``timeout 120 mpiexec -n 2``). These tests start their own processes, so they
+run in the serial pytest session only.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+EXAMPLES = DOCS / "examples"
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+TIMEOUT = 120  # seconds per example run; each takes one or two
+
+pytestmark = pytest.mark.skipif(
+    MPI.COMM_WORLD.Get_size() > 1, reason="starts its own mpiexec and Sphinx processes; serial session only"
+)
+
+#: Examples that need more than mpi_qinfer; everything else in docs/examples runs under mpiexec -n 2.
+NEEDS_QINFER = {"migration_keep_qinfer.py"}
+NEEDS_IPYPARALLEL_CLUSTER = {"migration_before.py"}
+#: Examples that also run as a single plain process (the docs say so).
+ALSO_SERIAL = {"quickstart.py"}
+#: Text each MPI example must print (checks that it did what the docs say).
+EXPECTED_OUTPUT = {
+    "quickstart.py": "on 2 rank(s)",
+    "explicit_form.py": "estimate:",
+    "tuning.py": "split='experiments'",
+    "reproducibility.py": "2 rank(s): parallel",
+    "sync_model.py": "rows that were stale before sync_model(): 5000",
+    "several_models.py": "shared engine: (1, 5000, 2) (2, 5000, 2)",
+    "errors.py": "failed on ranks [1] in likelihood",
+    "idle_modes.py": "us per call",
+    "migration_after.py": "on 2 ranks",
+}
+
+ALL_EXAMPLES = sorted(path.name for path in EXAMPLES.glob("*.py"))
+MPI_EXAMPLES = [name for name in ALL_EXAMPLES if name not in NEEDS_QINFER | NEEDS_IPYPARALLEL_CLUSTER]
+PAGES = sorted(DOCS.glob("*.rst"))
+
+
+def _run(command, **kwargs):
+    env = dict(os.environ, MPIEXEC_TIMEOUT=str(TIMEOUT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("MPI_QINFER_IDLE", None)
+    env.pop("MPI_QINFER_BACKOFF_MAX", None)
+    return subprocess.run(["timeout", "-k", "10", str(TIMEOUT), *map(str, command)], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=TIMEOUT + 30, **kwargs)
+
+
+def _check(done):
+    assert done.returncode == 0, f"exit status {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    return done.stdout
+
+
+# ------------------------------------------------------------------ examples
+def test_every_example_is_classified_and_expected():
+    assert ALL_EXAMPLES, "no examples found"
+    for name in MPI_EXAMPLES:
+        assert name in EXPECTED_OUTPUT, f"docs/examples/{name}: add its expected output to EXPECTED_OUTPUT"
+
+
+def test_every_example_is_shown_in_the_docs():
+    text = "\n".join(page.read_text() for page in PAGES)
+    for name in ALL_EXAMPLES:
+        assert f"examples/{name}" in text, f"docs/examples/{name} is not included or linked from any page"
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason=f"no mpiexec next to {sys.executable}")
+@pytest.mark.parametrize("name", MPI_EXAMPLES)
+def test_mpi_example_runs_on_two_ranks(name):
+    out = _check(_run([MPIEXEC, "-n", "2", sys.executable, EXAMPLES / name]))
+    assert EXPECTED_OUTPUT[name] in out
+
+
+@pytest.mark.parametrize("name", sorted(ALSO_SERIAL))
+def test_example_runs_as_one_plain_process(name):
+    out = _check(_run([sys.executable, EXAMPLES / name]))
+    assert "on 1 rank(s)" in out
+
+
+def _qinfer_python():
+    """A Python in which qinfer imports: this one, or the repository's .venv-qinfer (make test-qinfer)."""
+    candidates = [Path(sys.executable), REPO / ".venv-qinfer" / "bin" / "python"]
+    for python in candidates:
+        mpiexec = python.parent / "mpiexec"
+        if not (python.exists() and mpiexec.exists()):
+            continue
+        probe = subprocess.run([str(python), "-c", "import qinfer, mpi_qinfer"], capture_output=True, timeout=120)
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_QINFER))
+def test_qinfer_example_runs_on_two_ranks(name):
+    python = _qinfer_python()
+    if python is None:
+        pytest.skip("qinfer does not import here, and there is no .venv-qinfer (make test-qinfer builds one)")
+    out = _check(_run([python.parent / "mpiexec", "-n", "2", python, EXAMPLES / name]))
+    assert "on 2 ranks" in out
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_IPYPARALLEL_CLUSTER))
+def test_ipyparallel_example_compiles(name):
+    # It needs qinfer, ipyparallel and a running `ipcluster`: check that it is valid Python, no more.
+    source = (EXAMPLES / name).read_text()
+    compile(source, name, "exec")
+    assert "DirectViewParallelizedModel" in source
+
+
+# ------------------------------------------------------------------ pages
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_doctests_in_page(page):
+    result = doctest.testfile(str(page), module_relative=False, verbose=False, report=True,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} doctest examples failed in {page.name}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_no_untested_python_blocks(page):
+    # Python must come from docs/examples (literalinclude) or be a doctest; bash and text blocks are fine.
+    text = page.read_text()
+    found = re.findall(r"^\s*\.\. (?:code-block|code|sourcecode):: *(?:python|py|python3|ipython)\s*$", text,
+                       flags=re.MULTILINE)
+    assert not found, f"{page.name}: untested Python code block; use docs/examples/*.py or a doctest"
+
+
+def test_literalincludes_point_at_existing_files_and_markers():
+    pattern = re.compile(r"^\.\. literalinclude:: (\S+)((?:\n +:[\w-]+:.*)*)", flags=re.MULTILINE)
+    for page in PAGES:
+        for target, options in pattern.findall(page.read_text()):
+            path = (DOCS / target).resolve()
+            assert path.exists(), f"{page.name}: {target} does not exist"
+            source = path.read_text()
+            for marker in re.findall(r":(?:start-after|end-before): (.+)", options):
+                assert marker.strip() in source, f"{page.name}: marker {marker!r} not in {target}"
+
+
+def test_design_page_and_latest_figures():
+    assert (DOCS / "design.rst").read_text().splitlines()[0].strip() == "Design"
+    performance = (DOCS / "performance.rst").read_text()
+    assert "Latest figures\n--------------" in performance
+    assert "Figures are filled in from the benchmark run recorded in the closing notes." in performance
+
+
+def test_api_reference_lists_every_module_of_the_package():
+    api = (DOCS / "api.rst").read_text()
+    documented = set(re.findall(r"^\.\. automodule:: (\S+)", api, flags=re.MULTILINE))
+    package = REPO / "mpi_qinfer"
+    modules = {"mpi_qinfer"} | {f"mpi_qinfer.{path.stem}" for path in package.glob("*.py")
+                                if not path.stem.startswith("_")}
+    assert modules - documented == set(), "modules missing from docs/api.rst"
+    assert documented - modules == set(), "docs/api.rst documents modules that do not exist"
+
+
+# ------------------------------------------------------------------ the build
+@pytest.mark.skipif(importlib.util.find_spec("sphinx") is None, reason="sphinx is not installed (pip install .[docs])")
+def test_sphinx_build_has_no_warnings(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+         "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert done.returncode == 0, f"sphinx -W failed\n{done.stdout}\n{done.stderr}"
+    assert (tmp_path / "html" / "index.html").exists()
