@@ -615,12 +615,9 @@ def _compare(results: dict, method: str, reference):
 
 def _auto_choice(proxy, work: int) -> str:
     """Which path the ``auto`` proxy settled on for calls of ``work`` evaluations."""
-    costs = proxy.threshold_policy.summary().get((int(Command.LIKELIHOOD), int(math.log2(work))))
     if proxy.n_engines == 1:
         return "serial (1 rank)"
-    if costs is None or costs[0] is None or costs[1] is None:
-        return "undecided"
-    return "parallel" if costs[1] < costs[0] else "serial"
+    return proxy.threshold_policy.choice(int(Command.LIKELIHOOD), work)
 
 
 def _ratios(row: dict) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import pickle
+import struct
 import time
 import traceback
 import weakref
@@ -47,6 +48,10 @@ from .protocol import (
 __all__ = ["Engine"]
 
 _TRACEBACK_TAG = 77
+_HEADER = struct.Struct(f"={HEADER_LEN}q")
+# Plain ints for the hot path: attribute access on an Enum class is slow in Python 3.11.
+_COMMAND, _PAYLOAD_BYTES = int(Field.COMMAND), int(Field.PAYLOAD_BYTES)
+_SHUTDOWN, _SYNC_MODEL = int(Command.SHUTDOWN), int(Command.SYNC_MODEL)
 _PLAN_CACHE_SIZE = 32
 _open_roots: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
@@ -218,6 +223,11 @@ class Engine:
         return self._last_counts
 
     @property
+    def root_share(self) -> tuple[int, float]:
+        """Rows the root computed in the last call, and its seconds in the serial model."""
+        return int(self._last_counts[self._root]), float(self._statuses[self._root])
+
+    @property
     def compute_seconds(self) -> np.ndarray:
         """Seconds each rank spent in the serial model during the last call (root; -1: failed)."""
         return self._statuses.copy()
@@ -265,7 +275,7 @@ class Engine:
         try:
             while True:
                 self._broadcast_message()
-                if self._header[Field.COMMAND] == Command.SHUTDOWN:
+                if self._header[_COMMAND] == _SHUTDOWN:
                     break
                 self._execute(None)
         finally:
@@ -329,13 +339,13 @@ class Engine:
         explicit = counts is not None
         if explicit:
             counts = self._checked_counts(counts, split, modelparams, expparams)
-        self._header[:] = (
-            command, model_id, split, n_models, n_mp,
+        _HEADER.pack_into(
+            self._message, 0, command, model_id, split, n_models, n_mp,
             0 if expparams is None else len(expparams), 0 if outcomes is None else len(outcomes),
             modelparams_code, outcomes_code, result_code, repeat, flags, explicit, 0, seed, 0,
         )
         plan = self._plan()
-        self._header[Field.PAYLOAD_BYTES] = plan.payload_bytes
+        self._header[_PAYLOAD_BYTES] = plan.payload_bytes
         arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
         if plan.inline_views is not None:
             for name, view in plan.inline_views:
@@ -465,7 +475,7 @@ class Engine:
     def _execute(self, arrays):
         """The collective sequence of one call; ``arrays`` is None on workers."""
         self._calls += 1
-        if self._header[Field.COMMAND] == Command.SYNC_MODEL:
+        if self._header[_COMMAND] == _SYNC_MODEL:
             return self._receive_model()
         plan = self._plan()
         comm, root, rank = self._comm, self._root, self._rank

@@ -26,8 +26,10 @@ __all__ = [
 
 def _safe_len(x) -> int:
     """Length of the leading axis of ``x``, counting a scalar as one item."""
-    shape = np.shape(x)
-    return shape[0] if shape else 1
+    try:
+        return len(x)
+    except TypeError:  # a scalar or 0-d array
+        return 1
 
 
 def _single_n_outcomes(model, expparams) -> int:

@@ -19,6 +19,9 @@ from .validation import as_expparams, as_modelparams, as_outcomes, as_repeat
 __all__ = ["MPIParallelizedModel"]
 
 _SPLITS = {"auto": None, "models": Split.MODELS, "experiments": Split.EXPERIMENTS}
+# Plain ints for the hot path: attribute access on an Enum class is slow in Python 3.11.
+_LIKELIHOOD = int(Command.LIKELIHOOD)
+_BY_MODELS, _BY_EXPERIMENTS = int(Split.MODELS), int(Split.EXPERIMENTS)
 
 
 class MPIParallelizedModel(DerivedModel):
@@ -88,9 +91,11 @@ class MPIParallelizedModel(DerivedModel):
         if engine is None:
             engine = Engine(comm, root, idle=idle, backoff_max=backoff_max)
         self._engine = engine
+        self._alone = engine.size == 1  # every call runs serially on this rank
         try:
             self._balance = make_balance(balance, engine.size)
             self._model_id = engine.register(serial_model)
+            self._expparams_dtype = np.dtype(serial_model.expparams_dtype)
         except BaseException:
             if self._owns_engine:
                 engine.close_collectively()
@@ -173,6 +178,7 @@ class MPIParallelizedModel(DerivedModel):
         state = self.__dict__.copy()
         state["_engine"] = None
         state["_owns_engine"] = False
+        state["_alone"] = True
         return state
 
     def _live_engine(self) -> Engine:
@@ -198,6 +204,10 @@ class MPIParallelizedModel(DerivedModel):
             wanted = self._policy.use_parallel(command, work)
         return engine if wanted else None
 
+    def _engine_closed(self) -> bool:
+        engine = self._engine
+        return engine is not None and engine._closed
+
     def _random_call_engine(self, command: int, work: int, auto_threshold: int | None) -> Engine | None:
         """The engine for a call that may draw random numbers, or None to run it on the root.
 
@@ -211,47 +221,47 @@ class MPIParallelizedModel(DerivedModel):
     def _choose_split(self, n_models: int, n_exp: int) -> Split:
         if self._split is not None:
             return self._split
-        return Split.MODELS if n_models >= n_exp else Split.EXPERIMENTS
-
-    def _timed(self, command, work, parallel, run):
-        if not self._policy.learns:
-            return run()
-        start = time.perf_counter()
-        result = run()
-        self._policy.record(command, work, parallel, time.perf_counter() - start)
-        return result
+        return _BY_MODELS if n_models >= n_exp else _BY_EXPERIMENTS
 
     def _dispatch(self, command, modelparams, expparams, serial, from_answers=lambda answers: answers[0], **call):
-        """Run ``serial()`` on the root, or the command on every rank.
+        """Run ``serial()`` on the root, or the command on every rank; feed the policies.
 
         ``from_answers`` turns the list of gathered arrays into what the serial
         model would have returned.
         """
         work = len(modelparams) * (1 if expparams is None else len(expparams))
         engine = self._parallel_engine(command, work)
+        policy = self._policy
         if engine is None:
-            return self._timed(command, work, False, serial)
-        split = Split.MODELS if expparams is None else self._choose_split(len(modelparams), len(expparams))
+            if not policy.learns:
+                return serial()
+            start = time.perf_counter()
+            result = serial()
+            policy.record(command, work, False, time.perf_counter() - start)
+            return result
+        split = _BY_MODELS if expparams is None else self._choose_split(len(modelparams), len(expparams))
         n_rows, per_row = (len(modelparams), work // len(modelparams))
-        if split == Split.EXPERIMENTS:
+        if split == _BY_EXPERIMENTS:
             n_rows, per_row = len(expparams), len(modelparams)
-
-        def parallel():
-            counts = self._balance.counts(n_rows)
-            answers = engine.call(
-                command, self._model_id, split, modelparams=modelparams, expparams=expparams,
-                modelparams_code=dtype_code(modelparams.dtype), counts=counts, **call,
-            )
-            if self._balance.learns:
-                self._balance.record(engine.last_counts, per_row, engine.compute_seconds)
-            return from_answers(answers)
-
-        return self._timed(command, work, True, parallel)
+        start = time.perf_counter()
+        answers = engine.call(
+            command, self._model_id, split, modelparams=modelparams, expparams=expparams,
+            modelparams_code=dtype_code(modelparams.dtype), counts=self._balance.counts(n_rows), **call,
+        )
+        if policy.learns:
+            elapsed = time.perf_counter() - start
+            root_rows, root_seconds = engine.root_share
+            estimate = root_seconds * n_rows / root_rows if root_rows else None
+            policy.record(command, work, True, elapsed, estimate)
+        if self._balance.learns:
+            self._balance.record(engine.last_counts, per_row, engine.compute_seconds)
+        return from_answers(answers)
 
     def _arrays(self, modelparams, expparams=None):
-        modelparams = as_modelparams(modelparams, self.n_modelparams)
+        serial_model = self.underlying_model
+        modelparams = as_modelparams(modelparams, serial_model.n_modelparams)
         if expparams is not None:
-            expparams = as_expparams(expparams, self.expparams_dtype)
+            expparams = as_expparams(expparams, self._expparams_dtype)
         return modelparams, expparams
 
     # --------------------------------------------------------- model calls
@@ -260,11 +270,19 @@ class MPIParallelizedModel(DerivedModel):
 
         Bitwise the serial model's answer, computed across all ranks.
         """
+        if (type(modelparams) is np.ndarray and type(expparams) is np.ndarray
+                and modelparams.ndim == 2 and expparams.ndim == 1
+                and (self._alone or self._policy.settled_serial(_LIKELIHOOD, len(modelparams) * len(expparams)))
+                and not self._engine_closed()):
+            # A call that runs serially anyway: straight to the serial model, as cheap as calling it.
+            n_outcomes = outcomes.size if type(outcomes) is np.ndarray else np.size(outcomes)
+            self._call_count += n_outcomes * len(modelparams) * len(expparams)
+            return self._underlying_model.likelihood(outcomes, modelparams, expparams)
         outcomes = as_outcomes(outcomes)
         modelparams, expparams = self._arrays(modelparams, expparams)
-        super().likelihood(outcomes, modelparams, expparams)
+        self._call_count += len(outcomes) * len(modelparams) * len(expparams)
         return self._dispatch(
-            Command.LIKELIHOOD, modelparams, expparams,
+            _LIKELIHOOD, modelparams, expparams,
             lambda: self.underlying_model.likelihood(outcomes, modelparams, expparams),
             outcomes=outcomes, outcomes_code=dtype_code(outcomes.dtype),
         )
@@ -374,6 +392,7 @@ class MPIParallelizedModel(DerivedModel):
         engine = self._live_engine()
         self._parallel_engine(Command.SYNC_MODEL, 0)
         engine.sync_model(self._model_id, self.underlying_model)
+        self._expparams_dtype = np.dtype(self.underlying_model.expparams_dtype)
         self._policy = ThresholdPolicy(self._policy.threshold, self._policy.reprobe)
 
 

@@ -2,30 +2,48 @@
 
 A fixed ``serial_threshold`` sends every call with fewer than that many
 evaluations (``n_models * n_expparams``) to the serial model. ``"auto"``
-learns instead: evaluations are grouped into power-of-two size classes, and
-the first calls of a class measure the serial model and then the parallel
-call; from then on the faster path is taken, and the slower one is measured
-again every ``reprobe`` calls of the class so the choice follows a machine
-whose load changes. Both paths return bitwise the same answer, so the choice
-only ever changes speed.
+learns instead, per command and power-of-two size class:
+
+1. The first calls of a class run in parallel. The very first is discarded
+   (cold buffers and datatypes make it unrepresentative); the next ones give
+   the parallel cost, and the root's own share of each of them gives an
+   estimate of the serial cost for free (its compute time, scaled to all rows).
+2. If that estimate says parallel clearly wins, serial is never tried: a
+   costly model is parallel from its second call on. Otherwise one serial
+   call measures the serial cost directly.
+3. From then on the faster path is taken, and the other one is measured
+   again after 4, 8, 16, ... calls (capped at ``reprobe``; when one path is
+   more than 1.5 times faster, after 4, 32, 256, ... capped at 16 times
+   that), so the choice follows a machine whose load changes without paying
+   often for a clear loser.
+
+Both paths return bitwise the same answer, so the choice only changes speed.
 """
 
 from __future__ import annotations
 
-import math
-
 __all__ = ["ThresholdPolicy"]
 
 _SMOOTHING = 0.3
+#: Parallel wins without a serial measurement when its cost is below this share of the estimate.
+_CLEAR_WIN = 0.6
+#: A path this many times faster than the other is re-checked 16 times less often.
+_CLEAR_MARGIN = 1.5
+_WARMUP_CALLS = 1
+_PARALLEL_SAMPLES = 2
 
 
 class _SizeClass:
-    __slots__ = ("serial", "parallel", "calls")
+    __slots__ = ("serial", "parallel", "estimate", "parallel_calls", "calls", "next_probe", "interval")
 
     def __init__(self):
-        self.serial = None  # smoothed seconds per evaluation
-        self.parallel = None
+        self.serial = None  # smoothed seconds per evaluation, measured serially
+        self.parallel = None  # ... measured in parallel
+        self.estimate = None  # serial seconds per evaluation estimated from the root's share
+        self.parallel_calls = 0
         self.calls = 0
+        self.next_probe = 4
+        self.interval = 4
 
 
 class ThresholdPolicy:
@@ -35,28 +53,25 @@ class ThresholdPolicy:
     ----------
     threshold : int or "auto"
         Fixed number of evaluations below which calls run serially, or
-        ``"auto"`` to measure both paths and keep the faster.
+        ``"auto"`` to measure and keep the faster path.
     reprobe : int
-        In ``"auto"`` mode, measure the path not taken once every this many
-        calls of a size class.
+        In ``"auto"`` mode, the longest run of calls of one size class before
+        the path not taken is measured again.
     """
 
-    def __init__(self, threshold="auto", reprobe: int = 50):
+    def __init__(self, threshold="auto", reprobe: int = 64):
         if threshold != "auto" and (
             isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
         ):
             raise ValueError(f"serial_threshold must be a non-negative int or 'auto', got {threshold!r}")
         self.threshold = threshold
         self.reprobe = reprobe
+        self.learns = threshold == "auto"
         self._classes: dict[tuple[int, int], _SizeClass] = {}
-
-    @property
-    def learns(self) -> bool:
-        """Whether decisions come from measurements (``"auto"``)."""
-        return self.threshold == "auto"
+        self.decisions = {True: 0, False: 0}
 
     def _size_class(self, command: int, work: int) -> _SizeClass:
-        key = (command, int(math.log2(work)) if work > 0 else -1)
+        key = (command, work.bit_length())
         found = self._classes.get(key)
         if found is None:
             found = self._classes[key] = _SizeClass()
@@ -64,30 +79,92 @@ class ThresholdPolicy:
 
     def use_parallel(self, command: int, work: int) -> bool:
         """Whether a call of ``work`` evaluations should run in parallel."""
+        decision = self._decide(command, work)
+        self.decisions[decision] += 1
+        return decision
+
+    def _decide(self, command: int, work: int) -> bool:
         if not self.learns:
             return work >= self.threshold
-        size_class = self._size_class(command, work)
-        size_class.calls += 1
-        if size_class.serial is None:
-            return False
-        if size_class.parallel is None:
+        size = self._size_class(command, work)
+        size.calls += 1
+        if size.parallel_calls < _WARMUP_CALLS + _PARALLEL_SAMPLES:
             return True
-        parallel_wins = size_class.parallel < size_class.serial
-        if size_class.calls % self.reprobe == 0:
+        serial = size.serial
+        if serial is None:
+            if size.estimate is not None and size.parallel < _CLEAR_WIN * size.estimate:
+                serial = size.estimate
+            else:
+                return False
+        parallel_wins = size.parallel < serial
+        if size.calls >= size.next_probe:
+            clear = max(size.parallel, serial) > _CLEAR_MARGIN * min(size.parallel, serial)
+            size.interval = min(size.interval * (8 if clear else 2), self.reprobe * (16 if clear else 1))
+            size.next_probe = size.calls + size.interval
             return not parallel_wins
         return parallel_wins
 
-    def record(self, command: int, work: int, parallel: bool, seconds: float) -> None:
-        """Feed back how long a call took on the path it took."""
+    def settled_serial(self, command: int, work: int) -> bool:
+        """Whether this call should go serially *without* being timed (the fast path).
+
+        True for a size class that has settled on the serial path, except on
+        the calls due for measurement, which take the ordinary path.
+        """
+        if not self.learns:
+            return work < self.threshold
+        size = self._classes.get((command, work.bit_length()))
+        if size is None or size.serial is None or size.parallel is None or size.parallel < size.serial:
+            return False
+        if size.calls + 1 >= size.next_probe:
+            return False
+        size.calls += 1
+        self.decisions[False] += 1
+        return True
+
+    def record(self, command: int, work: int, parallel: bool, seconds: float,
+               serial_estimate: float | None = None) -> None:
+        """Feed back how long a call took on the path it took.
+
+        ``serial_estimate``: for a parallel call, the serial seconds the root's
+        own share suggests for the whole call.
+        """
         if not self.learns:
             return
-        size_class = self._size_class(command, work)
-        attribute = "parallel" if parallel else "serial"
-        per_evaluation = seconds / max(work, 1)
-        old = getattr(size_class, attribute)
-        new = per_evaluation if old is None else old + _SMOOTHING * (per_evaluation - old)
-        setattr(size_class, attribute, new)
+        size = self._size_class(command, work)
+        evaluations = max(work, 1)
+        if parallel:
+            size.parallel_calls += 1
+            if size.parallel_calls <= _WARMUP_CALLS:
+                return
+            if serial_estimate is not None:
+                size.estimate = _smoothed(size.estimate, serial_estimate / evaluations)
+            size.parallel = _smoothed(size.parallel, seconds / evaluations)
+        else:
+            size.serial = _smoothed(size.serial, seconds / evaluations)
+
+    def choice(self, command: int, work: int) -> str:
+        """The path calls of this size now take: ``"serial"``, ``"parallel"`` or ``"undecided"``."""
+        if not self.learns:
+            return "parallel" if work >= self.threshold else "serial"
+        size = self._classes.get((command, work.bit_length()))
+        if size is None or size.parallel is None:
+            return "undecided"
+        serial = size.serial if size.serial is not None else size.estimate
+        if serial is None:
+            return "undecided"
+        return "parallel" if size.parallel < serial else "serial"
 
     def summary(self) -> dict:
-        """The learned costs: ``{(command, log2 size): (serial, parallel)}`` in seconds per evaluation."""
-        return {key: (c.serial, c.parallel) for key, c in sorted(self._classes.items())}
+        """The learned costs: ``{(command, size class): (serial, parallel)}`` in seconds per evaluation.
+
+        The size class of ``work`` evaluations is ``work.bit_length()``; a
+        serial cost not yet measured is the estimate from the root's share.
+        """
+        return {
+            key: (c.serial if c.serial is not None else c.estimate, c.parallel)
+            for key, c in sorted(self._classes.items())
+        }
+
+
+def _smoothed(old: float | None, new: float) -> float:
+    return new if old is None else old + _SMOOTHING * (new - old)

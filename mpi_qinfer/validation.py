@@ -14,6 +14,8 @@ from .protocol import dtype_code
 __all__ = ["as_outcomes", "as_modelparams", "as_expparams", "as_repeat"]
 
 _NUMERIC_KINDS = "biuf"
+_FLOAT64 = np.dtype(np.float64)
+_INT64 = np.dtype(np.int64)
 
 
 def _native_contiguous(array: np.ndarray) -> np.ndarray:
@@ -35,6 +37,9 @@ def _plain_numeric(array: np.ndarray, name: str) -> np.ndarray:
 
 def as_outcomes(outcomes) -> np.ndarray:
     """Outcomes as a 1-d numeric array (a scalar becomes one element, as in qinfer)."""
+    if type(outcomes) is np.ndarray and outcomes.dtype is _INT64 and outcomes.ndim == 1 \
+            and outcomes.flags.c_contiguous:
+        return outcomes  # the common case, checked in a few attribute reads
     array = np.asarray(outcomes)
     if array.ndim == 0:
         array = array.reshape(1)
@@ -45,6 +50,9 @@ def as_outcomes(outcomes) -> np.ndarray:
 
 def as_modelparams(modelparams, n_modelparams: int) -> np.ndarray:
     """Model parameters as a C-contiguous ``(n_models, n_modelparams)`` array."""
+    if type(modelparams) is np.ndarray and modelparams.dtype is _FLOAT64 and modelparams.ndim == 2 \
+            and modelparams.shape[1] == n_modelparams and modelparams.flags.c_contiguous:
+        return modelparams
     array = np.asarray(modelparams)
     if array.ndim != 2 or array.shape[1] != n_modelparams:
         raise ValueError(
@@ -60,6 +68,9 @@ def as_expparams(expparams, expparams_dtype) -> np.ndarray:
     fields of a type that casts safely, is converted; missing or unexpected
     fields, or unsafe casts, are refused.
     """
+    if type(expparams) is np.ndarray and expparams.dtype == expparams_dtype and expparams.ndim == 1 \
+            and expparams.flags.c_contiguous and expparams.dtype.isnative:
+        return expparams
     want = np.dtype(expparams_dtype)
     array = np.asarray(expparams)
     if array.ndim != 1:
@@ -81,7 +92,9 @@ def as_expparams(expparams, expparams_dtype) -> np.ndarray:
         )
     for name in want.names:
         if not np.can_cast(have[name], want[name], "safe"):
-            raise TypeError(f"expparams field {name!r} has dtype {have[name]}, which does not cast safely to {want[name]}")
+            raise TypeError(
+                f"expparams field {name!r} has dtype {have[name]}, which does not cast safely to {want[name]}"
+            )
     converted = np.empty(array.shape, dtype=want)
     for name in want.names:
         converted[name] = array[name]

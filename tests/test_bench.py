@@ -1,0 +1,90 @@
+"""The benchmark harness runs and reports what it promises (no timing assertions).
+
+One test runs the smallest configuration in-process on ``COMM_SELF`` (one
+rank, so it is safe under any launcher); another, where the MPICH launcher
+is next to the interpreter, runs it under ``mpiexec -n 2`` in a subprocess
+with a hard timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mpi_qinfer import bench
+
+TINY = ["--quick", "--cases", "cheap-1e3x1,smc,idle,balance", "--idle-seconds", "0.05",
+        "--smc-particles", "200", "--smc-experiments", "5", "--rounds", "1"]
+CASE_KEYS = {"name", "model", "n_particles", "n_exp", "bitwise_equal", "proxy_over_floor", "proxy_minus_floor_us",
+             "proxy_over_serial", "auto_over_serial", "pickle_over_proxy", "speedup"}
+
+
+def check_result(result: dict, ranks: int) -> None:
+    for key in ("ranks", "mpi_library", "host", "date", "cases", "smc", "idle", "balance", "targets"):
+        assert key in result, key
+    assert result["ranks"] == ranks
+    assert [case["name"] for case in result["cases"]] == ["cheap-1e3x1"]
+    case = result["cases"][0]
+    assert CASE_KEYS <= set(case)
+    for method in bench.METHODS:
+        for stat in ("median", "min", "max"):
+            assert case[f"{method}_{stat}_s"] > 0, (method, stat)
+        if method != "serial":
+            assert case[f"{method}_equal"] is True, method
+    assert case["bitwise_equal"] is True
+    assert result["smc"]["bitwise_equal"] is True
+    assert result["balance"]["bitwise_equal"] is True
+    assert {"spin", "backoff"} <= set(result["idle"])
+    assert len(result["idle"]["spin"]["cpu_per_wall_by_rank"]) == ranks
+    assert result["all_bitwise_equal"] is True
+
+
+def test_bench_in_process_on_one_rank(tmp_path, capsys):
+    from mpi4py import MPI
+
+    out = tmp_path / "bench.json"
+    args = bench.build_parser().parse_args(TINY + ["--json", str(out)])
+    assert bench.main(args, comm=MPI.COMM_SELF) == 0
+    result = json.loads(out.read_text())
+    check_result(result, ranks=1)
+    assert "1 rank" in result["note"]
+    printed = capsys.readouterr().out
+    assert "cheap-1e3x1" in printed and "all answers bitwise equal to the serial model: yes" in printed
+
+
+def test_case_filter_and_plan():
+    names = [case.name for case in bench.plan_cases(quick=False, total_memory=2**40)]
+    assert "cheap-1e6x100" in names and "costly-1e5x1" in names
+    quick = [case.name for case in bench.plan_cases(quick=True, total_memory=2**40)]
+    assert "cheap-1e6x100" not in quick and "costly-1e5x1" not in quick
+    small = bench.plan_cases(quick=False, total_memory=2**30)
+    assert any(case.skip for case in small if case.name == "cheap-1e6x100")
+    assert bench.select(names, ["cheap-1e3x1"]) == {"cheap-1e3x1"}
+    assert bench.select(names, ["costly"]) == {"costly-1e3x1", "costly-1e4x1", "costly-1e5x1"}
+
+
+def _mpiexec() -> str | None:
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+@pytest.mark.skipif(_mpiexec() is None, reason="no mpiexec next to the interpreter or on PATH")
+def test_bench_under_mpiexec_two_ranks(tmp_path):
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_size() > 1:
+        pytest.skip("already running under a launcher; a nested mpiexec is not attempted")
+    if not MPI.Get_library_version().startswith("MPICH"):
+        pytest.skip("the subprocess launch is only set up for the MPICH launcher")
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, MPIEXEC_TIMEOUT="240")
+    command = [_mpiexec(), "-n", "2", sys.executable, "-m", "mpi_qinfer.bench", *TINY, "--json", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_result(json.loads(out.read_text()), ranks=2)
