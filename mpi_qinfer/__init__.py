@@ -14,8 +14,8 @@ from .distributions import (
 from .engine import Engine
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, RemoteError
 from .heuristics import PGH, ExpSparseHeuristic
-from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
 from .interop import DifferentiableMPIParallelizedModel, register_with_qinfer
+from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
 from .parallel import MPIParallelizedModel
 from .smc import LiuWestResampler, SMCUpdater
 

@@ -119,6 +119,7 @@ class LiuWestResampler:
                 "Covariance has zero norm; adding in small covariance in resampler. "
                 "Consider increasing n_particles to improve covariance estimates.",
                 ResamplerWarning,
+                stacklevel=2,
             )
             cov = self.zero_cov_comp * np.eye(n_mp)
         scale = self.h * _covariance_factor(cov)
@@ -138,6 +139,7 @@ class LiuWestResampler:
                 f"Liu-West resampling failed to find valid models for {todo.size} "
                 f"particles within {self.maxiter} iterations.",
                 ResamplerWarning,
+                stacklevel=2,
             )
 
         new_weights = np.full(n_particles, 1.0 / n_particles)
@@ -297,12 +299,14 @@ class SMCUpdater:
                 "Negative weights occurred in particle approximation. Smallest weight "
                 f"observed == {np.min(weights)}. Clipping weights.",
                 ApproximationWarning,
+                stacklevel=2,
             )
             weights = np.clip(weights, 0, 1)
         if np.sum(weights) <= self.zero_weight_thresh:
             warnings.warn(
                 "All particle weights are zero. This will very likely fail quite badly.",
                 ApproximationWarning,
+                stacklevel=2,
             )
 
         self._data_record.append(outcome)
@@ -343,6 +347,7 @@ class SMCUpdater:
             warnings.warn(
                 "Resampling without additional data; this may not perform as desired.",
                 ResamplerWarning,
+                stacklevel=2,
             )
         weights, locations = self.resampler(
             self.model, self.particle_weights, self.particle_locations, rng=self.rng
@@ -357,7 +362,7 @@ class SMCUpdater:
             try:
                 clear()
             except Exception as exc:  # a cache is never worth failing an update for
-                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.")
+                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.", stacklevel=2)
 
     # -- estimates --------------------------------------------------------------
 

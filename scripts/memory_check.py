@@ -190,7 +190,8 @@ def main(argv=None) -> int:
     parser.add_argument("--calls", type=int, default=100_000, help="likelihood calls (default: %(default)s)")
     parser.add_argument("--particles", type=int, default=None,
                         help="particles per call (default: 1000; with --peak 1000000)")
-    parser.add_argument("--warmup", type=int, default=1000, help="calls before the first reading (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=1000,
+                        help="calls before the first reading (default: %(default)s)")
     parser.add_argument("--points", type=int, default=4, help="readings after the warm-up (default: %(default)s)")
     parser.add_argument("--peak", action="store_true", help="measure the root's peak memory of one big call instead")
     parser.add_argument("--experiments", type=int, default=1, help="experiments of the --peak call (default: 1)")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import traceback
+from pathlib import Path
 
 import pytest
 
@@ -45,22 +48,34 @@ def comm():
     return MPI.COMM_WORLD
 
 
-def mpiexec_command(n_ranks):
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+
+
+def _why_not_launch():
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_size() > 1:
+        return "starts mpiexec itself, so not while pytest runs under mpiexec"
+    if not MPIEXEC.exists():
+        return f"no mpiexec next to the Python executable (looked for {MPIEXEC})"
+    return None
+
+
+#: Marks a serial test that launches its own MPI job.
+needs_mpiexec = pytest.mark.skipif(_why_not_launch() is not None, reason=str(_why_not_launch()))
+
+
+def mpiexec_command(n_ranks, timeout=120):
     """The launcher next to this Python, with the flags its MPI needs here, and its environment.
 
     Returns ``(argv_prefix, env)``; skips the test when no ``mpiexec`` is installed.
     """
-    import os
-    import sys
-    from pathlib import Path
-
-    bindir = Path(sys.executable).parent
-    mpiexec = bindir / "mpiexec"
-    if not mpiexec.exists():
-        pytest.skip(f"no mpiexec next to {sys.executable}")
-    env = dict(os.environ, PYTHONUNBUFFERED="1", MPIEXEC_TIMEOUT="120")
-    argv = [str(mpiexec), "-n", str(n_ranks)]
-    if (bindir / "ompi_info").exists():
+    reason = _why_not_launch()
+    if reason is not None:
+        pytest.skip(reason)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MPIEXEC_TIMEOUT=str(timeout))
+    argv = [str(MPIEXEC), "-n", str(n_ranks)]
+    if (MPIEXEC.parent / "ompi_info").exists():
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         argv.append("--oversubscribe")
     return argv, env
@@ -72,7 +87,6 @@ def run_mpi_script(tmp_path, source, n_ranks=2, timeout=90, args=(), module_args
     A job that outlives ``timeout`` fails the test instead of hanging the suite.
     """
     import subprocess
-    import sys
     import textwrap
     import time
 

@@ -7,7 +7,6 @@ from mpi4py import MPI
 
 from mpi_qinfer.models import SimplePrecessionModel
 
-
 #: An experiment time that makes FailingModel raise (the root controls when a call fails).
 POISON = -666.0
 

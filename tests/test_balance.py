@@ -7,8 +7,8 @@ import pytest
 from conftest import run_parallel
 from fault_models import SlowRankModel
 
-from mpi_qinfer.models import SimplePrecessionModel
 from mpi_qinfer.balance import AdaptiveBalance, WeightedBalance, make_balance
+from mpi_qinfer.models import SimplePrecessionModel
 from mpi_qinfer.partition import even_counts, weighted_counts
 
 

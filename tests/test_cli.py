@@ -7,16 +7,15 @@ import re
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import mpiexec_command, needs_mpiexec
 from mpi4py import MPI
 
 import mpi_qinfer
 from mpi_qinfer import cli, demo, info
 
-MPIEXEC = Path(sys.executable).parent / "mpiexec"
 TIMEOUT = 90  # seconds per subprocess; each run takes a few
 DEMO_ARGS = ["demo", "--particles", "1000", "--experiments", "30", "--no-progress", "--seed", "7"]
 
@@ -184,9 +183,10 @@ def test_info_command(capsys):
 def launch(n_ranks, argv):
     """Run ``python -m mpi_qinfer argv`` on ``n_ranks`` processes (0: no mpiexec); return the result."""
     command = [sys.executable, "-m", "mpi_qinfer", *argv]
+    env = dict(os.environ)
     if n_ranks:
-        command = [str(MPIEXEC), "-n", str(n_ranks), *command]
-    env = dict(os.environ, MPIEXEC_TIMEOUT=str(TIMEOUT - 10))
+        launcher, env = mpiexec_command(n_ranks, timeout=TIMEOUT - 10)
+        command = [*launcher, *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
 
 
@@ -195,17 +195,6 @@ def estimate_line(result):
     lines = [line for line in result.stdout.splitlines() if line.startswith("estimate (repr):")]
     assert len(lines) == 1, result.stdout
     return lines[0]
-
-
-def _why_not_launch() -> str | None:
-    if MPI.COMM_WORLD.Get_size() > 1:
-        return "starts mpiexec itself, so not while pytest runs under mpiexec"
-    if not MPIEXEC.exists():
-        return f"no mpiexec next to the Python executable (looked for {MPIEXEC})"
-    return None
-
-
-needs_mpiexec = pytest.mark.skipif(_why_not_launch() is not None, reason=str(_why_not_launch()))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,14 @@ import pytest
 from conftest import assert_collectively, run_parallel, verdict_of
 from fault_models import POISON, FailingModel, MisshapenModel, NanModel
 
-from mpi_qinfer import ModelMismatchError, MPIParallelizedModel, RemoteError, SMCUpdater, UniformDistribution
+from mpi_qinfer import (
+    EngineClosedError,
+    ModelMismatchError,
+    MPIParallelizedModel,
+    RemoteError,
+    SMCUpdater,
+    UniformDistribution,
+)
 from mpi_qinfer.models import BinomialModel, RamseyModel, SimplePrecessionModel
 
 pytestmark = pytest.mark.mpi(min_size=2)
@@ -197,7 +204,7 @@ RECORD_BAD_CALLS = [
 
 def test_record_expparams_errors_name_the_fields(comm):
     def check(proxy, serial):
-        for label, expparams, match in RECORD_BAD_CALLS:
+        for _label, expparams, match in RECORD_BAD_CALLS:
             with pytest.raises(TypeError, match=match):
                 proxy.likelihood(np.arange(2), np.ones((4, 2)), expparams)
         assert proxy.engine.calls == 0
@@ -210,7 +217,7 @@ def test_calls_from_a_worker_or_after_shutdown_are_refused(comm):
     verdict = None
     if proxy.is_root:
         proxy.shutdown()
-        verdict = verdict_of(lambda: pytest.raises(Exception, proxy.likelihood, np.arange(2), particles(),
+        verdict = verdict_of(lambda: pytest.raises(EngineClosedError, proxy.likelihood, np.arange(2), particles(),
                                                    GOOD_TIMES))
     else:
         with pytest.raises(RuntimeError, match="root"):

@@ -69,7 +69,11 @@ def _fixed_design(make):
 
 
 def _heuristic_design(heuristic_class):
-    return lambda updater: (lambda idx, heuristic=heuristic_class(updater): heuristic())
+    def design(updater):
+        heuristic = heuristic_class(updater)
+        return lambda idx: heuristic()
+
+    return design
 
 
 @dataclasses.dataclass(frozen=True)

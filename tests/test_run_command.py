@@ -7,28 +7,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
-from mpi4py import MPI
+from conftest import mpiexec_command, needs_mpiexec
 
 from mpi_qinfer import runner
 
-MPIEXEC = Path(sys.executable).parent / "mpiexec"
 TIMEOUT = 60  # seconds per subprocess; a hang fails the test well before the 30 s budget matters
 ABORT_BUDGET = 30  # seconds a failing job may take to end
-
-
-
-def _why_not_launch() -> str | None:
-    if MPI.COMM_WORLD.Get_size() > 1:
-        return "starts mpiexec itself, so not while pytest runs under mpiexec"
-    if not MPIEXEC.exists():
-        return f"no mpiexec next to the Python executable (looked for {MPIEXEC})"
-    return None
-
-
-needs_mpiexec = pytest.mark.skipif(_why_not_launch() is not None, reason=str(_why_not_launch()))
 
 
 def run_spmd(tmp_path, source, *extra, n_ranks=2, module=False):
@@ -36,8 +22,8 @@ def run_spmd(tmp_path, source, *extra, n_ranks=2, module=False):
     path = tmp_path / "job.py"
     path.write_text(textwrap.dedent(source))
     target = ["-m", "job"] if module else [str(path)]
-    command = [str(MPIEXEC), "-n", str(n_ranks), sys.executable, "-m", "mpi_qinfer", "run", *target, *extra]
-    env = dict(os.environ, MPIEXEC_TIMEOUT=str(TIMEOUT - 10))
+    launcher, env = mpiexec_command(n_ranks, timeout=TIMEOUT - 10)
+    command = [*launcher, sys.executable, "-m", "mpi_qinfer", "run", *target, *extra]
     if module:
         env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
     start = time.monotonic()
