@@ -155,7 +155,8 @@ def test_design_page_and_latest_figures():
     assert (DOCS / "design.rst").read_text().splitlines()[0].strip() == "Design"
     performance = (DOCS / "performance.rst").read_text()
     assert "Latest figures\n--------------" in performance
-    assert "Figures are filled in from the benchmark run recorded in the closing notes." in performance
+    assert "Figures are filled in from the benchmark run recorded in the closing notes" in performance
+    assert "_static/bench-n2.png" in performance and (DOCS / "_static" / "bench-n2.png").exists()
 
 
 def test_api_reference_lists_every_module_of_the_package():
