@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
 
 import numpy as np
 
@@ -113,25 +112,6 @@ class _TimedLikelihood(DerivedModel):
             self.calls += 1
 
 
-def _count_decisions(proxy) -> Counter:
-    """Count the threshold policy's serial/parallel decisions, by ``(command, parallel)``.
-
-    The policy has no counters of its own, so its ``use_parallel`` is wrapped
-    on this one instance. It is consulted only on more than one rank.
-    """
-    policy = proxy.threshold_policy
-    decide = policy.use_parallel
-    counts = Counter()
-
-    def use_parallel(command, work):
-        parallel = decide(command, work)
-        counts[int(command), bool(parallel)] += 1
-        return parallel
-
-    policy.use_parallel = use_parallel
-    return counts
-
-
 # ------------------------------------------------------------------ the run
 def run_demo(model: str = "precession", particles: int = 4000, experiments: int = 100, *,
              qubits: int = 3, heuristic: str | None = None, seed: int = 42,
@@ -187,7 +167,6 @@ def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name,
     true_model.rng = data_rng
 
     timed = _TimedLikelihood(proxy)
-    decisions = _count_decisions(proxy)
     updater = SMCUpdater(timed, particles, prior, rng=updater_rng)
     design = make_heuristic(heuristic_name, updater)
     means, sigmas = [], []
@@ -203,7 +182,7 @@ def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name,
             bar.update()
     wall = time.perf_counter() - start
 
-    parallel = decisions[int(Command.LIKELIHOOD), True]
+    parallel = proxy.threshold_policy.decisions[int(Command.LIKELIHOOD), True]
     return {
         "model": model_name,
         "model_repr": f"{type(true_model).__name__}" + (f"(n_qubits={qubits})" if model_name == "ising" else "()"),

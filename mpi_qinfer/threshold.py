@@ -22,6 +22,8 @@ Both paths return bitwise the same answer, so the choice only changes speed.
 
 from __future__ import annotations
 
+from collections import Counter
+
 __all__ = ["ThresholdPolicy"]
 
 _SMOOTHING = 0.3
@@ -68,7 +70,8 @@ class ThresholdPolicy:
         self.reprobe = reprobe
         self.learns = threshold == "auto"
         self._classes: dict[tuple[int, int], _SizeClass] = {}
-        self.decisions = {True: 0, False: 0}
+        #: How many calls took each path: ``decisions[command, parallel]``.
+        self.decisions: Counter = Counter()
 
     def _size_class(self, command: int, work: int) -> _SizeClass:
         key = (command, work.bit_length())
@@ -80,7 +83,7 @@ class ThresholdPolicy:
     def use_parallel(self, command: int, work: int) -> bool:
         """Whether a call of ``work`` evaluations should run in parallel."""
         decision = self._decide(command, work)
-        self.decisions[decision] += 1
+        self.decisions[command, decision] += 1
         return decision
 
     def _decide(self, command: int, work: int) -> bool:
@@ -118,7 +121,7 @@ class ThresholdPolicy:
         if size.calls + 1 >= size.next_probe:
             return False
         size.calls += 1
-        self.decisions[False] += 1
+        self.decisions[command, False] += 1
         return True
 
     def record(self, command: int, work: int, parallel: bool, seconds: float,

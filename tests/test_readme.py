@@ -1,0 +1,31 @@
+"""The README's code runs: its script under mpiexec, its fragments at least compile."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import needs_mpiexec, run_mpi_script
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_every_python_block_compiles():
+    blocks = python_blocks()
+    assert len(blocks) >= 2
+    for block in blocks:
+        compile(block, str(README), "exec")
+
+
+@needs_mpiexec
+def test_the_readme_script_estimates_omega_on_two_ranks(tmp_path):
+    done, _ = run_mpi_script(tmp_path, python_blocks()[0], n_ranks=2, timeout=120)
+    assert done.returncode == 0, done.stderr
+    match = re.search(r"omega = \[([0-9.]+)\] \+/- \[([0-9.e-]+)\]", done.stdout)
+    assert match, done.stdout
+    estimate, sigma = float(match.group(1)), float(match.group(2))
+    assert abs(estimate - 0.7) < max(3 * sigma, 1e-4)
