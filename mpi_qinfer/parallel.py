@@ -206,7 +206,7 @@ class MPIParallelizedModel(DerivedModel):
 
     def _engine_closed(self) -> bool:
         engine = self._engine
-        return engine is not None and engine._closed
+        return engine is not None and engine.closed
 
     def _random_call_engine(self, command: int, work: int, auto_threshold: int | None) -> Engine | None:
         """The engine for a call that may draw random numbers, or None to run it on the root.
@@ -233,8 +233,8 @@ class MPIParallelizedModel(DerivedModel):
         engine = self._parallel_engine(command, work)
         policy = self._policy
         if engine is None:
-            if not policy.learns:
-                return serial()
+            if not policy.learns or self._alone or work == 0:
+                return serial()  # nothing to learn: there is no other path
             start = time.perf_counter()
             result = serial()
             policy.record(command, work, False, time.perf_counter() - start)
