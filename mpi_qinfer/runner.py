@@ -16,6 +16,7 @@ import os
 import runpy
 import signal
 import sys
+import time
 import traceback
 
 from mpi4py import MPI
@@ -141,6 +142,10 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+#: Time for mpiexec/srun to forward a failing rank's report before MPI_Abort.
+_FORWARD_GRACE_SECONDS = 0.2
+
+
 def _abort(status: int, report: str) -> None:
     rank = MPI.COMM_WORLD.Get_rank()
     prefix = f"[rank {rank}] "
@@ -149,4 +154,7 @@ def _abort(status: int, report: str) -> None:
     sys.stdout.flush()
     sys.stderr.write(text)
     sys.stderr.flush()
+    # The launcher forwards our output asynchronously and may drop what it has
+    # not forwarded yet when the abort tears the job down: give it a moment.
+    time.sleep(_FORWARD_GRACE_SECONDS)
     MPI.COMM_WORLD.Abort(status)
