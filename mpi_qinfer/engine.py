@@ -17,6 +17,7 @@ sequence, so every rank is ready for the next call.
 from __future__ import annotations
 
 import atexit
+import math
 import pickle
 import struct
 import time
@@ -79,6 +80,7 @@ class _Output:
     block_bytes: int
     recv_type: MPI.Datatype | None  # root only
     even_send_type: MPI.Datatype | None  # this rank's share under the even split
+    even_shape: tuple | None  # ... and its shape
 
 
 @dataclass
@@ -356,7 +358,7 @@ class Engine:
                 array = arrays[name]
                 buffer[offset : offset + array.nbytes] = array.reshape(-1).view(np.uint8)
         self._broadcast_message()
-        return self._execute(arrays)
+        return self._execute(arrays, plan)
 
     def _checked_counts(self, counts, split, modelparams, expparams) -> np.ndarray:
         n_rows = len(modelparams) if split == Split.MODELS else len(expparams)
@@ -460,8 +462,11 @@ class Engine:
                 f"one row of the {operation.name} answer in bytes",
             )
             recv_type = types.row(n_blocks, block_bytes, spec.shape[spec.axis]) if self.is_root else None
-            send_type = types.row(n_blocks, block_bytes, rows) if even_counts is not None else None
-            outputs.append(_Output(spec, n_blocks, block_bytes, recv_type, send_type))
+            send_type = shape = None
+            if even_counts is not None:
+                send_type = types.row(n_blocks, block_bytes, rows)
+                shape = spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
+            outputs.append(_Output(spec, n_blocks, block_bytes, recv_type, send_type, shape))
         return _Plan(operation, model_id, broadcast, payload_bytes, inline_views, split_input, split_dtype,
                      row_shape, row_bytes, row_type, outputs, even_counts, even_displs, types)
 
@@ -472,12 +477,16 @@ class Engine:
             setattr(self, name, buffer)
         return buffer[:nbytes]
 
-    def _execute(self, arrays):
-        """The collective sequence of one call; ``arrays`` is None on workers."""
+    def _execute(self, arrays, plan=None):
+        """The collective sequence of one call; ``arrays`` is None on workers.
+
+        The root passes the ``plan`` it already looked up.
+        """
         self._calls += 1
-        if self._header[_COMMAND] == _SYNC_MODEL:
-            return self._receive_model()
-        plan = self._plan()
+        if plan is None:
+            if self._header[_COMMAND] == _SYNC_MODEL:
+                return self._receive_model()
+            plan = self._plan()
         comm, root, rank = self._comm, self._root, self._rank
         is_root = arrays is not None
 
@@ -487,12 +496,13 @@ class Engine:
             comm.Bcast([payload, plan.payload_bytes, MPI.BYTE], root)
             if not is_root:
                 arrays = {
-                    name: np.frombuffer(payload, dtype, int(np.prod(shape)), offset).reshape(shape).copy()
+                    name: np.frombuffer(payload, dtype, math.prod(shape), offset).reshape(shape).copy()
                     for name, shape, dtype, offset in plan.broadcast
                 }
         elif not is_root:
             # Small copies the model may keep: not views into the next message.
             arrays = {name: view.copy() for name, view in plan.inline_views}
+        outcomes, modelparams, expparams = arrays.get("outcomes"), arrays.get("modelparams"), arrays.get("expparams")
 
         # 2. Scatter the split rows.
         if plan.even_counts is not None:
@@ -502,7 +512,6 @@ class Engine:
             displs = displacements(counts)
         self._last_counts = counts
         rows = int(counts[rank])
-        inputs = arrays if is_root else dict(arrays)
         if plan.split_input is not None:
             if is_root:
                 whole = arrays[plan.split_input]
@@ -515,8 +524,10 @@ class Engine:
                 share = buffer.view(plan.split_dtype).reshape((rows, *plan.split_row_shape))
             share = share.view()
             share.flags.writeable = False
-            inputs = dict(inputs)
-            inputs[plan.split_input] = share
+            if plan.split_input == "modelparams":
+                modelparams = share
+            else:
+                expparams = share
 
         # 3. Compute this rank's share; any failure is kept for step 5.
         error = None
@@ -525,8 +536,7 @@ class Engine:
         if rows > 0 or plan.split_input is None:
             try:
                 results = plan.operation.compute(
-                    self._models[plan.model_id], inputs.get("outcomes"), inputs.get("modelparams"),
-                    inputs.get("expparams"), self._header, rank,
+                    self._models[plan.model_id], outcomes, modelparams, expparams, self._header, rank
                 )
                 results = self._check_results(plan.outputs, results, rows)
             except BaseException as exc:  # noqa: BLE001 - every rank must finish the call
@@ -561,7 +571,7 @@ class Engine:
         checked = []
         for out, result in zip(outputs, results):
             spec = out.spec
-            expected = spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
+            expected = out.even_shape or spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
             result = np.asarray(result)
             if result.shape != expected:
                 raise ValueError(f"the serial model returned shape {result.shape}, expected {expected}")
