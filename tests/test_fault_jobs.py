@@ -80,3 +80,15 @@ with MPIParallelizedModel(SimplePrecessionModel()) as model:
     assert done.returncode != 0
     assert "worker bug" in done.stderr
     assert seconds < 60
+
+
+@pytest.mark.parametrize("idle", ["spin", "backoff"])
+def test_a_program_that_never_serves_nor_shuts_down_still_ends(tmp_path, idle):
+    source = PROLOGUE + f"""
+model = MPIParallelizedModel(SimplePrecessionModel(), idle={idle!r})
+print(f"rank {{MPI.COMM_WORLD.Get_rank()}} built the proxy and leaves", flush=True)
+"""
+    done, seconds = run_mpi_script(tmp_path, source, n_ranks=2, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "rank 0 built" in done.stdout and "rank 1 built" in done.stdout
+    assert seconds < 60
