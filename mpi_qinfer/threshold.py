@@ -36,16 +36,18 @@ _PARALLEL_SAMPLES = 2
 
 
 class _SizeClass:
-    __slots__ = ("serial", "parallel", "estimate", "parallel_calls", "calls", "next_probe", "interval")
+    __slots__ = ("serial", "parallel", "estimate", "parallel_calls", "until_probe", "interval", "serial_wins",
+                 "fast_calls")
 
     def __init__(self):
         self.serial = None  # smoothed seconds per evaluation, measured serially
         self.parallel = None  # ... measured in parallel
         self.estimate = None  # serial seconds per evaluation estimated from the root's share
         self.parallel_calls = 0
-        self.calls = 0
-        self.next_probe = 4
+        self.until_probe = 4  # calls of the winning path before the other is measured again
         self.interval = 4
+        self.serial_wins = False  # both paths measured and serial is the faster (the fast path's flag)
+        self.fast_calls = 0  # calls that took the fast path (counted into decisions on demand)
 
 
 class ThresholdPolicy:
@@ -70,8 +72,7 @@ class ThresholdPolicy:
         self.reprobe = reprobe
         self.learns = threshold == "auto"
         self._classes: dict[tuple[int, int], _SizeClass] = {}
-        #: How many calls took each path: ``decisions[command, parallel]``.
-        self.decisions: Counter = Counter()
+        self._decisions: Counter = Counter()
 
     def _size_class(self, command: int, work: int) -> _SizeClass:
         key = (command, work.bit_length())
@@ -83,14 +84,21 @@ class ThresholdPolicy:
     def use_parallel(self, command: int, work: int) -> bool:
         """Whether a call of ``work`` evaluations should run in parallel."""
         decision = self._decide(command, work)
-        self.decisions[command, decision] += 1
+        self._decisions[command, decision] += 1
         return decision
+
+    @property
+    def decisions(self) -> Counter:
+        """How many calls took each path: ``decisions[command, parallel]``."""
+        counts = Counter(self._decisions)
+        for (command, _), size in self._classes.items():
+            counts[command, False] += size.fast_calls
+        return counts
 
     def _decide(self, command: int, work: int) -> bool:
         if not self.learns:
             return work >= self.threshold
         size = self._size_class(command, work)
-        size.calls += 1
         if size.parallel_calls < _WARMUP_CALLS + _PARALLEL_SAMPLES:
             return True
         serial = size.serial
@@ -100,11 +108,12 @@ class ThresholdPolicy:
             else:
                 return False
         parallel_wins = size.parallel < serial
-        if size.calls >= size.next_probe:
+        if size.until_probe <= 0:
             clear = max(size.parallel, serial) > _CLEAR_MARGIN * min(size.parallel, serial)
             size.interval = min(size.interval * (8 if clear else 2), self.reprobe * (16 if clear else 1))
-            size.next_probe = size.calls + size.interval
+            size.until_probe = size.interval
             return not parallel_wins
+        size.until_probe -= 1
         return parallel_wins
 
     def settled_serial(self, command: int, work: int) -> bool:
@@ -116,12 +125,10 @@ class ThresholdPolicy:
         if not self.learns:
             return work < self.threshold
         size = self._classes.get((command, work.bit_length()))
-        if size is None or size.serial is None or size.parallel is None or size.parallel < size.serial:
+        if size is None or not size.serial_wins or size.until_probe <= 0:
             return False
-        if size.calls + 1 >= size.next_probe:
-            return False
-        size.calls += 1
-        self.decisions[command, False] += 1
+        size.until_probe -= 1
+        size.fast_calls += 1
         return True
 
     def record(self, command: int, work: int, parallel: bool, seconds: float,
@@ -144,6 +151,7 @@ class ThresholdPolicy:
             size.parallel = _smoothed(size.parallel, seconds / evaluations)
         else:
             size.serial = _smoothed(size.serial, seconds / evaluations)
+        size.serial_wins = size.serial is not None and size.parallel is not None and size.serial <= size.parallel
 
     def choice(self, command: int, work: int) -> str:
         """The path calls of this size now take: ``"serial"``, ``"parallel"`` or ``"undecided"``."""
