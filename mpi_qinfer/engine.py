@@ -22,6 +22,7 @@ import pickle
 import struct
 import time
 import traceback
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from mpi4py import MPI
 from . import idle as idle_wait
 from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError, RemoteError
+from .info import check_launcher
 from .operations import OPERATIONS, Output
 from .partition import check_count, displacements
 from .partition import even_counts as even_counts_of
@@ -175,6 +177,9 @@ class Engine:
         self._idle, self._backoff_max = settings
         if self.is_root:
             _open_roots.add(self)
+            misslaunched = check_launcher()
+            if misslaunched:  # N silent singletons would each do all the work
+                warnings.warn(misslaunched, RuntimeWarning, stacklevel=2)
 
     @staticmethod
     def _root_settings(idle, backoff_max, oversubscribed):

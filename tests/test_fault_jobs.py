@@ -92,3 +92,17 @@ print(f"rank {{MPI.COMM_WORLD.Get_rank()}} built the proxy and leaves", flush=Tr
     assert done.returncode == 0, done.stderr
     assert "rank 0 built" in done.stdout and "rank 1 built" in done.stdout
     assert seconds < 60
+
+
+def test_a_singleton_world_under_a_multi_task_launcher_warns(monkeypatch):
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_size() != 1:
+        pytest.skip("needs a world of one process")
+    monkeypatch.setenv("SLURM_NTASKS", "64")
+    with pytest.warns(RuntimeWarning, match="SLURM_NTASKS=64"):
+        from mpi_qinfer import MPIParallelizedModel
+        from mpi_qinfer.models import SimplePrecessionModel
+
+        with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF):
+            pass

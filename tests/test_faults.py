@@ -224,3 +224,4 @@ def test_calls_from_a_worker_or_after_shutdown_are_refused(comm):
             proxy.likelihood(np.arange(2), particles(), GOOD_TIMES)
         proxy.serve()
     assert_collectively(comm, verdict)
+
