@@ -51,6 +51,7 @@ from .protocol import (
 __all__ = ["Engine"]
 
 _TRACEBACK_TAG = 77
+_NOT_A_MODEL = "<not a model>"
 _HEADER = struct.Struct(f"={HEADER_LEN}q")
 # Plain ints for the hot path: attribute access on an Enum class is slow in Python 3.11.
 _COMMAND, _PAYLOAD_BYTES = int(Field.COMMAND), int(Field.PAYLOAD_BYTES)
@@ -152,7 +153,7 @@ class Engine:
         self._calls = 0
         self._last_counts = np.zeros(0, dtype=np.int64)
         self._types = RowTypes()
-        self._plans: dict[tuple, _Plan] = {}
+        self._plans: dict[bytes, _Plan] = {}  # keyed by the header bytes that fix a call's shape
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
         self._inline = self._message[8 * HEADER_LEN :]
@@ -260,9 +261,14 @@ class Engine:
         try:
             signature = _model_signature(model)
         except Exception as error:  # noqa: BLE001 - reported collectively below
-            signature = ("<not a model>", repr(error))
+            signature = (_NOT_A_MODEL, repr(error))
         signatures = self._comm.allgather(signature)
         reference = signatures[self._root]
+        if reference[0] == _NOT_A_MODEL:
+            raise TypeError(
+                "serial_model must be a qinfer-style model with n_modelparams and expparams_dtype; "
+                f"on the root: {reference[1]}"
+            )
         odd = [rank for rank, sig in enumerate(signatures) if sig != reference]
         if odd:
             lines = [f"  rank {rank}: {signatures[rank]}" for rank in odd]

@@ -138,6 +138,8 @@ def test_construction_mismatch_fails_on_every_rank(comm):
         serial = odd_model if comm.Get_rank() == 1 else SimplePrecessionModel()
         with pytest.raises(ModelMismatchError, match="rank 1"):
             MPIParallelizedModel(serial, comm=comm)
+    with pytest.raises(TypeError, match="serial_model must be a qinfer-style model"):
+        MPIParallelizedModel(None, comm=comm)
     # Still in step afterwards: a good construction works.
     run_parallel(comm, SimplePrecessionModel(), lambda proxy, serial: None)
 
