@@ -163,8 +163,9 @@ def test_api_reference_lists_every_module_of_the_package():
     api = (DOCS / "api.rst").read_text()
     documented = set(re.findall(r"^\.\. automodule:: (\S+)", api, flags=re.MULTILINE))
     package = REPO / "mpi_qinfer"
-    modules = {"mpi_qinfer"} | {f"mpi_qinfer.{path.stem}" for path in package.glob("*.py")
-                                if not path.stem.startswith("_")}
+    # Every public module, in subpackages too (a subpackage is its __init__.py); private ones start with "_".
+    modules = {".".join(path.relative_to(REPO).with_suffix("").parts[: -1 if path.stem == "__init__" else None])
+               for path in package.rglob("*.py") if path.stem == "__init__" or not path.stem.startswith("_")}
     assert modules - documented == set(), "modules missing from docs/api.rst"
     assert documented - modules == set(), "docs/api.rst documents modules that do not exist"
 

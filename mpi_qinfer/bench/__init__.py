@@ -1,0 +1,99 @@
+"""The ``bench`` sub-command: the proxy against the serial model, the communication floor and a pickle map.
+
+Run it under the launcher, e.g. ``mpiexec -n 2 python -m mpi_qinfer bench --quick``
+(or ``python -m mpi_qinfer.bench``). One run measures, on the same data and
+in the SMC update's call shape (one outcome, a float64 particle cloud, random
+experiment times):
+
+``serial``
+    the serial model on the root alone: the cost the proxy must beat;
+``proxy``
+    :class:`~mpi_qinfer.MPIParallelizedModel` with ``serial_threshold=0``
+    (every call in parallel);
+``auto``
+    the proxy with the default ``serial_threshold="auto"``, which must never
+    be slower than ``serial`` (it may run small calls serially);
+``floor``
+    the same Bcast / Scatterv / Gatherv sequence written directly against
+    mpi4py's buffer interface in this package (:class:`~mpi_qinfer.bench.loops.FloorLoop`): no
+    validation, no header protocol, no derived datatypes, no status gather.
+    What is left when everything the proxy adds is taken away;
+``pickle``
+    a pickle-based map (:class:`~mpi_qinfer.bench.loops.PickleMapLoop`): lowercase ``bcast`` /
+    ``scatter`` of ``np.array_split`` chunks / ``gather`` / ``np.concatenate``,
+    what users write without this package.
+
+Then, in separate sections: an end-to-end SMC run of the costly model (serial
+versus proxy, final particles compared bitwise), the cost of the two idle-wait
+modes (per-call latency, and the CPU an idle worker burns per wall second,
+read with :class:`~mpi_qinfer.bench.probes.ProcessTimeProbe`), and load balancing with one rank made
+three times slower (:class:`~mpi_qinfer.bench.probes.UnevenIsingModel`, ``balance="even"`` versus
+``"adaptive"``).
+
+Why ratios: the machines this runs on are shared and noisy, and absolute
+latencies depend on the MPI library, the interconnect and the CPU. The
+ratios between methods measured in the same run, seconds apart and on the
+same data, are what carry over: ``proxy/floor`` is the price of the proxy's
+logic, ``proxy - floor`` the same in microseconds (what matters for small
+calls), ``proxy/serial`` and ``auto/serial`` whether going parallel pays,
+``pickle/proxy`` what the buffer interface saves, ``speedup`` is
+``serial/proxy``. Every method's answer is checked against the serial answer
+with :func:`numpy.array_equal` once per case; a mismatch is reported loudly
+and makes the exit status 1.
+
+Every call is timed with :func:`~mpi_qinfer.bench.timing.time_calls`: warm-up calls are discarded,
+then calls are repeated until enough time or repeats have accumulated; the
+median, minimum and maximum per call are kept.
+
+The package, one job per module: :mod:`~mpi_qinfer.bench.timing` (timing a
+call), :mod:`~mpi_qinfer.bench.cases` (settings, methods, cases),
+:mod:`~mpi_qinfer.bench.loops` (the hand-written floor and pickle map),
+:mod:`~mpi_qinfer.bench.probes` (the sections' probe models),
+:mod:`~mpi_qinfer.bench.measure` (one case's row of the table),
+:mod:`~mpi_qinfer.bench.sections` (SMC, idle, balance),
+:mod:`~mpi_qinfer.bench.report` (ratios, targets, report, plot) and
+:mod:`~mpi_qinfer.bench.command` (the run and the command line). The public
+names are re-exported here.
+"""
+
+from __future__ import annotations
+
+from .cases import MEMORY_FRACTION, METHODS, MODELS, OUTCOMES, Case, Settings, plan_cases, select
+from .command import add_arguments, build_parser, main, run
+from .loops import FloorLoop, PickleMapLoop
+from .measure import CASE_SECTIONS, SLOW_CALL_SECONDS, bench_case
+from .probes import ProcessTimeProbe, UnevenIsingModel
+from .report import check_targets, format_report, plot_cases
+from .sections import bench_balance, bench_idle, bench_smc
+from .timing import Timing, time_calls
+
+__all__ = [
+    "METHODS",
+    "Case",
+    "Timing",
+    "time_calls",
+    "FloorLoop",
+    "PickleMapLoop",
+    "ProcessTimeProbe",
+    "UnevenIsingModel",
+    "plan_cases",
+    "bench_case",
+    "bench_smc",
+    "bench_idle",
+    "bench_balance",
+    "run",
+    "format_report",
+    "plot_cases",
+    "add_arguments",
+    "main",
+    # Also public, as in the single-module version (not in its __all__):
+    "OUTCOMES",
+    "MEMORY_FRACTION",
+    "MODELS",
+    "SLOW_CALL_SECONDS",
+    "CASE_SECTIONS",
+    "Settings",
+    "select",
+    "check_targets",
+    "build_parser",
+]

@@ -1,0 +1,220 @@
+"""What the run tells: progress messages, the ratios, the targets' verdicts, the printed report, the plot, JSON."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .cases import METHODS, MODELS
+
+__all__ = ["check_targets", "format_report", "plot_cases"]
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _ratios(row: dict) -> None:
+    """Add the ratios of the medians to a case's row (where both methods were measured)."""
+
+    def med(method):
+        return row.get(f"{method}_median_s")
+
+    def ratio(a, b):
+        return None if med(a) is None or med(b) is None else med(a) / med(b)
+
+    row["proxy_over_floor"] = ratio("proxy", "floor")
+    row["proxy_minus_floor_us"] = None if med("floor") is None else 1e6 * (med("proxy") - med("floor"))
+    row["proxy_over_serial"] = ratio("proxy", "serial")
+    row["auto_over_serial"] = ratio("auto", "serial")
+    row["pickle_over_proxy"] = ratio("pickle", "proxy")
+    row["speedup"] = ratio("serial", "proxy")
+
+
+def _all_equal(result: dict) -> bool:
+    parts = list(result["cases"]) + [result[name] for name in ("smc", "balance") if result.get(name)]
+    return all(part.get("bitwise_equal", True) for part in parts)
+
+
+def check_targets(result: dict) -> list[dict]:
+    """The project's performance targets, each with the measured value and a verdict.
+
+    The targets are stated for 2 ranks; on any other count the verdict is ``None``.
+
+    Returns
+    -------
+    list of dict
+        ``{"target", "case", "value", "limit", "met"}`` per checked case.
+    """
+    at_two = result["ranks"] == 2
+    checks = []
+
+    def add(target, case, value, limit, met):
+        checks.append({"target": target, "case": case, "value": value, "limit": limit,
+                       "met": bool(met) if at_two and value is not None else None})
+
+    for row in result["cases"]:
+        name = row["name"]
+        if row["n_particles"] >= 10**4 and row.get("proxy_over_floor") is not None:
+            add("proxy/floor <= 1.10 at >= 1e4 particles", name, row["proxy_over_floor"], 1.10,
+                row["proxy_over_floor"] <= 1.10)
+        if row["n_particles"] == 10**3 and row.get("proxy_minus_floor_us") is not None:
+            add("proxy-floor <= 15 us at 1e3 particles", name, row["proxy_minus_floor_us"], 15.0,
+                row["proxy_minus_floor_us"] <= 15.0)
+        if row.get("auto_over_serial") is not None:
+            add("auto/serial <= 1.05 at every size", name, row["auto_over_serial"], 1.05,
+                row["auto_over_serial"] <= 1.05)
+        if row["model"] == "costly" and row["n_particles"] >= 10**4:
+            add("costly >= 1e4: serial/proxy >= 1.9", name, row["speedup"], 1.9, row["speedup"] >= 1.9)
+    smc = result.get("smc")
+    if smc:
+        add("end-to-end SMC (costly): serial/proxy >= 1.8", "smc", smc["speedup"], 1.8, smc["speedup"] >= 1.8)
+    return checks
+
+
+def _seconds(value) -> str:
+    if value is None:
+        return "-"
+    if value < 1e-3:
+        return f"{value * 1e6:.1f} us"
+    if value < 1.0:
+        return f"{value * 1e3:.2f} ms"
+    return f"{value:.3f} s"
+
+
+def _number(value, spec=".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_report(result: dict) -> str:
+    """The human-readable report: the per-case table, then the sections and the targets.
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`~mpi_qinfer.bench.command.run`.
+
+    Returns
+    -------
+    str
+    """
+    lines = []
+    out = lines.append
+    out(f"mpi_qinfer bench: {result['ranks']} rank(s), {result['mpi_library']}")
+    out(f"  host {result['host']}, {result['date']}, python {result['python']}, numpy {result['numpy']}, "
+        f"mpi4py {result['mpi4py']}{', --quick' if result['quick'] else ''}")
+    if result.get("note"):
+        out(f"  NOTE: {result['note']}")
+    out("  median seconds per likelihood call (1 outcome), methods interleaved in rounds; ratios of medians; "
+        "speedup = serial/proxy")
+    out("")
+    columns = [("case", 15, "<"), *[(m, 10, ">") for m in METHODS], ("prx/floor", 9, ">"), ("prx-flr us", 10, ">"),
+               ("prx/ser", 8, ">"), ("auto/ser", 8, ">"), ("pkl/prx", 8, ">"), ("speedup", 8, ">"),
+               ("auto", 8, ">"), ("bitwise", 8, ">")]
+    out("  ".join(f"{title:{align}{width}}" for title, width, align in columns))
+    for row in result["cases"]:
+        cells = [row["name"], *[_seconds(row.get(f"{m}_median_s")) for m in METHODS],
+                 _number(row["proxy_over_floor"]), _number(row["proxy_minus_floor_us"], ".1f"),
+                 _number(row["proxy_over_serial"]), _number(row["auto_over_serial"]),
+                 _number(row["pickle_over_proxy"]), _number(row["speedup"]),
+                 row.get("auto_choice", "-").split(" ")[0], "ok" if row["bitwise_equal"] else "MISMATCH"]
+        out("  ".join(f"{cell:{align}{width}}" for cell, (_, width, align) in zip(cells, columns)))
+    for skipped in result["skipped"]:
+        out(f"{skipped['name']:<15}  skipped: {skipped['reason']}")
+
+    smc = result.get("smc")
+    if smc:
+        out("")
+        out(f"end-to-end SMC: {smc['model']}, {smc['n_particles']} particles x {smc['n_experiments']} experiments, "
+            f"{smc['heuristic']}, seed {smc['seed']}, median of {smc['repeats']} run(s)")
+        out(f"  serial {_seconds(smc['serial_median_s'])}   proxy {_seconds(smc['proxy_median_s'])}   "
+            f"auto {_seconds(smc['auto_median_s'])}   speedup serial/proxy {smc['speedup']:.2f}   "
+            f"serial/auto {smc['auto_speedup']:.2f}   final particles bitwise equal: "
+            f"{'yes' if smc['bitwise_equal'] else 'NO -- MISMATCH'}")
+    idle = result.get("idle")
+    if idle:
+        out("")
+        out(f"idle workers: latency of {idle['case']} through the proxy; CPU seconds per wall second "
+            f"while the root sleeps {idle['sleep_s']} s (per rank, root first)")
+        for mode in ("spin", "backoff"):
+            m = idle[mode]
+            burn = ", ".join(f"{v:.2f}" for v in m["cpu_per_wall_by_rank"])
+            out(f"  {mode:<8} latency median {_seconds(m['latency_median_s'])} (min {_seconds(m['latency_min_s'])}, "
+                f"max {_seconds(m['latency_max_s'])})   CPU/wall [{burn}]")
+        if "backoff_over_spin_latency" in idle:
+            out(f"  backoff/spin latency {idle['backoff_over_spin_latency']:.2f}")
+    balance = result.get("balance")
+    if balance:
+        out("")
+        shares = balance["adaptive_shares"]
+        shares_text = "-" if shares is None else "[" + ", ".join(f"{s:.3f}" for s in shares) + "]"
+        out(f"load balancing: {balance['case']}, rank {balance['slow_rank']} {balance['slowdown']}x slower")
+        out(f"  even {_seconds(balance['even_median_s'])}   adaptive {_seconds(balance['adaptive_median_s'])}   "
+            f"gain even/adaptive {balance['gain']:.2f} (ideal {balance['ideal_gain']:.2f})   adaptive shares "
+            f"{shares_text}   bitwise: {'ok' if balance['bitwise_equal'] else 'MISMATCH'}")
+    if result.get("targets"):
+        out("")
+        out("targets (stated for 2 ranks):")
+        for check in result["targets"]:
+            verdict = {True: "met", False: "MISSED", None: "n/a"}[check["met"]]
+            out(f"  {verdict:<6} {check['target']:<46} {check['case']:<15} {_number(check['value'])}")
+    out("")
+    out("all answers bitwise equal to the serial model: "
+        + ("yes" if result["all_bitwise_equal"] else "NO -- SEE MISMATCHES ABOVE"))
+    return "\n".join(lines)
+
+
+def plot_cases(result: dict, path) -> bool:
+    """Save latency versus particles (log-log), one panel per model and ``n_exp``, one line per method.
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`~mpi_qinfer.bench.command.run`.
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+        False (after printing why) when matplotlib is missing or there is nothing to plot.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        print("mpi_qinfer bench: matplotlib is not installed, no plot written (pip install 'mpi_qinfer[plot]')")
+        return False
+    panels = sorted({(row["model"], row["n_exp"]) for row in result["cases"]})
+    if not panels:
+        print("mpi_qinfer bench: no case measured, no plot written")
+        return False
+    # A bare Figure needs no pyplot: no global backend or GUI state is touched.
+    fig = Figure(figsize=(5 * len(panels), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (model, n_exp) in zip(axes, panels):
+        rows = sorted((r for r in result["cases"] if (r["model"], r["n_exp"]) == (model, n_exp)),
+                      key=lambda r: r["n_particles"])
+        x = np.array([r["n_particles"] for r in rows], dtype=float)
+        for method in METHODS:
+            med = np.array([r.get(f"{method}_median_s", np.nan) for r in rows], dtype=float)
+            low = med - np.array([r.get(f"{method}_min_s", np.nan) for r in rows], dtype=float)
+            high = np.array([r.get(f"{method}_max_s", np.nan) for r in rows], dtype=float) - med
+            ax.errorbar(x, med, yerr=[low, high], marker="o", markersize=4, capsize=2, label=method)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("particles")
+        ax.set_ylabel("seconds per call (median, min-max)")
+        ax.set_title(f"{MODELS[model][0]}, {n_exp} experiment(s)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"mpi_qinfer bench, {result['ranks']} rank(s), {result['host']}")
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
