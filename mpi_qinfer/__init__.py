@@ -14,9 +14,9 @@ from .distributions import (
 from .engine import Engine
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, RemoteError
 from .heuristics import PGH, ExpSparseHeuristic
-from .interop import DifferentiableMPIParallelizedModel, register_with_qinfer
+from .interop import register_with_qinfer
 from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
-from .parallel import MPIParallelizedModel
+from .parallel import DifferentiableMPIParallelizedModel, MPIParallelizedModel
 from .smc import LiuWestResampler, SMCUpdater
 
 __version__ = "0.1.0"

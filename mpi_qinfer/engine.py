@@ -1,25 +1,32 @@
 """The engine: a duplicated communicator, the call both sides run, and the worker loop.
 
-One call, identical on every rank (root and workers run the same code, so they
-cannot disagree on the sequence of collectives)::
+One call is the same sequence of collectives on every rank (root and workers
+run the same code, so they cannot disagree on it)::
 
-    Bcast   message: int64 header + small payload inline
-    Bcast   payload, only when it did not fit inline
-    Scatterv the split rows (particles, or experiments)
-    compute the local share (any exception is caught and kept)
-    Gatherv each answer straight into its final strided layout on the root
-    Gather  one int32 status per rank; failed ranks then send their traceback
+    1. Bcast    the message: the packed CallSpec, small arrays inline
+    2. Bcast    the rest of the payload, only when it did not fit inline
+    3. Scatterv the split rows (particles, or experiments)
+    4.          compute the local share; any exception is caught and kept
+    5. Gather   one status record per rank: ok / failed / other answer dtype,
+                compute time, the dtypes of its answers
+    6. Gatherv  every answer straight into its final layout on the root; a
+                rank that failed sends nothing, and the root knows it from 5
+    7. Send     failed ranks send the root their exception and traceback
 
-The root raises :class:`~mpi_qinfer.errors.RemoteError` only after the whole
-sequence, so every rank is ready for the next call.
+The root raises only after the whole sequence, so every rank is ready for the
+next call. A failure of the serial model re-raises, on the root, the model's
+own exception (with a :class:`~mpi_qinfer.errors.RemoteError` as its
+``__cause__``), exactly as the serial model would have raised it; a failure on
+a worker *outside* the model call would leave the ranks out of step, so it
+ends the job (``MPI_Abort``) with the traceback on stderr: never a silent wait.
 """
 
 from __future__ import annotations
 
 import atexit
-import math
 import pickle
-import struct
+import sys
+import threading
 import time
 import traceback
 import warnings
@@ -33,30 +40,49 @@ from . import idle as idle_wait
 from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError, RemoteError
 from .info import check_launcher
-from .operations import OPERATIONS, Output
-from .partition import check_count, displacements
-from .partition import even_counts as even_counts_of
+from .operations import OPERATIONS, Operation
+from .partition import check_count, displacements, even_counts
 from .protocol import (
     HEADER_LEN,
     INLINE_BYTES,
     MESSAGE_BYTES,
-    PLAN_KEY_BYTES,
+    SCALAR_OUTCOMES,
+    CallSpec,
     Command,
-    Field,
+    DtypeTable,
     Split,
-    code_dtype,
+    pack_spec,
     payload_layout,
+    unpack_spec,
 )
 
 __all__ = ["Engine"]
 
-_TRACEBACK_TAG = 77
+_REPORT_TAG = 77
 _NOT_A_MODEL = "<not a model>"
-_HEADER = struct.Struct(f"={HEADER_LEN}q")
-# Plain ints for the hot path: attribute access on an Enum class is slow in Python 3.11.
-_COMMAND, _PAYLOAD_BYTES = int(Field.COMMAND), int(Field.PAYLOAD_BYTES)
-_SHUTDOWN, _SYNC_MODEL = int(Command.SHUTDOWN), int(Command.SYNC_MODEL)
+_PAYLOAD_INDEX = CallSpec._fields.index("payload_bytes")
 _PLAN_CACHE_SIZE = 32
+
+# Status records (one int64 row per rank, step 5).
+_OK, _FAILED, _OTHER_DTYPE = 0, 1, 2
+_UNKNOWN_DTYPE = -2  # a dtype the rank's table does not have: it sends the dtype itself
+_STATE, _NANOSECONDS, _DTYPES = 0, 1, 2  # columns; the answer dtypes fill columns 2 and 3
+_STATUS_LEN = 4
+
+# Plain ints for the hot path: attribute access on an Enum class is slow in Python 3.11.
+_SHUTDOWN, _SYNC_MODEL = int(Command.SHUTDOWN), int(Command.SYNC_MODEL)
+_DEFINE_DTYPE, _COLLECTIVE = int(Command.DEFINE_DTYPE), int(Command.COLLECTIVE)
+_BY_MODELS = int(Split.MODELS)
+_F8, _BOOL = 0, 2  # ids of float64 and bool in every DtypeTable (its preset order)
+
+#: What the root expects each command to answer before it has seen one (ids in the table).
+_DEFAULT_ANSWERS = {
+    int(Command.LIKELIHOOD): (_F8, -1),
+    int(Command.SCORE): (_F8, _F8),
+    int(Command.FISHER_INFORMATION): (_F8, -1),
+    int(Command.ARE_MODELS_VALID): (_BOOL, -1),
+}
+
 _open_roots: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
@@ -74,36 +100,75 @@ def _release_workers_at_exit():
             pass
 
 
+# ---------------------------------------------------------------- call plans
 @dataclass
-class _Output:
-    """How one answer array moves: the spec and its row datatypes."""
+class _Answer:
+    """How one answer array moves: its full shape, dtype, and row datatypes."""
 
-    spec: Output
-    n_blocks: int
-    block_bytes: int
-    recv_type: MPI.Datatype | None  # root only
+    shape: tuple
+    axis: int
+    dtype: np.dtype
+    n_blocks: int  # prod(shape[:axis])
+    block_bytes: int  # prod(shape[axis + 1:]) * itemsize
+    recv_type: MPI.Datatype | None  # one row of the full answer (root only)
     even_send_type: MPI.Datatype | None  # this rank's share under the even split
     even_shape: tuple | None  # ... and its shape
+
+    def local_shape(self, rows: int) -> tuple:
+        return self.shape[: self.axis] + (rows,) + self.shape[self.axis + 1 :]
 
 
 @dataclass
 class _Plan:
-    """Everything about a call that follows from its shape alone; cached per shape."""
+    """Everything about a call that follows from its spec's shape alone; cached per shape.
 
-    operation: object
-    model_id: int
-    broadcast: list  # (name, shape, dtype, offset)
+    The spec carries the dtypes of every array, so a plan never depends on
+    anything outside it (not on a model's ``expparams_dtype``, which
+    ``sync_model`` may change).
+    """
+
+    operation: Operation
+    broadcast: list  # (name, shape, dtype, offset): the arrays every rank gets whole
     payload_bytes: int
-    inline_views: list  # (name, view into the message) for workers, when the payload is inline
-    split_input: str | None
+    inline: bool  # the payload fits in the message
+    split_input: str | None  # "modelparams" or "expparams", or None (nothing is split)
     split_dtype: np.dtype | None
     split_row_shape: tuple
     row_bytes: int
-    row_type: MPI.Datatype | None
-    outputs: list  # _Output
-    even_counts: np.ndarray | None
+    row_type: MPI.Datatype | None  # None when a row has no bytes
+    answers: list  # _Answer
+    answer_ids: tuple  # the dtype ids the answers are expected in
+    even_counts: np.ndarray | None  # None when the root gives explicit counts
     even_displs: np.ndarray | None
     types: RowTypes  # owns the datatypes above; freed with the plan
+
+
+def _array_at(buffer: np.ndarray, offset: int, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A view of ``shape``/``dtype`` at ``offset`` bytes into ``buffer`` (zero-size dtypes too)."""
+    if dtype.itemsize == 0:
+        return np.empty(shape, dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    return buffer[offset : offset + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def _describe_failure(error: BaseException) -> str:
+    """The traceback text of ``error``; never raises (some exceptions cannot be formatted)."""
+    try:
+        return "".join(traceback.format_exception(error))
+    except BaseException:  # noqa: BLE001 - an exception whose __str__ fails, say
+        return f"{type(error).__qualname__} (its message could not be formatted)\n"
+
+
+def _pickled(error: BaseException) -> bytes | None:
+    """The model's exception, pickled to be raised again on the root, or None if it cannot travel."""
+    if not isinstance(error, Exception):
+        return None  # KeyboardInterrupt, SystemExit on a worker: not the model's failure
+    try:
+        data = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
+        return data
+    except BaseException:  # noqa: BLE001 - falls back to RemoteError
+        return None
 
 
 def _model_signature(model) -> tuple:
@@ -115,6 +180,11 @@ def _model_signature(model) -> tuple:
     )
 
 
+class _AnswerDtypeChanged(Exception):
+    """Step 5 found ranks whose answers have another dtype than expected: call again."""
+
+
+# -------------------------------------------------------------------- engine
 class Engine:
     """Owns a duplicated communicator and runs parallel model calls on it.
 
@@ -122,12 +192,15 @@ class Engine:
     directly: :class:`~mpi_qinfer.MPIParallelizedModel` makes its own. Build
     one explicitly to serve several proxies from the same worker loop.
 
+    Calls from several threads of the root are serialised (one at a time),
+    never interleaved.
+
     Parameters
     ----------
     comm : mpi4py.MPI.Intracomm, optional
         The ranks to use; duplicated, never used directly. Default ``COMM_WORLD``.
     root : int
-        The rank that runs the inference loop.
+        The rank that runs the inference loop; every rank must pass the same.
     idle : {"auto", "spin", "backoff"}, optional
         How idle workers wait (see :mod:`mpi_qinfer.idle`). Default: the
         ``MPI_QINFER_IDLE`` environment variable, else ``auto`` (``backoff``
@@ -142,27 +215,38 @@ class Engine:
         comm = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
-        if not (isinstance(root, (int, np.integer)) and 0 <= root < comm.Get_size()):
-            raise ValueError(f"root must be a rank of comm (0..{comm.Get_size() - 1}), got {root!r}")
-        self._comm = comm.Dup()
+        size = comm.Get_size()
+        valid_root = isinstance(root, (int, np.integer)) and not isinstance(root, bool) and 0 <= root < size
+        # Every rank must agree on the root before any rooted collective (a
+        # disagreement would otherwise hang the first call). allgather has no root.
+        roots = comm.allgather(int(root) if valid_root else None)
+        if not valid_root:
+            raise ValueError(f"root must be a rank of comm (0..{size - 1}), got {root!r}")
+        if len(set(roots)) != 1:
+            raise ValueError(f"every rank must pass the same root; the ranks passed {roots}")
+        self._comm = _duplicate(comm)
         self._root = int(root)
         self._rank = self._comm.Get_rank()
         self._size = self._comm.Get_size()
         self._models: list = []
+        self._collectives: list = []
         self._closed = False
         self._calls = 0
+        self._lock = threading.RLock()
+        self._dtypes = DtypeTable()
+        self._answer_dtypes: dict[tuple[int, int], tuple[int, int]] = {}  # root: (model_id, command) -> ids
         self._last_counts = np.zeros(0, dtype=np.int64)
         self._types = RowTypes()
-        self._plans: dict[bytes, _Plan] = {}  # keyed by the header bytes that fix a call's shape
+        self._plans: dict[tuple, _Plan] = {}
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
         self._inline = self._message[8 * HEADER_LEN :]
         self._payload = np.empty(0, dtype=np.uint8)
         self._split_buffer = np.empty(0, dtype=np.uint8)
         self._scratch = np.empty(0, dtype=np.uint8)
-        # Per rank: seconds spent in the serial model (feeds load balancing), or -1: it failed.
-        self._status = np.zeros(1, dtype=np.float64)
-        self._statuses = np.zeros(self._size, dtype=np.float64)
+        self._status = np.zeros(_STATUS_LEN, dtype=np.int64)
+        self._last_answer_dtypes: list = []
+        self._statuses = np.zeros((self._size, _STATUS_LEN), dtype=np.int64)
         try:
             oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
             oversubscribed = self._comm.allreduce(oversubscribed, op=MPI.LOR)
@@ -233,17 +317,24 @@ class Engine:
     @property
     def root_share(self) -> tuple[int, float]:
         """Rows the root computed in the last call, and its seconds in the serial model."""
-        return int(self._last_counts[self._root]), float(self._statuses[self._root])
+        return int(self._last_counts[self._root]), self._statuses[self._root, _NANOSECONDS] * 1e-9
 
     @property
     def compute_seconds(self) -> np.ndarray:
         """Seconds each rank spent in the serial model during the last call (root; -1: failed)."""
-        return self._statuses.copy()
+        seconds = self._statuses[:, _NANOSECONDS] * 1e-9
+        seconds[self._statuses[:, _STATE] != _OK] = -1.0
+        return seconds
 
     @property
     def calls(self) -> int:
         """Parallel calls this rank has taken part in (the same on every rank)."""
         return self._calls
+
+    @property
+    def dtypes(self) -> DtypeTable:
+        """The dtypes every rank of this engine knows by id."""
+        return self._dtypes
 
     def model(self, model_id: int):
         """The serial model registered under ``model_id`` on this rank."""
@@ -280,30 +371,72 @@ class Engine:
         self._models.append(model)
         return len(self._models) - 1
 
+    def register_collective(self, function) -> int:
+        """Add a function that every rank runs together on the root's request; return its id.
+
+        Local, but every rank must register the same functions in the same
+        order (as with :meth:`register`). :meth:`run_collective` then calls
+        ``function(engine, argument)`` on every rank; the function may use
+        :attr:`comm` for collectives of its own. This lets other components
+        (a distributed updater, say) share this engine's worker loop.
+        """
+        self._collectives.append(function)
+        return len(self._collectives) - 1
+
     def serve(self) -> None:
-        """Run the worker loop until the root shuts the engine down (workers only)."""
+        """Run the worker loop until the root shuts the engine down (workers only).
+
+        A failure here outside the serial model (which is reported to the
+        root instead) would leave this rank out of step with the others, so
+        it ends the whole job with ``MPI_Abort`` after printing the traceback.
+        """
         if self.is_root:
             raise RuntimeError("serve() runs on the workers; the root calls the model and shutdown()")
         self._check_open()
         try:
             while True:
                 self._broadcast_message()
-                if self._header[_COMMAND] == _SHUTDOWN:
+                spec = unpack_spec(self._message)
+                if spec.command == _SHUTDOWN:
                     break
-                self._execute(None)
+                self._serve_one(spec)
+        except BaseException as error:  # noqa: BLE001 - ends the job rather than hang it
+            self._abort_job(error)
         finally:
             self._free()
+
+    def _serve_one(self, spec: CallSpec) -> None:
+        command = spec.command
+        if command == _DEFINE_DTYPE:
+            self._receive_dtype(spec)
+        elif command == _SYNC_MODEL:
+            self._receive_model(spec)
+        elif command == _COLLECTIVE:
+            self._calls += 1
+            argument = self._comm.bcast(None, self._root)
+            self._collectives[spec.model_id](self, argument)
+        else:
+            self._execute(spec, self._plan(spec), None)
+
+    def _abort_job(self, error: BaseException) -> None:
+        text = _describe_failure(error)
+        sys.stderr.write(
+            f"mpi_qinfer: rank {self._rank} failed outside the serial model and cannot stay in step "
+            f"with the other ranks; ending the job.\n{text}"
+        )
+        sys.stderr.flush()
+        time.sleep(0.2)  # let the launcher forward the report before the job is torn down
+        self._comm.Abort(1)
 
     def shutdown(self) -> None:
         """Release the workers and free the communicator (root; idempotent)."""
         if self._closed or not self.is_root:
             return
-        _open_roots.discard(self)
-        self._header[:] = 0
-        self._header[Field.COMMAND] = Command.SHUTDOWN
-        try:
-            self._broadcast_message()
-        finally:
+        with self._lock:
+            if self._closed:
+                return
+            _open_roots.discard(self)
+            self._send_message(CallSpec(_SHUTDOWN))
             self._free()
 
     def close_collectively(self) -> None:
@@ -327,6 +460,14 @@ class Engine:
         if self._closed:
             raise EngineClosedError("the engine has been shut down; build a new MPIParallelizedModel")
 
+    def _check_root(self) -> None:
+        if not self.is_root:
+            raise RuntimeError(
+                f"rank {self._rank} is not the root: parallel calls are made on the root (rank {self._root}) "
+                "while the other ranks serve; guard the inference code with `if model.is_root:`"
+            )
+        self._check_open()
+
     def __enter__(self):
         if not self.is_root:
             self.serve()
@@ -336,43 +477,89 @@ class Engine:
         self.shutdown()
         return False
 
-    # ------------------------------------------------------------ one call
-    def call(self, command, model_id, split=Split.MODELS, *, outcomes=None, modelparams=None,
-             expparams=None, repeat=0, seed=0, flags=0, result_code=0, counts=None,
-             modelparams_code=0, outcomes_code=0):
+    # ----------------------------------------------------- the root's side
+    def dtype_id(self, dtype: np.dtype) -> int:
+        """The id of ``dtype`` in every rank's table, announcing it first if new (root)."""
+        index = self._dtypes.id_of(dtype)
+        if index is None:
+            index = self._announce_dtype(dtype)
+        return index
+
+    def answer_dtypes(self, model_id: int, command: int, hint: np.dtype | None = None) -> tuple[int, int]:
+        """The dtype ids the root expects a command's answers in (root).
+
+        Learned from earlier calls of the same model and command; before the
+        first, the command's usual dtypes, or ``hint``.
+        """
+        known = self._answer_dtypes.get((model_id, command))
+        if known is not None:
+            return known
+        default = _DEFAULT_ANSWERS.get(command)
+        if default is None:
+            default = (-1, -1) if hint is None else (self.dtype_id(hint), -1)
+        return default
+
+    def describe(self, command: int, model_id: int = 0, split: int = _BY_MODELS, *, outcomes=None,
+                 modelparams=None, expparams=None, repeat: int = 0, return_likelihood: bool = False,
+                 explicit_counts: bool = False, seed: int = 0, answer_hint: np.dtype | None = None) -> CallSpec:
+        """The :class:`~mpi_qinfer.protocol.CallSpec` of a call on these arrays (root).
+
+        A dtype the workers do not know yet is announced to them first (a
+        command of its own, once per dtype).
+        """
+        dtype_id = self.dtype_id
+        return CallSpec(
+            command, model_id, split,
+            *((0, 0) if modelparams is None else modelparams.shape),
+            0 if expparams is None else len(expparams),
+            0 if outcomes is None else (SCALAR_OUTCOMES if outcomes.ndim == 0 else len(outcomes)),
+            -1 if modelparams is None else dtype_id(modelparams.dtype),
+            -1 if expparams is None else dtype_id(expparams.dtype),
+            -1 if outcomes is None else dtype_id(outcomes.dtype),
+            *self.answer_dtypes(model_id, command, answer_hint),
+            repeat, int(return_likelihood), int(explicit_counts), 0, seed,
+        )
+
+    def call(self, spec: CallSpec, arrays: dict) -> list:
         """Run one parallel call from the root; return the list of gathered answers.
 
-        The arrays must already be validated, native-endian and C-contiguous.
-        ``counts`` (rows per rank) overrides the even split.
+        Parameters
+        ----------
+        spec : CallSpec
+            The call, from :meth:`describe`.
+        arrays : dict
+            ``outcomes``, ``modelparams``, ``expparams`` (C-contiguous, of the
+            spec's shapes and dtypes; absent or None where the call has none)
+            and ``counts``: rows per rank, or None for the even split.
         """
-        if not self.is_root:
-            raise RuntimeError("parallel calls are made on the root; workers run serve()")
-        self._check_open()
-        n_models, n_mp = (0, 0) if modelparams is None else modelparams.shape
-        explicit = counts is not None
-        if explicit:
-            counts = self._checked_counts(counts, split, modelparams, expparams)
-        _HEADER.pack_into(
-            self._message, 0, command, model_id, split, n_models, n_mp,
-            0 if expparams is None else len(expparams), 0 if outcomes is None else len(outcomes),
-            modelparams_code, outcomes_code, result_code, repeat, flags, explicit, 0, seed, 0,
-        )
-        plan = self._plan()
-        self._header[_PAYLOAD_BYTES] = plan.payload_bytes
-        arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
-        if plan.inline_views is not None:
-            for name, view in plan.inline_views:
-                view[...] = arrays[name]
-        else:
-            buffer = self._grow("_payload", plan.payload_bytes)
-            for name, _, _, offset in plan.broadcast:
-                array = arrays[name]
-                buffer[offset : offset + array.nbytes] = array.reshape(-1).view(np.uint8)
-        self._broadcast_message()
-        return self._execute(arrays, plan)
+        with self._lock:
+            self._check_root()
+            if spec.explicit_counts:
+                arrays["counts"] = self._checked_counts(arrays["counts"], spec)
+            try:
+                return self._call_once(spec, arrays)
+            except _AnswerDtypeChanged:
+                # The serial model answers in another dtype than expected: now
+                # known, and the call is repeated in it (a random call repeats
+                # its draws, its seed being in the spec).
+                ids = self._answer_dtypes[(spec.model_id, spec.command)]
+                spec = spec._replace(answer_dtype=ids[0], second_answer_dtype=ids[1])
+                try:
+                    return self._call_once(spec, arrays)
+                except _AnswerDtypeChanged:
+                    raise TypeError(
+                        f"the serial model's {OPERATIONS[spec.command].name} answered in different dtypes "
+                        "on different ranks; it must return one dtype for a given call"
+                    ) from None
 
-    def _checked_counts(self, counts, split, modelparams, expparams) -> np.ndarray:
-        n_rows = len(modelparams) if split == Split.MODELS else len(expparams)
+    def _call_once(self, spec: CallSpec, arrays: dict) -> list:
+        plan = self._plan(spec)
+        self._pack_payload(plan, spec, arrays)
+        self._broadcast_message()
+        return self._execute(spec, plan, arrays)
+
+    def _checked_counts(self, counts, spec: CallSpec) -> np.ndarray:
+        n_rows = spec.rows
         counts = np.ascontiguousarray(counts, dtype=np.int64)
         if counts.shape != (self._size,) or np.any(counts < 0) or counts.sum() != n_rows:
             raise ValueError(
@@ -381,105 +568,163 @@ class Engine:
             )
         return counts
 
+    def _pack_payload(self, plan: _Plan, spec: CallSpec, arrays: dict) -> None:
+        """Write the header and the broadcast arrays: inline in the message, or into the payload."""
+        pack_spec(spec, self._message)
+        self._header[_PAYLOAD_INDEX] = plan.payload_bytes
+        target = self._inline if plan.inline else self._grow("_payload", plan.payload_bytes)
+        for name, _shape, dtype, offset in plan.broadcast:
+            if dtype.itemsize:
+                array = arrays[name]
+                target[offset : offset + array.nbytes] = array.reshape(-1).view(np.uint8)
+
+    def _send_message(self, spec: CallSpec) -> None:
+        pack_spec(spec, self._message)
+        self._broadcast_message()
+
     def _broadcast_message(self) -> None:
         """The first collective of every call: the header and the inline payload."""
         idle_wait.broadcast_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
 
+    def _announce_dtype(self, dtype: np.dtype) -> int:
+        """Add ``dtype`` to every rank's table (collective command; root)."""
+        with self._lock:
+            self._check_root()
+            data = _as_bytes(pickle.dumps(np.dtype(dtype), protocol=pickle.HIGHEST_PROTOCOL))
+            self._send_message(CallSpec(_DEFINE_DTYPE, payload_bytes=data.nbytes))
+            self._comm.Bcast([data, data.nbytes, MPI.BYTE], self._root)
+            return self._dtypes.add(dtype)
+
+    def _receive_dtype(self, spec: CallSpec) -> None:
+        data = self._grow("_payload", spec.payload_bytes)
+        self._comm.Bcast([data, len(data), MPI.BYTE], self._root)
+        self._dtypes.add(pickle.loads(data))
+
     def sync_model(self, model_id: int, model) -> None:
         """Send the root's ``model`` to every worker, replacing its copy (pickled once)."""
-        self._check_open()
-        data = np.frombuffer(bytearray(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)), dtype=np.uint8)
-        h = self._header
-        h[:] = 0
-        h[Field.COMMAND] = Command.SYNC_MODEL
-        h[Field.MODEL_ID] = model_id
-        h[Field.PAYLOAD_BYTES] = data.nbytes
-        self._broadcast_message()
-        self._calls += 1
-        self._comm.Bcast([data, data.nbytes, MPI.BYTE], self._root)
-        self._models[model_id] = model
-        self._finish(Command.SYNC_MODEL.name.lower(), None)
+        with self._lock:
+            self._check_root()
+            data = _as_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+            self._send_message(CallSpec(_SYNC_MODEL, model_id, payload_bytes=data.nbytes))
+            self._calls += 1
+            self._comm.Bcast([data, data.nbytes, MPI.BYTE], self._root)
+            self._models[model_id] = model
+            self._forget_answers(model_id)
+            self._finish_without_answers("sync_model", None)
 
-    def _receive_model(self) -> None:
-        h = self._header
-        data = self._grow("_payload", int(h[Field.PAYLOAD_BYTES]))
+    def _receive_model(self, spec: CallSpec) -> None:
+        self._calls += 1
+        data = self._grow("_payload", spec.payload_bytes)
         self._comm.Bcast([data, len(data), MPI.BYTE], self._root)
         error = None
         try:
-            self._models[int(h[Field.MODEL_ID])] = pickle.loads(data)
+            self._models[spec.model_id] = pickle.loads(data)
         except BaseException as exc:  # noqa: BLE001 - reported to the root
             error = exc
-        self._finish("sync_model", error)
+        self._finish_without_answers("sync_model", error)
 
-    def _plan(self) -> _Plan:
-        key = self._message[:PLAN_KEY_BYTES].tobytes()
+    def _forget_answers(self, model_id: int) -> None:
+        for key in [key for key in self._answer_dtypes if key[0] == model_id]:
+            del self._answer_dtypes[key]
+
+    def run_collective(self, function_id: int, argument=None):
+        """Run a function registered with :meth:`register_collective` on every rank (root).
+
+        ``argument`` is pickled and broadcast; the root's return value is returned.
+        """
+        with self._lock:
+            self._check_root()
+            self._send_message(CallSpec(_COLLECTIVE, function_id))
+            self._calls += 1
+            self._comm.bcast(argument, self._root)
+            return self._collectives[function_id](self, argument)
+
+    # ------------------------------------------------------------ the plan
+    def _plan(self, spec: CallSpec) -> _Plan:
+        key = spec[:_PAYLOAD_INDEX]
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._make_plan()
+            plan = self._make_plan(spec)
             if len(self._plans) >= _PLAN_CACHE_SIZE:
                 self._plans.pop(next(iter(self._plans))).types.free()
             self._plans[key] = plan
         return plan
 
-    def _make_plan(self) -> _Plan:
-        h = self._header
-        operation = OPERATIONS[Command(int(h[Field.COMMAND]))]
-        model_id = int(h[Field.MODEL_ID])
-        n_models, n_mp = int(h[Field.N_MODELS]), int(h[Field.N_MODELPARAMS])
-        n_exp, n_out = int(h[Field.N_EXPPARAMS]), int(h[Field.N_OUTCOMES])
-        specs = {
-            "outcomes": ((n_out,), code_dtype(int(h[Field.OUTCOMES_DTYPE]))),
-            "modelparams": ((n_models, n_mp), code_dtype(int(h[Field.MODELPARAMS_DTYPE]))),
-            "expparams": ((n_exp,), np.dtype(self._models[model_id].expparams_dtype)),
-            "counts": ((self._size,), np.dtype(np.int64)),
-        }
-        names = ["counts"] if h[Field.EXPLICIT_COUNTS] else []
-        if operation.takes_outcomes:
-            names.append("outcomes")
-        split_input = None
-        if n_models or n_exp:
-            split_input = "modelparams" if h[Field.SPLIT] == Split.MODELS else "expparams"
-            names += [name for name in ("modelparams", "expparams")[: 1 + operation.takes_expparams]
-                      if name != split_input]
-        offsets, payload_bytes = payload_layout([specs[name] for name in names])
-        broadcast = [(name, *specs[name], offset) for name, offset in zip(names, offsets)]
-        inline_views = None
-        if payload_bytes <= INLINE_BYTES:
-            inline_views = [
-                (name, self._inline[offset : offset + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape))
-                for name, shape, dtype, offset in broadcast
-            ]
-
+    def _make_plan(self, spec: CallSpec) -> _Plan:
+        operation = OPERATIONS[Command(spec.command)]
         types = RowTypes(capacity=None)
-        split_dtype, row_shape, row_bytes, row_type, n_rows = None, (), 0, None, 0
-        if split_input is not None:
-            shape, split_dtype = specs[split_input]
-            n_rows, row_shape = shape[0], shape[1:]
-            row_bytes = check_count(int(np.prod(row_shape, dtype=np.int64)) * split_dtype.itemsize,
-                                    f"one row of {split_input} in bytes")
-            check_count(n_rows, f"the number of rows of {split_input}")
-            row_type = types.row(1, row_bytes, 0)
-        even_counts = even_displs = None
-        rows = 0
-        if not h[Field.EXPLICIT_COUNTS]:
-            even_counts = even_counts_of(n_rows, self._size)
-            even_displs = displacements(even_counts)
-            rows = int(even_counts[self._rank])
-        outputs = []
-        for spec in operation.outputs(h):
-            n_blocks = int(np.prod(spec.shape[: spec.axis], dtype=np.int64))
+        broadcast, payload_bytes = self._broadcast_layout(operation, spec)
+        split = self._split_layout(operation, spec, types)
+        even = None
+        if not spec.explicit_counts:
+            counts = even_counts(spec.rows if split[0] is not None else 0, self._size)
+            even = (counts, displacements(counts))
+        answer_ids = (spec.answer_dtype, spec.second_answer_dtype)
+        answers = self._answer_layouts(operation, spec, answer_ids, even, types)
+        return _Plan(
+            operation, broadcast, payload_bytes, payload_bytes <= INLINE_BYTES, *split,
+            answers, answer_ids, *(even or (None, None)), types,
+        )
+
+    def _broadcast_layout(self, operation: Operation, spec: CallSpec):
+        """The arrays every rank gets whole, and their offsets in the payload."""
+        dtypes = self._dtypes
+        candidates = []
+        if spec.explicit_counts:
+            candidates.append(("counts", (self._size,), np.dtype(np.int64)))
+        if operation.takes_outcomes:
+            shape = () if spec.n_outcomes == SCALAR_OUTCOMES else (spec.n_outcomes,)
+            candidates.append(("outcomes", shape, dtypes[spec.outcomes_dtype]))
+        if self._split_input(operation, spec) != "modelparams" and spec.modelparams_dtype >= 0:
+            candidates.append(("modelparams", (spec.n_models, spec.n_modelparams), dtypes[spec.modelparams_dtype]))
+        if operation.takes_expparams and self._split_input(operation, spec) != "expparams":
+            candidates.append(("expparams", (spec.n_expparams,), dtypes[spec.expparams_dtype]))
+        offsets, payload_bytes = payload_layout([(shape, dtype) for _, shape, dtype in candidates])
+        layout = [(name, shape, dtype, offset) for (name, shape, dtype), offset in zip(candidates, offsets)]
+        return layout, payload_bytes
+
+    @staticmethod
+    def _split_input(operation: Operation, spec: CallSpec) -> str | None:
+        if spec.n_models == 0 and spec.n_expparams == 0:
+            return None
+        if spec.split == _BY_MODELS or not operation.takes_expparams:
+            return "modelparams"
+        return "expparams"
+
+    def _split_layout(self, operation: Operation, spec: CallSpec, types: RowTypes):
+        """The split input's name, dtype, row shape, row bytes and row datatype."""
+        name = self._split_input(operation, spec)
+        if name is None:
+            return None, None, (), 0, None
+        if name == "modelparams":
+            dtype, n_rows, row_shape = self._dtypes[spec.modelparams_dtype], spec.n_models, (spec.n_modelparams,)
+        else:
+            dtype, n_rows, row_shape = self._dtypes[spec.expparams_dtype], spec.n_expparams, ()
+        check_count(n_rows, f"the number of rows of {name}")
+        row_bytes = check_count(int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize,
+                                f"one row of {name} in bytes")
+        row_type = types.row(1, row_bytes, 0) if row_bytes else None
+        return name, dtype, row_shape, row_bytes, row_type
+
+    def _answer_layouts(self, operation: Operation, spec: CallSpec, answer_ids, even, types: RowTypes) -> list:
+        answers = []
+        rows = None if even is None else int(even[0][self._rank])
+        for output, dtype_id in zip(operation.outputs(spec), answer_ids):
+            dtype = self._dtypes[dtype_id]
+            shape, axis = output.shape, output.axis
+            n_blocks = int(np.prod(shape[:axis], dtype=np.int64))
             block_bytes = check_count(
-                int(np.prod(spec.shape[spec.axis + 1 :], dtype=np.int64)) * spec.dtype.itemsize,
+                int(np.prod(shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
                 f"one row of the {operation.name} answer in bytes",
             )
-            recv_type = types.row(n_blocks, block_bytes, spec.shape[spec.axis]) if self.is_root else None
-            send_type = shape = None
-            if even_counts is not None:
-                send_type = types.row(n_blocks, block_bytes, rows)
-                shape = spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
-            outputs.append(_Output(spec, n_blocks, block_bytes, recv_type, send_type, shape))
-        return _Plan(operation, model_id, broadcast, payload_bytes, inline_views, split_input, split_dtype,
-                     row_shape, row_bytes, row_type, outputs, even_counts, even_displs, types)
+            moves = n_blocks > 0 and block_bytes > 0
+            recv_type = types.row(n_blocks, block_bytes, shape[axis]) if moves and self.is_root else None
+            send_type = local_shape = None
+            if rows is not None:
+                send_type = types.row(n_blocks, block_bytes, rows) if moves else None
+                local_shape = shape[:axis] + (rows,) + shape[axis + 1 :]
+            answers.append(_Answer(shape, axis, dtype, n_blocks, block_bytes, recv_type, send_type, local_shape))
+        return answers
 
     def _grow(self, name: str, nbytes: int) -> np.ndarray:
         buffer = getattr(self, name)
@@ -488,127 +733,229 @@ class Engine:
             setattr(self, name, buffer)
         return buffer[:nbytes]
 
-    def _execute(self, arrays, plan=None):
-        """The collective sequence of one call; ``arrays`` is None on workers.
-
-        The root passes the ``plan`` it already looked up.
-        """
+    # -------------------------------------------------------- one call, both sides
+    def _execute(self, spec: CallSpec, plan: _Plan, arrays: dict | None) -> list:
+        """The collective sequence of one call (steps 2-7); ``arrays`` is None on workers."""
         self._calls += 1
-        if plan is None:
-            if self._header[_COMMAND] == _SYNC_MODEL:
-                return self._receive_model()
-            plan = self._plan()
-        comm, root, rank = self._comm, self._root, self._rank
         is_root = arrays is not None
+        inputs = self._receive_broadcast(spec, plan, arrays)  # 2
+        counts, displs = self._partition(plan, inputs)
+        share = self._scatter(plan, inputs, counts, displs)  # 3
+        rows = int(counts[self._rank])
+        results, error = self._compute(spec, plan, inputs, share, rows)  # 4
+        statuses = self._exchange_status()  # 5
+        answers = self._gather(plan, results, counts, displs, statuses)  # 6
+        self._report(plan, spec, error, statuses)  # 7: the root raises here
+        return answers if is_root else []
 
-        # 1. The payload: inline in the message already, or one more Bcast.
-        if plan.inline_views is None:
-            payload = self._grow("_payload", plan.payload_bytes)
-            comm.Bcast([payload, plan.payload_bytes, MPI.BYTE], root)
-            if not is_root:
-                arrays = {
-                    name: np.frombuffer(payload, dtype, math.prod(shape), offset).reshape(shape).copy()
-                    for name, shape, dtype, offset in plan.broadcast
-                }
-        elif not is_root:
-            # Small copies the model may keep: not views into the next message.
-            arrays = {name: view.copy() for name, view in plan.inline_views}
-        outcomes, modelparams, expparams = arrays.get("outcomes"), arrays.get("modelparams"), arrays.get("expparams")
+    def _receive_broadcast(self, spec: CallSpec, plan: _Plan, arrays: dict | None) -> dict:
+        """Step 2: the payload beyond the message, and the workers' copies of the broadcast arrays."""
+        if plan.inline:
+            source = self._inline
+        else:
+            source = self._grow("_payload", plan.payload_bytes)
+            self._comm.Bcast([source, plan.payload_bytes, MPI.BYTE], self._root)
+        if arrays is not None:
+            return arrays
+        # Copies, not views into the reused buffers: a model may keep its input.
+        return {name: _array_at(source, offset, shape, dtype).copy() for name, shape, dtype, offset in plan.broadcast}
 
-        # 2. Scatter the split rows.
+    def _partition(self, plan: _Plan, inputs: dict):
         if plan.even_counts is not None:
             counts, displs = plan.even_counts, plan.even_displs
         else:
-            counts = arrays["counts"]
+            counts = inputs["counts"]
             displs = displacements(counts)
         self._last_counts = counts
+        return counts, displs
+
+    def _scatter(self, plan: _Plan, inputs: dict, counts, displs) -> np.ndarray | None:
+        """Step 3: each rank's rows of the split input, as a read-only array."""
+        if plan.split_input is None:
+            return None
+        rank, root, comm = self._rank, self._root, self._comm
         rows = int(counts[rank])
-        if plan.split_input is not None:
-            if is_root:
-                whole = arrays[plan.split_input]
+        if rank == root:
+            whole = inputs[plan.split_input]
+            if plan.row_type is not None:
                 comm.Scatterv([whole, counts, displs, plan.row_type], MPI.IN_PLACE, root)
-                start = int(displs[rank])
-                share = whole[start : start + rows]
-            else:
-                buffer = self._grow("_split_buffer", rows * plan.row_bytes)
-                comm.Scatterv(None, [buffer, rows, plan.row_type], root)
-                share = buffer.view(plan.split_dtype).reshape((rows, *plan.split_row_shape))
-            share = share.view()
-            share.flags.writeable = False
-            if plan.split_input == "modelparams":
-                modelparams = share
-            else:
-                expparams = share
+            start = int(displs[rank])
+            share = whole[start : start + rows].view()
+        elif plan.row_type is not None:
+            buffer = self._grow("_split_buffer", rows * plan.row_bytes)
+            comm.Scatterv(None, [buffer, rows, plan.row_type], root)
+            share = buffer.view(plan.split_dtype).reshape((rows, *plan.split_row_shape))
+        else:  # rows of zero bytes (a dtype without fields): nothing to move
+            share = np.empty((rows, *plan.split_row_shape), plan.split_dtype)
+        share.flags.writeable = False
+        return share
 
-        # 3. Compute this rank's share; any failure is kept for step 5.
-        error = None
-        results = ()
-        started = time.perf_counter()
-        if rows > 0 or plan.split_input is None:
-            try:
-                results = plan.operation.compute(
-                    self._models[plan.model_id], outcomes, modelparams, expparams, self._header, rank
-                )
-                results = self._check_results(plan.outputs, results, rows)
-            except BaseException as exc:  # noqa: BLE001 - every rank must finish the call
-                error = exc
-                results = ()
-        self._status[0] = time.perf_counter() - started
+    def _compute(self, spec: CallSpec, plan: _Plan, inputs: dict, share, rows: int):
+        """Step 4: the serial model on this rank's share; a failure is kept, not raised."""
+        status = self._status
+        status[:] = (_OK, 0, *plan.answer_ids)
+        if rows == 0 and plan.split_input is not None:
+            return (), None
+        modelparams, expparams = inputs.get("modelparams"), inputs.get("expparams")
+        if plan.split_input == "modelparams":
+            modelparams = share
+        elif plan.split_input == "expparams":
+            expparams = share
+        started = time.perf_counter_ns()
+        try:
+            results = plan.operation.compute(
+                self._models[spec.model_id], spec, inputs.get("outcomes"), modelparams, expparams, self._rank
+            )
+            results = self._checked_results(plan, results, rows)
+        except BaseException as error:  # noqa: BLE001 - every rank must finish the call
+            status[_STATE] = _FAILED
+            return (), error
+        finally:
+            status[_NANOSECONDS] = time.perf_counter_ns() - started
+        return results, None
 
-        # 4. Gather every answer into its final layout on the root.
-        answers = []
-        for index, out in enumerate(plan.outputs):
-            spec = out.spec
-            if index < len(results):
-                sendbuf = results[index]
-            else:
-                sendbuf = self._grow("_scratch", out.n_blocks * rows * out.block_bytes)
-            send_type = out.even_send_type or self._types.row(out.n_blocks, out.block_bytes, rows)
-            if is_root:
-                answer = np.empty(spec.shape, dtype=spec.dtype)
-                comm.Gatherv([sendbuf, rows, send_type], [answer, counts, displs, out.recv_type], root)
-                answers.append(answer)
-            else:
-                comm.Gatherv([sendbuf, rows, send_type], None, root)
-
-        # 5. Every rank's status; the root raises if any failed.
-        self._finish(plan.operation.name, error)
-        return answers
-
-    @staticmethod
-    def _check_results(outputs: list, results, rows: int):
-        if not isinstance(results, tuple) or len(results) != len(outputs):
-            raise TypeError(f"expected {len(outputs)} result array(s), got {type(results).__name__}")
+    def _checked_results(self, plan: _Plan, results, rows: int) -> tuple:
+        """The answers as C-contiguous arrays of the expected shapes; notes other dtypes in the status."""
+        answers = plan.answers
+        if not isinstance(results, tuple) or len(results) != len(answers):
+            raise TypeError(f"expected {len(answers)} result array(s), got {type(results).__name__}")
         checked = []
-        for out, result in zip(outputs, results):
-            spec = out.spec
-            expected = out.even_shape or spec.shape[: spec.axis] + (rows,) + spec.shape[spec.axis + 1 :]
+        for index, (answer, result) in enumerate(zip(answers, results)):
             result = np.asarray(result)
+            expected = answer.even_shape or answer.local_shape(rows)
             if result.shape != expected:
                 raise ValueError(f"the serial model returned shape {result.shape}, expected {expected}")
-            if result.dtype != spec.dtype:
-                if not np.can_cast(result.dtype, spec.dtype, "same_kind"):
-                    raise TypeError(f"the serial model returned dtype {result.dtype}, expected {spec.dtype}")
-                result = result.astype(spec.dtype)
+            if result.dtype != answer.dtype:
+                self._last_answer_dtypes = [np.asarray(r).dtype for r in results]
+                known = self._dtypes.id_of(result.dtype)
+                self._status[_STATE] = _OTHER_DTYPE
+                self._status[_DTYPES + index] = _UNKNOWN_DTYPE if known is None else known
             checked.append(result if result.flags.c_contiguous else np.ascontiguousarray(result))
         return tuple(checked)
 
-    def _finish(self, name: str, error: BaseException | None) -> None:
-        """Gather every rank's status; on the root, raise RemoteError if any failed."""
+    def _exchange_status(self) -> np.ndarray | None:
+        """Step 5: every rank's status record on the root (None on workers)."""
+        statuses = self._statuses if self._rank == self._root else None
+        self._comm.Gather(self._status, statuses, self._root)
+        return statuses
+
+    def _gather(self, plan: _Plan, results: tuple, counts, displs, statuses) -> list:
+        """Step 6: every answer into its final layout on the root; ranks not ok send no rows."""
         comm, root = self._comm, self._root
-        if error is not None:
-            self._status[0] = -1.0
-        comm.Gather(self._status, self._statuses if self.is_root else None, root)
-        self._status[0] = 0.0
-        text = None if error is None else "".join(traceback.format_exception(error))
-        if not self.is_root:
+        rows = int(counts[self._rank]) if results and self._status[_STATE] == _OK else 0
+        if statuses is not None and statuses[:, _STATE].any():
+            counts = np.where(statuses[:, _STATE] == _OK, counts, 0)
+        answers = []
+        for index, answer in enumerate(plan.answers):
+            if not (answer.n_blocks and answer.block_bytes):  # an answer of zero bytes: nothing moves
+                if statuses is not None:
+                    answers.append(np.empty(answer.shape, dtype=answer.dtype))
+                continue
+            if rows:
+                send_type = answer.even_send_type or self._types.row(answer.n_blocks, answer.block_bytes, rows)
+                send = [results[index], rows, send_type]
+            else:
+                send = [self._scratch, 0, MPI.BYTE]
+            if statuses is not None:
+                whole = np.empty(answer.shape, dtype=answer.dtype)
+                comm.Gatherv(send, [whole, counts, displs, answer.recv_type], root)
+                answers.append(whole)
+            else:
+                comm.Gatherv(send, None, root)
+        return answers
+
+    def _report(self, plan: _Plan, spec: CallSpec, error, statuses) -> None:
+        """Step 7: failed ranks send their exception; ranks with other answer dtypes, unknown ones."""
+        comm, root = self._comm, self._root
+        state = int(self._status[_STATE])
+        if statuses is None:  # a worker: send what the root will ask for
+            if state == _FAILED:
+                comm.send((_pickled(error), _describe_failure(error)), dest=root, tag=_REPORT_TAG)
+            elif state == _OTHER_DTYPE and (self._status[_DTYPES:] == _UNKNOWN_DTYPE).any():
+                comm.send(self._answer_dtypes_of_last(plan), dest=root, tag=_REPORT_TAG)
+            return
+        states = statuses[:, _STATE]
+        if not states.any():
+            return
+        failures, other_dtypes = {}, {}
+        for rank in np.flatnonzero(states).tolist():
+            unknown = (statuses[rank, _DTYPES:] == _UNKNOWN_DTYPE).any()
+            if states[rank] == _FAILED:
+                failures[rank] = (None, _describe_failure(error)) if rank == root else comm.recv(
+                    source=rank, tag=_REPORT_TAG)
+            elif rank == root:
+                other_dtypes[rank] = self._answer_dtypes_of_last(plan)
+            elif unknown:
+                other_dtypes[rank] = comm.recv(source=rank, tag=_REPORT_TAG)
+            else:
+                other_dtypes[rank] = tuple(
+                    self._dtypes[i] if i >= 0 else None for i in statuses[rank, _DTYPES:].tolist()
+                )
+        if failures:
+            self._raise_failure(plan.operation.name, error, failures)
+        self._learn_answer_dtypes(spec, plan, other_dtypes)
+
+    def _answer_dtypes_of_last(self, plan: _Plan) -> tuple:
+        """The dtypes this rank's last answers really had (for a status of ``_OTHER_DTYPE``), two entries."""
+        return (tuple(self._last_answer_dtypes) + (None, None))[:2]
+
+    def _learn_answer_dtypes(self, spec: CallSpec, plan: _Plan, other_dtypes: dict) -> None:
+        dtypes = {tuple(found) for found in other_dtypes.values()}
+        if len(dtypes) > 1:
+            raise TypeError(
+                f"the serial model's {plan.operation.name} answered in different dtypes on different ranks: "
+                + ", ".join(f"rank {rank}: {[str(d) for d in found if d is not None]}"
+                            for rank, found in sorted(other_dtypes.items()))
+            )
+        (found,) = dtypes
+        ids = tuple(self.dtype_id(dtype) if dtype is not None else old
+                    for dtype, old in zip(found, (spec.answer_dtype, spec.second_answer_dtype)))
+        self._answer_dtypes[(spec.model_id, spec.command)] = (ids + (-1, -1))[:2]
+        raise _AnswerDtypeChanged
+
+    def _raise_failure(self, name: str, error: BaseException | None, failures: dict) -> None:
+        """Raise, on the root, what the serial model raised, with every rank's traceback as the cause."""
+        remote = RemoteError(name, {rank: text for rank, (_, text) in failures.items()})
+        if error is not None:  # the root's own failure: raised as itself
+            raise error from remote
+        first = min(failures)
+        data = failures[first][0]
+        if data is not None:
+            try:
+                exception = pickle.loads(data)
+            except BaseException:  # noqa: BLE001 - cannot be rebuilt here: RemoteError alone
+                exception = None
+            if isinstance(exception, Exception):
+                raise exception from remote
+        raise remote
+
+    def _finish_without_answers(self, name: str, error: BaseException | None) -> None:
+        """Steps 5 and 7 for a command that has no answers (sync_model)."""
+        self._status[:] = (_FAILED if error is not None else _OK, 0, -1, -1)
+        statuses = self._statuses if self.is_root else None
+        self._comm.Gather(self._status, statuses, self._root)
+        if statuses is None:
             if error is not None:
-                comm.send(text, dest=root, tag=_TRACEBACK_TAG)
+                self._comm.send((_pickled(error), _describe_failure(error)), dest=self._root, tag=_REPORT_TAG)
             return
-        if min(self._statuses.tolist()) >= 0:
-            return
-        failed = np.flatnonzero(self._statuses < 0)
-        tracebacks = {}
-        for rank in failed.tolist():
-            tracebacks[rank] = text if rank == root else comm.recv(source=rank, tag=_TRACEBACK_TAG)
-        raise RemoteError(name, tracebacks) from error
+        failed = np.flatnonzero(statuses[:, _STATE] == _FAILED).tolist()
+        if failed:
+            failures = {rank: (None, _describe_failure(error)) if rank == self._root
+                        else self._comm.recv(source=rank, tag=_REPORT_TAG) for rank in failed}
+            self._raise_failure(name, error, failures)
+
+
+def _duplicate(comm: MPI.Intracomm) -> MPI.Intracomm:
+    """``comm.Dup()``, with a hint when the MPI library has run out of communicators."""
+    try:
+        return comm.Dup()
+    except MPI.Exception as error:
+        raise RuntimeError(
+            f"could not duplicate the communicator ({error}); the MPI library may have run out of "
+            "communicators: each MPIParallelizedModel owns one unless it shares an Engine "
+            "(pass engine=Engine(comm) to several proxies)"
+        ) from error
+
+
+def _as_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(bytearray(data), dtype=np.uint8)

@@ -9,11 +9,10 @@ subclasses* of their qinfer counterparts, so every mpi_qinfer model, and so
 every :class:`~mpi_qinfer.MPIParallelizedModel` (a ``DerivedModel``), passes
 those checks. qinfer stays optional: without it the function does nothing.
 
-The proxy is a qinfer ``Model`` and ``DerivedModel``, but not a
-``FiniteOutcomeModel`` or ``DifferentiableModel`` whatever the serial model
-is, because its class cannot tell. Wrap a differentiable serial model in
-:class:`DifferentiableMPIParallelizedModel` where qinfer insists on a
-``DifferentiableModel`` (``SMCUpdaterBCRB``).
+The proxy is a qinfer ``Model`` and ``DerivedModel``; wrapping a
+differentiable serial model gives a
+:class:`~mpi_qinfer.parallel.DifferentiableMPIParallelizedModel`, which is
+also a qinfer ``DifferentiableModel`` (as ``SMCUpdaterBCRB`` requires).
 """
 
 from __future__ import annotations
@@ -22,9 +21,8 @@ import importlib.util
 import sys
 
 from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, Model, Simulatable
-from .parallel import MPIParallelizedModel
 
-__all__ = ["register_with_qinfer", "DifferentiableMPIParallelizedModel"]
+__all__ = ["register_with_qinfer"]
 
 #: Our base class -> the name of the qinfer class it stands in for.
 _COUNTERPARTS = (
@@ -39,27 +37,6 @@ _COUNTERPARTS = (
 _registered_with = None
 #: Set once qinfer was found missing or failed to import: never look again.
 _unavailable = False
-
-
-class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableModel):
-    """An :class:`~mpi_qinfer.MPIParallelizedModel` that is also a ``DifferentiableModel``.
-
-    Identical to the proxy (its ``score`` and ``fisher_information`` run on
-    every rank), but its class declares the serial model differentiable, so
-    that checks such as qinfer's ``isinstance(model, DifferentiableModel)``
-    pass. Construct it exactly like the proxy; the serial model must have a
-    ``score`` method.
-
-    Raises
-    ------
-    TypeError
-        If the serial model has no ``score``, on every rank.
-    """
-
-    def __init__(self, serial_model, *args, **kwargs):
-        if not callable(getattr(serial_model, "score", None)):
-            raise TypeError(f"{type(serial_model).__name__} has no score(); it is not differentiable")
-        super().__init__(serial_model, *args, **kwargs)
 
 
 def _import_qinfer():

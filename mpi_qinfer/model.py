@@ -32,6 +32,40 @@ def _safe_len(x) -> int:
         return 1
 
 
+def check_arguments(model, modelparams, expparams) -> None:
+    """Raise a clear error, naming the argument, for model parameters or experiments a model cannot use.
+
+    The models of this package call it at the start of every likelihood and
+    simulation (a few attribute reads when the arrays are right).
+
+    Raises
+    ------
+    ValueError
+        ``modelparams`` not of shape ``(n_models, n_modelparams)``, or
+        ``expparams`` not 1-d.
+    TypeError
+        ``modelparams`` not real numbers, or ``expparams`` without the
+        model's record fields.
+    """
+    n_modelparams = model.n_modelparams
+    shape = np.shape(modelparams)
+    if len(shape) != 2 or shape[1] != n_modelparams:
+        raise ValueError(
+            f"modelparams must be a 2-d array of shape (n_models, {n_modelparams}), got shape {shape}"
+        )
+    kind = np.asarray(modelparams).dtype.kind if type(modelparams) is not np.ndarray else modelparams.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"modelparams must be real numbers, got dtype {np.asarray(modelparams).dtype}")
+    if np.ndim(expparams) != 1:
+        raise ValueError(f"expparams must be a 1-d array, got shape {np.shape(expparams)}")
+    want = np.dtype(model.expparams_dtype).names
+    if want:
+        have = getattr(expparams, "dtype", None)
+        missing = [name for name in want if have is None or have.names is None or name not in have.names]
+        if missing:
+            raise TypeError(f"expparams must have the model's record fields {list(want)}; missing {missing}")
+
+
 def _single_n_outcomes(model, expparams) -> int:
     """The number of outcomes of a model whose count does not depend on ``expparams``."""
     return int(np.ravel(model.n_outcomes(expparams))[0])
@@ -251,6 +285,9 @@ class Simulatable(abc.ABC):
         repeat : int, optional
             Number of repetitions of every (model, experiment) pair.
         """
+        check_arguments(self, modelparams, expparams)
+        if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
+            raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
         self._sim_count += modelparams.shape[0] * expparams.shape[0] * repeat
 
     def experiment_cost(self, expparams) -> np.ndarray:
@@ -341,6 +378,7 @@ class Model(Simulatable):
         numpy.ndarray, shape (n_outcomes, n_models, n_experiments)
             In subclasses; the base returns None.
         """
+        check_arguments(self, modelparams, expparams)
         self._call_count += (
             _safe_len(outcomes) * _safe_len(modelparams) * _safe_len(expparams)
         )

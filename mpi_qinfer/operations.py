@@ -1,7 +1,8 @@
 """What each command computes on a rank's share, and the shape of its answers.
 
-Both the root and the workers look a command up here, so the two sides agree
-on every buffer size from the header alone.
+Both the root and the workers look a command up here and read nothing but
+the call's :class:`~mpi_qinfer.protocol.CallSpec`, so the two sides agree on
+every buffer size from the spec alone.
 """
 
 from __future__ import annotations
@@ -11,34 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .protocol import Command, Field, Split, code_dtype
+from .protocol import CallSpec, Command, Split
 
-__all__ = ["Output", "Operation", "OPERATIONS", "FLAG_RETURN_L"]
-
-#: Header flag of SCORE: also gather the likelihood.
-FLAG_RETURN_L = 1
+__all__ = ["Output", "Operation", "OPERATIONS", "seeded", "rank_seed_sequence"]
 
 
 @dataclass(frozen=True)
 class Output:
-    """One answer array: its full shape, dtype and the axis split between ranks."""
+    """One answer array: its full shape and the axis split between ranks (its dtype is the spec's)."""
 
     shape: tuple[int, ...]
-    dtype: np.dtype
     axis: int
 
 
-def _dims(header):
-    return (
-        int(header[Field.N_OUTCOMES]),
-        int(header[Field.N_MODELS]),
-        int(header[Field.N_EXPPARAMS]),
-        int(header[Field.N_MODELPARAMS]),
-    )
-
-
-def _split_axis(header, models_axis, exps_axis):
-    return models_axis if header[Field.SPLIT] == Split.MODELS else exps_axis
+def _split_axis(spec: CallSpec, models_axis: int, exps_axis: int) -> int:
+    return models_axis if spec.split == Split.MODELS else exps_axis
 
 
 class Operation:
@@ -49,14 +37,18 @@ class Operation:
     """
 
     name = ""
+    #: Whether the call broadcasts outcomes to every rank.
     takes_outcomes = False
+    #: Whether the call has expparams (are_models_valid has none).
     takes_expparams = True
+    #: Whether the answer depends on random draws (seeded per rank, see :func:`seeded`).
+    random = False
 
-    def outputs(self, header) -> list[Output]:
-        """The full-size answers of a call with this header."""
+    def outputs(self, spec: CallSpec) -> list[Output]:
+        """The full-size answers of a call described by ``spec``."""
         return []
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
+    def compute(self, model, spec: CallSpec, outcomes, modelparams, expparams, rank: int) -> tuple:
         """Run the serial model on one rank's share; return a tuple of arrays."""
         raise NotImplementedError
 
@@ -65,11 +57,10 @@ class Likelihood(Operation):
     name = "likelihood"
     takes_outcomes = True
 
-    def outputs(self, header):
-        n_out, n_models, n_exp, _ = _dims(header)
-        return [Output((n_out, n_models, n_exp), np.dtype(np.float64), _split_axis(header, 1, 2))]
+    def outputs(self, spec):
+        return [Output((spec.outcome_rows, spec.n_models, spec.n_expparams), _split_axis(spec, 1, 2))]
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
         return (model.likelihood(outcomes, modelparams, expparams),)
 
 
@@ -104,35 +95,33 @@ def rank_seed_sequence(seed: int, rank: int) -> np.random.SeedSequence:
 
 class Simulate(Operation):
     name = "simulate_experiment"
+    random = True
 
-    def outputs(self, header):
-        _, n_models, n_exp, _ = _dims(header)
-        repeat = int(header[Field.REPEAT])
-        dtype = code_dtype(int(header[Field.RESULT_DTYPE]))
-        return [Output((repeat, n_models, n_exp), dtype, _split_axis(header, 1, 2))]
+    def outputs(self, spec):
+        return [Output((spec.repeat, spec.n_models, spec.n_expparams), _split_axis(spec, 1, 2))]
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
-        repeat = int(header[Field.REPEAT])
-        with seeded(model, rank_seed_sequence(header[Field.SEED], rank)):
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
+        repeat = spec.repeat
+        with seeded(model, rank_seed_sequence(spec.seed, rank)):
             result = model.simulate_experiment(modelparams, expparams, repeat=repeat)
         # Undo qinfer's squeeze of a single outcome to a scalar.
-        return (np.reshape(result, (repeat, len(modelparams), len(expparams))),)
+        result = np.asarray(result)
+        return (result.reshape((repeat, len(modelparams), len(expparams))),)
 
 
 class Score(Operation):
     name = "score"
     takes_outcomes = True
 
-    def outputs(self, header):
-        n_out, n_models, n_exp, n_mp = _dims(header)
-        f8 = np.dtype(np.float64)
-        outs = [Output((n_mp, n_out, n_models, n_exp), f8, _split_axis(header, 2, 3))]
-        if header[Field.FLAGS] & FLAG_RETURN_L:
-            outs.append(Output((n_out, n_models, n_exp), f8, _split_axis(header, 1, 2)))
+    def outputs(self, spec):
+        n_out = spec.outcome_rows
+        outs = [Output((spec.n_modelparams, n_out, spec.n_models, spec.n_expparams), _split_axis(spec, 2, 3))]
+        if spec.return_likelihood:
+            outs.append(Output((n_out, spec.n_models, spec.n_expparams), _split_axis(spec, 1, 2)))
         return outs
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
-        if header[Field.FLAGS] & FLAG_RETURN_L:
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
+        if spec.return_likelihood:
             return tuple(model.score(outcomes, modelparams, expparams, return_L=True))
         return (model.score(outcomes, modelparams, expparams),)
 
@@ -140,24 +129,23 @@ class Score(Operation):
 class FisherInformation(Operation):
     name = "fisher_information"
 
-    def outputs(self, header):
-        _, n_models, n_exp, n_mp = _dims(header)
-        return [Output((n_mp, n_mp, n_models, n_exp), np.dtype(np.float64), _split_axis(header, 2, 3))]
+    def outputs(self, spec):
+        n_mp = spec.n_modelparams
+        return [Output((n_mp, n_mp, spec.n_models, spec.n_expparams), _split_axis(spec, 2, 3))]
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
         return (model.fisher_information(modelparams, expparams),)
 
 
 class UpdateTimestep(Operation):
     name = "update_timestep"
+    random = True
 
-    def outputs(self, header):
-        _, n_models, n_exp, n_mp = _dims(header)
-        dtype = code_dtype(int(header[Field.MODELPARAMS_DTYPE]))
-        return [Output((n_models, n_mp, n_exp), dtype, _split_axis(header, 0, 2))]
+    def outputs(self, spec):
+        return [Output((spec.n_models, spec.n_modelparams, spec.n_expparams), _split_axis(spec, 0, 2))]
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
-        with seeded(model, rank_seed_sequence(header[Field.SEED], rank)):
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
+        with seeded(model, rank_seed_sequence(spec.seed, rank)):
             return (model.update_timestep(modelparams, expparams),)
 
 
@@ -165,10 +153,10 @@ class AreModelsValid(Operation):
     name = "are_models_valid"
     takes_expparams = False
 
-    def outputs(self, header):
-        return [Output((int(header[Field.N_MODELS]),), np.dtype(bool), 0)]
+    def outputs(self, spec):
+        return [Output((spec.n_models,), 0)]
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
         return (model.are_models_valid(modelparams),)
 
 
@@ -176,7 +164,7 @@ class ClearCache(Operation):
     name = "clear_cache"
     takes_expparams = False
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
         model.clear_cache()
         return ()
 
@@ -187,10 +175,12 @@ class Ping(Operation):
     name = "ping"
     takes_expparams = False
 
-    def compute(self, model, outcomes, modelparams, expparams, header, rank):
+    def compute(self, model, spec, outcomes, modelparams, expparams, rank):
         return ()
 
 
+#: The model calls, by command. SHUTDOWN, SYNC_MODEL, DEFINE_DTYPE and
+#: COLLECTIVE are the engine's own commands and have no operation.
 OPERATIONS = {
     Command.LIKELIHOOD: Likelihood(),
     Command.SIMULATE: Simulate(),

@@ -1,27 +1,51 @@
-"""MPIParallelizedModel: the root-side proxy that spreads a serial model's calls over MPI ranks."""
+"""MPIParallelizedModel: the root-side proxy that spreads a serial model's calls over MPI ranks.
+
+Every model call of the proxy goes through one method, :meth:`MPIParallelizedModel._run`,
+which owns the decisions: whether the call can travel at all, serial or
+parallel (the threshold policy), the split and the balance, the seed of a
+random call. A call that runs serially is the serial model's own call with the
+caller's own arguments, so on that path the proxy returns and raises exactly
+what the serial model does; the parallel path returns the same answer bitwise
+and re-raises the serial model's own exceptions.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from .balance import make_balance
 from .engine import Engine
 from .errors import EngineClosedError
-from .model import DerivedModel
-from .operations import FLAG_RETURN_L
-from .protocol import Command, Split, dtype_code
+from .model import DerivedModel, DifferentiableModel
+from .operations import rank_seed_sequence, seeded
+from .protocol import CallSpec, Command, Split
 from .threshold import ThresholdPolicy
-from .validation import as_expparams, as_modelparams, as_outcomes, as_repeat
+from .validation import transportable
 
-__all__ = ["MPIParallelizedModel"]
+__all__ = ["MPIParallelizedModel", "DifferentiableMPIParallelizedModel"]
 
 _SPLITS = {"auto": None, "models": Split.MODELS, "experiments": Split.EXPERIMENTS}
 # Plain ints for the hot path: attribute access on an Enum class is slow in Python 3.11.
-_LIKELIHOOD = int(Command.LIKELIHOOD)
+_LIKELIHOOD, _SIMULATE, _SCORE = int(Command.LIKELIHOOD), int(Command.SIMULATE), int(Command.SCORE)
+_FISHER, _TIMESTEP = int(Command.FISHER_INFORMATION), int(Command.UPDATE_TIMESTEP)
+_VALID, _CLEAR = int(Command.ARE_MODELS_VALID), int(Command.CLEAR_CACHE)
 _BY_MODELS, _BY_EXPERIMENTS = int(Split.MODELS), int(Split.EXPERIMENTS)
+_NDARRAY = np.ndarray
+
+#: In "auto" threshold mode, simulations go parallel from this many draws:
+#: a fixed rule, because which path runs decides the random streams used.
+_SIMULATE_AUTO_THRESHOLD = 100_000
+
+
+def _is_differentiable(model) -> bool:
+    """Whether ``model`` is a DifferentiableModel: ours, qinfer's, or any class of that name."""
+    return isinstance(model, DifferentiableModel) or any(
+        klass.__name__ == "DifferentiableModel" for klass in type(model).__mro__
+    )
 
 
 class MPIParallelizedModel(DerivedModel):
@@ -31,6 +55,13 @@ class MPIParallelizedModel(DerivedModel):
     model and passes it in (nothing is pickled). The root then uses the proxy
     exactly like the serial model; the other ranks serve, either inside
     ``with`` or in :meth:`serve`.
+
+    The proxy changes speed and nothing else: it accepts what the serial
+    model accepts and returns bitwise what it returns, and a failure of the
+    serial model raises the model's own exception on every path (see
+    :doc:`/migration`). Attributes and methods it does not define itself are
+    the serial model's. Wrapping a differentiable model gives a
+    :class:`DifferentiableMPIParallelizedModel`.
 
     Parameters
     ----------
@@ -45,7 +76,8 @@ class MPIParallelizedModel(DerivedModel):
         Calls with fewer evaluations (``n_models * n_expparams``) than this
         run on the root's serial model alone. ``"auto"`` (default) measures
         both paths and takes the faster one per size class; ``0`` always
-        runs in parallel.
+        runs in parallel. ``None`` (qinfer's spelling of the default) is
+        accepted as ``"auto"`` with a :class:`DeprecationWarning`.
     split : {"auto", "models", "experiments"}
         Axis divided between ranks. ``"auto"`` splits the longer of
         ``n_models`` and ``n_expparams``. The answer is the same either way.
@@ -57,12 +89,17 @@ class MPIParallelizedModel(DerivedModel):
         An existing engine to share with other proxies (their calls are then
         served by one worker loop). By default the proxy makes its own.
     seed : int or numpy.random.SeedSequence, optional
-        Seeds the proxy's own generator, which draws one seed per parallel
-        random call (:meth:`simulate_experiment`, a parallel
-        :meth:`update_timestep`); see :meth:`reseed`. Never the global
-        ``np.random`` stream, which stays the user's.
+        Seeds the proxy's own generator, which draws one seed per random call
+        (:meth:`simulate_experiment`, :meth:`update_timestep`); see
+        :meth:`reseed`. With a seed, random calls are reproducible for a
+        given seed, number of ranks and split, on one rank as on many. Never
+        the global ``np.random`` stream, which stays the user's.
     idle, backoff_max
         How idle workers wait; see :class:`~mpi_qinfer.engine.Engine`.
+    purge_client : bool, optional
+        qinfer's ``DirectViewParallelizedModel`` argument; it has no meaning
+        here (there is no client-side cache) and is ignored with a
+        :class:`DeprecationWarning`.
 
     Examples
     --------
@@ -74,9 +111,24 @@ class MPIParallelizedModel(DerivedModel):
                 ...
     """
 
+    def __new__(cls, serial_model=None, *args, **kwargs):
+        # MPIParallelizedModel(differentiable) -> the differentiable proxy, so that
+        # isinstance checks (qinfer's BCRB updater) see what the serial model is.
+        if cls is MPIParallelizedModel and serial_model is not None and _is_differentiable(serial_model):
+            cls = DifferentiableMPIParallelizedModel
+        return super().__new__(cls)
+
     def __init__(self, serial_model, comm=None, root: int = 0, serial_threshold="auto", *,
                  split: str = "auto", balance="even", engine: Engine | None = None,
-                 seed=None, idle: str | None = None, backoff_max: float | None = None):
+                 seed=None, idle: str | None = None, backoff_max: float | None = None,
+                 purge_client=None):
+        if serial_threshold is None:
+            warnings.warn("serial_threshold=None is qinfer's spelling of the default; use 'auto'",
+                          DeprecationWarning, stacklevel=2)
+            serial_threshold = "auto"
+        if purge_client is not None:
+            warnings.warn("purge_client has no meaning for an MPI proxy (nothing is cached on the client) "
+                          "and is ignored", DeprecationWarning, stacklevel=2)
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
         if "qinfer" in sys.modules:  # the user works with qinfer: pass its isinstance checks
@@ -84,6 +136,7 @@ class MPIParallelizedModel(DerivedModel):
 
             register_with_qinfer()
         self._policy = ThresholdPolicy(serial_threshold)
+        self._seeded = seed is not None
         self._seeds = np.random.default_rng(seed)
         super().__init__(serial_model)
         self._split = _SPLITS[split]
@@ -91,15 +144,26 @@ class MPIParallelizedModel(DerivedModel):
         if engine is None:
             engine = Engine(comm, root, idle=idle, backoff_max=backoff_max)
         self._engine = engine
+        self._is_root = engine.is_root
         self._alone = engine.size == 1  # every call runs serially on this rank
         try:
             self._balance = make_balance(balance, engine.size)
             self._model_id = engine.register(serial_model)
-            self._expparams_dtype = np.dtype(serial_model.expparams_dtype)
         except BaseException:
             if self._owns_engine:
                 engine.close_collectively()
             raise
+
+    def __getattr__(self, name):
+        # Only reached for names the proxy lacks: the serial model's own
+        # attributes and methods (a random-walk model's est_update_covariance, ...).
+        if name.startswith("__") or name == "_underlying_model":
+            raise AttributeError(name)
+        try:
+            under = self.__dict__["_underlying_model"]
+        except KeyError:
+            raise AttributeError(name) from None
+        return getattr(under, name)
 
     # ---------------------------------------------------------- properties
     @property
@@ -143,11 +207,12 @@ class MPIParallelizedModel(DerivedModel):
         return self._policy
 
     def reseed(self, seed) -> None:
-        """Restart the generator of per-call seeds: the next parallel random calls repeat.
+        """Restart the generator of per-call seeds: the next random calls repeat.
 
         With the same seed, number of ranks and split, :meth:`simulate_experiment`
         returns the same draws.
         """
+        self._seeded = True
         self._seeds = np.random.default_rng(seed)
 
     def _draw_seed(self) -> int:
@@ -155,8 +220,7 @@ class MPIParallelizedModel(DerivedModel):
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self):
-        engine = self._live_engine()
-        engine.__enter__()
+        self._live_engine().__enter__()
         return self
 
     def __exit__(self, *exc_info):
@@ -176,93 +240,112 @@ class MPIParallelizedModel(DerivedModel):
     def __getstate__(self):
         # A communicator cannot travel; an unpickled proxy runs serially.
         state = self.__dict__.copy()
-        state["_engine"] = None
-        state["_owns_engine"] = False
-        state["_alone"] = True
+        state.update(_engine=None, _owns_engine=False, _alone=True, _is_root=True)
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     def _live_engine(self) -> Engine:
         if self._engine is None:
             raise EngineClosedError("this proxy was unpickled or copied and has no MPI engine; it runs serially")
         return self._engine
 
-    def _parallel_engine(self, command: int, work: int, wanted: bool | None = None) -> Engine | None:
-        """The engine to run a call on, or None to run it serially.
-
-        ``wanted`` overrides the threshold policy's decision.
-        """
+    def _live_root_engine(self) -> Engine | None:
+        """The engine, checked to be open and on the root; None for an unpickled proxy."""
         engine = self._engine
         if engine is None:
             return None
+        if not self._is_root:
+            raise RuntimeError(
+                f"rank {engine.rank} called a model method of the proxy, but only the root (rank {engine.root}) "
+                "makes calls while the other ranks serve: guard the inference code with `if model.is_root:`"
+            )
         if engine.closed:
             raise EngineClosedError("the proxy has been shut down; no more parallel calls can be made")
-        if not engine.is_root:
-            raise RuntimeError("the proxy's model calls are made on the root; workers run serve()")
-        if engine.size == 1 or work == 0:
-            return None
-        if wanted is None:
-            wanted = self._policy.use_parallel(command, work)
-        return engine if wanted else None
+        return engine
 
-    def _engine_closed(self) -> bool:
-        engine = self._engine
-        return engine is not None and engine.closed
+    # ------------------------------------------------------- the one path
+    def _run(self, command: int, serial, modelparams, expparams=None, outcomes=None, *, repeat=None,
+             return_likelihood: bool = False, random: bool = False, answer_hint=None, split: int | None = None):
+        """Run one model call: ``serial()`` on the root, or ``command`` on every rank.
 
-    def _random_call_engine(self, command: int, work: int, auto_threshold: int | None) -> Engine | None:
-        """The engine for a call that may draw random numbers, or None to run it on the root.
-
-        Which path runs decides the random streams used, so this choice never
-        depends on timings: a fixed ``serial_threshold`` decides, or in
-        ``"auto"`` mode ``auto_threshold`` (None: always on the root).
+        ``serial`` calls the serial model with the caller's own arguments, so
+        the serial path is exactly the serial model. The parallel path needs
+        arrays that can travel (see :func:`~mpi_qinfer.validation.transportable`);
+        anything else runs serially, where the serial model accepts or
+        rejects it as it would without the proxy.
         """
-        threshold = auto_threshold if self._policy.learns else self._policy.threshold
-        return self._parallel_engine(command, work, wanted=threshold is not None and work >= threshold)
-
-    def _choose_split(self, n_models: int, n_exp: int) -> Split:
-        if self._split is not None:
-            return self._split
-        return _BY_MODELS if n_models >= n_exp else _BY_EXPERIMENTS
-
-    def _dispatch(self, command, modelparams, expparams, serial, from_answers=lambda answers: answers[0], **call):
-        """Run ``serial()`` on the root, or the command on every rank; feed the policies.
-
-        ``from_answers`` turns the list of gathered arrays into what the serial
-        model would have returned.
-        """
-        work = len(modelparams) * (1 if expparams is None else len(expparams))
-        engine = self._parallel_engine(command, work)
+        engine = self._live_root_engine()
+        if engine is None or self._alone:
+            return self._serially(serial, random)
+        # The common case first, in a few attribute reads: a settled serial size class.
         policy = self._policy
-        if engine is None:
-            if not policy.learns or self._alone or work == 0:
-                return serial()  # nothing to learn: there is no other path
+        if not random and type(modelparams) is _NDARRAY and modelparams.ndim == 2 and (
+                expparams is None or (type(expparams) is _NDARRAY and expparams.ndim == 1)):
+            work = len(modelparams) * (1 if expparams is None else len(expparams))
+            if policy.settled_serial(command, work):
+                return serial()
+        arrays = transportable(self._underlying_model, modelparams, expparams, outcomes, repeat)
+        if arrays is None:  # cannot travel: the serial model decides what it means
+            return self._serially(serial, random)
+        modelparams, expparams, outcomes = arrays
+        n_models = len(modelparams)
+        n_exp = 1 if expparams is None else len(expparams)
+        repeat = 0 if repeat is None else int(repeat)
+        work = n_models * n_exp * max(repeat, 1)
+        if work == 0:
+            return self._serially(serial, random)
+        if random:
+            # Which path runs decides the random streams used, so the choice never
+            # depends on timings: a fixed threshold decides, or in auto mode a fixed rule.
+            threshold = self._policy.threshold
+            if policy.learns:
+                threshold = _SIMULATE_AUTO_THRESHOLD if command == _SIMULATE else None
+            parallel = threshold is not None and work >= threshold
+        else:
+            parallel = policy.use_parallel(command, work)
+        if not parallel:
+            if not policy.learns or random:
+                return self._serially(serial, random)
             start = time.perf_counter()
             result = serial()
             policy.record(command, work, False, time.perf_counter() - start)
             return result
-        split = _BY_MODELS if expparams is None else self._choose_split(len(modelparams), len(expparams))
-        n_rows, per_row = (len(modelparams), work // len(modelparams))
-        if split == _BY_EXPERIMENTS:
-            n_rows, per_row = len(expparams), len(modelparams)
+
+        if split is None:
+            split = _BY_MODELS if expparams is None else self._choose_split(n_models, n_exp)
+        n_rows = n_models if split == _BY_MODELS else n_exp
+        counts = self._balance.counts(n_rows)
+        spec = engine.describe(
+            command, self._model_id, split, outcomes=outcomes, modelparams=modelparams, expparams=expparams,
+            repeat=repeat, return_likelihood=return_likelihood, explicit_counts=counts is not None,
+            seed=self._draw_seed() if random else 0, answer_hint=answer_hint,
+        )
         start = time.perf_counter()
         answers = engine.call(
-            command, self._model_id, split, modelparams=modelparams, expparams=expparams,
-            modelparams_code=dtype_code(modelparams.dtype), counts=self._balance.counts(n_rows), **call,
+            spec, {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
         )
-        if policy.learns:
+        if policy.learns and not random:
             elapsed = time.perf_counter() - start
             root_rows, root_seconds = engine.root_share
             estimate = root_seconds * n_rows / root_rows if root_rows else None
             policy.record(command, work, True, elapsed, estimate)
         if self._balance.learns:
-            self._balance.record(engine.last_counts, per_row, engine.compute_seconds)
-        return from_answers(answers)
+            self._balance.record(engine.last_counts, work // n_rows, engine.compute_seconds)
+        return answers
 
-    def _arrays(self, modelparams, expparams=None):
-        serial_model = self.underlying_model
-        modelparams = as_modelparams(modelparams, serial_model.n_modelparams)
-        if expparams is not None:
-            expparams = as_expparams(expparams, self._expparams_dtype)
-        return modelparams, expparams
+    def _serially(self, serial, random: bool):
+        """The serial model's own call; a random one on the proxy's seeded stream when it has a seed."""
+        if random and self._seeded:
+            with seeded(self._underlying_model, rank_seed_sequence(self._draw_seed(), 0)):
+                return serial()
+        return serial()
+
+    def _choose_split(self, n_models: int, n_exp: int) -> int:
+        if self._split is not None:
+            return self._split
+        return _BY_MODELS if n_models >= n_exp else _BY_EXPERIMENTS
 
     # --------------------------------------------------------- model calls
     def likelihood(self, outcomes, modelparams, expparams):
@@ -270,22 +353,11 @@ class MPIParallelizedModel(DerivedModel):
 
         Bitwise the serial model's answer, computed across all ranks.
         """
-        if (type(modelparams) is np.ndarray and type(expparams) is np.ndarray
-                and modelparams.ndim == 2 and expparams.ndim == 1
-                and (self._alone or self._policy.settled_serial(_LIKELIHOOD, len(modelparams) * len(expparams)))
-                and not self._engine_closed()):
-            # A call that runs serially anyway: straight to the serial model, as cheap as calling it.
-            n_outcomes = outcomes.size if type(outcomes) is np.ndarray else np.size(outcomes)
-            self._call_count += n_outcomes * len(modelparams) * len(expparams)
-            return self._underlying_model.likelihood(outcomes, modelparams, expparams)
-        outcomes = as_outcomes(outcomes)
-        modelparams, expparams = self._arrays(modelparams, expparams)
-        self._call_count += len(outcomes) * len(modelparams) * len(expparams)
-        return self._dispatch(
-            _LIKELIHOOD, modelparams, expparams,
-            lambda: self.underlying_model.likelihood(outcomes, modelparams, expparams),
-            outcomes=outcomes, outcomes_code=dtype_code(outcomes.dtype),
-        )
+        self._call_count += _evaluations(modelparams, expparams, np.size(outcomes))
+        under = self._underlying_model
+        answers = self._run(_LIKELIHOOD, lambda: under.likelihood(outcomes, modelparams, expparams),
+                            modelparams, expparams, outcomes)
+        return answers[0] if type(answers) is list else answers
 
     def simulate_experiment(self, modelparams, expparams, repeat: int = 1, split_by_modelparams: bool = True):
         """Simulated outcomes, shape ``(repeat, n_models, n_expparams)`` (a scalar if one element).
@@ -294,27 +366,23 @@ class MPIParallelizedModel(DerivedModel):
         ``SeedSequence(seed, spawn_key=(r,))``, where ``seed`` comes from the
         proxy's own generator once per call (see :meth:`reseed`): a run is
         reproducible for a given seed, number of ranks and split. Below the
-        threshold the root's serial model draws, from its own streams.
+        threshold the root's serial model draws: from its own streams, or,
+        when the proxy has a seed, from rank 0's stream of the call.
 
         Parameters
         ----------
         split_by_modelparams : bool
             Divide the ranks' work by model (True) or by experiment (False).
         """
-        repeat = as_repeat(repeat)
-        modelparams, expparams = self._arrays(modelparams, expparams)
-        self._sim_count += len(modelparams) * len(expparams) * repeat
-        serial_model = self.underlying_model
-        work = len(modelparams) * len(expparams) * repeat
-        engine = self._random_call_engine(Command.SIMULATE, work, _SIMULATE_AUTO_THRESHOLD)
-        if engine is None:
-            return serial_model.simulate_experiment(modelparams, expparams, repeat=repeat)
-        split = Split.MODELS if split_by_modelparams else Split.EXPERIMENTS
-        outcomes = engine.call(
-            Command.SIMULATE, self._model_id, split, modelparams=modelparams, expparams=expparams,
-            modelparams_code=dtype_code(modelparams.dtype), repeat=repeat, seed=self._draw_seed(),
-            result_code=dtype_code(_outcome_dtype(serial_model, expparams)),
-        )[0]
+        under = self._underlying_model
+        self._sim_count += _evaluations(modelparams, expparams, repeat)
+        answers = self._run(_SIMULATE, lambda: under.simulate_experiment(modelparams, expparams, repeat=repeat),
+                            modelparams, expparams, repeat=repeat, random=True,
+                            answer_hint=_outcome_dtype(under, expparams),
+                            split=_BY_MODELS if split_by_modelparams else _BY_EXPERIMENTS)
+        if type(answers) is not list:
+            return answers
+        outcomes = answers[0]
         return outcomes[0, 0, 0] if outcomes.size == 1 else outcomes
 
     def score(self, outcomes, modelparams, expparams, return_L: bool = False):
@@ -322,28 +390,23 @@ class MPIParallelizedModel(DerivedModel):
 
         Shape ``(n_modelparams, n_outcomes, n_models, n_expparams)``.
         """
-        serial_model = self.underlying_model
-        if not hasattr(serial_model, "score"):
-            raise AttributeError(f"{type(serial_model).__name__} has no score(); it is not a DifferentiableModel")
-        outcomes = as_outcomes(outcomes)
-        modelparams, expparams = self._arrays(modelparams, expparams)
-        return self._dispatch(
-            Command.SCORE, modelparams, expparams,
-            lambda: serial_model.score(outcomes, modelparams, expparams, return_L=return_L),
-            from_answers=tuple if return_L else (lambda answers: answers[0]),
-            outcomes=outcomes, outcomes_code=dtype_code(outcomes.dtype), flags=FLAG_RETURN_L if return_L else 0,
-        )
+        under = self._underlying_model
+        if not hasattr(under, "score"):
+            raise AttributeError(f"{type(under).__name__} has no score(); it is not a DifferentiableModel")
+        answers = self._run(_SCORE, lambda: under.score(outcomes, modelparams, expparams, return_L=return_L),
+                            modelparams, expparams, outcomes, return_likelihood=return_L)
+        if type(answers) is not list:
+            return answers
+        return tuple(answers) if return_L else answers[0]
 
     def fisher_information(self, modelparams, expparams):
         """The serial model's Fisher information, ``(n_mp, n_mp, n_models, n_expparams)``, across all ranks."""
-        serial_model = self.underlying_model
-        if not hasattr(serial_model, "fisher_information"):
-            raise AttributeError(f"{type(serial_model).__name__} has no fisher_information()")
-        modelparams, expparams = self._arrays(modelparams, expparams)
-        return self._dispatch(
-            Command.FISHER_INFORMATION, modelparams, expparams,
-            lambda: serial_model.fisher_information(modelparams, expparams),
-        )
+        under = self._underlying_model
+        if not hasattr(under, "fisher_information"):
+            raise AttributeError(f"{type(under).__name__} has no fisher_information()")
+        answers = self._run(_FISHER, lambda: under.fisher_information(modelparams, expparams),
+                            modelparams, expparams)
+        return answers[0] if type(answers) is list else answers
 
     def update_timestep(self, modelparams, expparams):
         """The serial model's ``update_timestep``, ``(n_models, n_modelparams, n_expparams)``.
@@ -354,60 +417,75 @@ class MPIParallelizedModel(DerivedModel):
         serial run exactly only when the root draws it. In parallel, ranks
         draw from seeded streams as in :meth:`simulate_experiment`.
         """
-        modelparams, expparams = self._arrays(modelparams, expparams)
-        serial_model = self.underlying_model
-        work = len(modelparams) * len(expparams)
-        engine = self._random_call_engine(Command.UPDATE_TIMESTEP, work, auto_threshold=None)
-        if engine is None:
-            return serial_model.update_timestep(modelparams, expparams)
-        split = self._choose_split(len(modelparams), len(expparams))
-        return engine.call(
-            Command.UPDATE_TIMESTEP, self._model_id, split, modelparams=modelparams, expparams=expparams,
-            modelparams_code=dtype_code(modelparams.dtype), seed=self._draw_seed(),
-        )[0]
+        under = self._underlying_model
+        modelparams_dtype = getattr(modelparams, "dtype", None)
+        answers = self._run(_TIMESTEP, lambda: under.update_timestep(modelparams, expparams),
+                            modelparams, expparams, random=True, answer_hint=modelparams_dtype)
+        return answers[0] if type(answers) is list else answers
 
     def are_models_valid(self, modelparams):
-        """The serial model's ``are_models_valid``, one bool per model."""
-        modelparams, _ = self._arrays(modelparams)
-        return self._dispatch(
-            Command.ARE_MODELS_VALID, modelparams, None,
-            lambda: self.underlying_model.are_models_valid(modelparams),
-        )
+        """The serial model's ``are_models_valid``, one answer per model."""
+        under = self._underlying_model
+        answers = self._run(_VALID, lambda: under.are_models_valid(modelparams), modelparams)
+        return answers[0] if type(answers) is list else answers
 
     def clear_cache(self) -> None:
         """Clear the serial model's cache on every rank."""
-        engine = self._engine
-        if engine is None or engine.size == 1:
-            self.underlying_model.clear_cache()
+        engine = self._live_root_engine()
+        if engine is None or self._alone:
+            DerivedModel.clear_cache(self)
             return
-        self._parallel_engine(Command.CLEAR_CACHE, 0)  # checks that we are the live root
-        engine.call(Command.CLEAR_CACHE, self._model_id)
+        engine.call(CallSpec(_CLEAR, self._model_id), {"counts": None})
 
     def sync_model(self) -> None:
         """Send the root's serial model to every worker, replacing theirs (pickled once).
 
         Needed after the root changed its serial model's state on purpose
-        (a parameter, a calibration) that the likelihood depends on.
+        (a parameter, a calibration) that the likelihood depends on. What the
+        proxy learned about the model (answer dtypes, timings) starts afresh.
         """
-        engine = self._live_engine()
-        self._parallel_engine(Command.SYNC_MODEL, 0)
-        engine.sync_model(self._model_id, self.underlying_model)
-        self._expparams_dtype = np.dtype(self.underlying_model.expparams_dtype)
+        engine = self._live_root_engine()
+        if engine is None:
+            raise EngineClosedError("this proxy was unpickled or copied and has no MPI engine; it runs serially")
+        engine.sync_model(self._model_id, self._underlying_model)
         self._policy = ThresholdPolicy(self._policy.threshold, self._policy.reprobe)
 
 
-#: In "auto" threshold mode, simulations go parallel from this many draws:
-#: a fixed rule, because which path runs decides the random streams used.
-_SIMULATE_AUTO_THRESHOLD = 100_000
+class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableModel):
+    """An :class:`MPIParallelizedModel` that is also a ``DifferentiableModel``.
+
+    ``MPIParallelizedModel(model)`` returns one whenever ``model`` is
+    differentiable, so code that checks ``isinstance(model,
+    DifferentiableModel)`` (qinfer's Bayesian Cramér–Rao updater) sees the
+    proxy as what the serial model is. Its ``score`` and
+    ``fisher_information`` run on every rank.
+
+    Raises
+    ------
+    TypeError
+        If the serial model has no ``score``, on every rank.
+    """
+
+    def __init__(self, serial_model, *args, **kwargs):
+        if not callable(getattr(serial_model, "score", None)):
+            raise TypeError(f"{type(serial_model).__name__} has no score(); it is not differentiable")
+        super().__init__(serial_model, *args, **kwargs)
 
 
-def _outcome_dtype(serial_model, expparams) -> np.dtype:
+def _evaluations(modelparams, expparams, factor) -> int:
+    """``len(modelparams) * len(expparams) * factor`` for the call counters; 0 for input without lengths."""
+    try:
+        return len(modelparams) * len(expparams) * int(factor)
+    except TypeError:
+        return 0
+
+
+def _outcome_dtype(serial_model, expparams) -> np.dtype | None:
+    """The dtype the model's domain says its outcomes have (a guess; the engine checks it)."""
     try:
         domain = serial_model.domain(expparams[:1])
         if isinstance(domain, (list, tuple)):
             domain = domain[0]
-        dtype = np.dtype(domain.dtype)
-        dtype_code(dtype)
-        return dtype
+        return np.dtype(domain.dtype)
     except Exception:  # noqa: BLE001 - a model without a usable domain: qinfer's default
         return np.dtype(np.int64)

@@ -100,3 +100,28 @@ def run_mpi_script(tmp_path, source, n_ranks=2, timeout=90, args=(), module_args
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"the MPI job hung for {timeout} s:\n{expired.stdout}\n{expired.stderr}")
     return done, time.monotonic() - start
+
+
+def same_behaviour(serial_call, proxy_call):
+    """Assert that two calls return bitwise-equal answers, or raise the same exception type and message.
+
+    Returns the proxy's exception (or None), for further checks.
+    """
+    import numpy as np
+
+    def outcome(call):
+        try:
+            return call(), None
+        except Exception as error:  # noqa: BLE001 - compared below
+            return None, error
+
+    want, want_error = outcome(serial_call)
+    got, got_error = outcome(proxy_call)
+    if want_error is not None or got_error is not None:
+        assert type(got_error) is type(want_error), f"serial raised {want_error!r}, the proxy {got_error!r}"
+        assert str(got_error) == str(want_error)
+        return got_error
+    want, got = np.asarray(want), np.asarray(got)
+    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
+    assert np.array_equal(got, want, equal_nan=want.dtype.kind in "fc"), "answers differ"
+    return None

@@ -26,8 +26,8 @@ qinfer = pytest.importorskip("qinfer")
 MPI = pytest.importorskip("mpi4py.MPI")
 
 import mpi_qinfer  # noqa: E402 - after the skips
-from mpi_qinfer import MPIParallelizedModel  # noqa: E402
-from mpi_qinfer.interop import DifferentiableMPIParallelizedModel, register_with_qinfer  # noqa: E402
+from mpi_qinfer import DifferentiableMPIParallelizedModel, MPIParallelizedModel  # noqa: E402
+from mpi_qinfer.interop import register_with_qinfer  # noqa: E402
 
 pytestmark = pytest.mark.qinfer
 

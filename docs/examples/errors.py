@@ -24,12 +24,13 @@ with MPIParallelizedModel(FragileModel(), serial_threshold=0) as model:
     if model.is_root:
         try:
             model.likelihood(np.array([0]), particles[::-1], np.array([1.0]))  # ...until reversed
-        except RemoteError as error:
-            print("failed on ranks", error.ranks, "in", error.command)
-            print(error.tracebacks[error.ranks[0]].splitlines()[-1])
+        except FloatingPointError as error:  # the model's own exception, as without the proxy
+            remote = error.__cause__  # a RemoteError: which ranks failed, and their tracebacks
+            assert isinstance(remote, RemoteError)
+            print("FloatingPointError:", error, "| failed on ranks", remote.ranks, "in", remote.command)
         # Every rank finished the call's collectives: the proxy still works.
         assert model.likelihood(np.array([0]), particles, np.array([1.0])).shape == (1, 1_000, 1)
-        # A bad argument never reaches the workers: it raises on the root, before any communication.
+        # A bad argument never reaches the workers: the root's serial model rejects it, before any communication.
         try:
             model.likelihood(np.array([0]), particles.ravel(), np.array([1.0]))
         except ValueError as error:
