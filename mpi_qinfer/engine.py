@@ -28,23 +28,22 @@ import pickle
 import sys
 import threading
 import time
-import traceback
 import warnings
 import weakref
-from dataclasses import dataclass
 
 import numpy as np
 from mpi4py import MPI
 
 from . import idle as idle_wait
 from .datatypes import RowTypes
-from .errors import EngineClosedError, ModelMismatchError, RemoteError
+from .errors import EngineClosedError, ModelMismatchError
+from .failures import describe_failure, pickled_exception, raise_failure
 from .info import check_launcher
-from .operations import OPERATIONS, Operation
-from .partition import check_count, displacements, even_counts
+from .operations import OPERATIONS
+from .partition import displacements
+from .plans import Plan, PlanCache, array_at
 from .protocol import (
     HEADER_LEN,
-    INLINE_BYTES,
     MESSAGE_BYTES,
     SCALAR_OUTCOMES,
     CallSpec,
@@ -52,7 +51,6 @@ from .protocol import (
     DtypeTable,
     Split,
     pack_spec,
-    payload_layout,
     unpack_spec,
 )
 
@@ -61,7 +59,6 @@ __all__ = ["Engine"]
 _REPORT_TAG = 77
 _NOT_A_MODEL = "<not a model>"
 _PAYLOAD_INDEX = CallSpec._fields.index("payload_bytes")
-_PLAN_CACHE_SIZE = 32
 
 # Status records (one int64 row per rank, step 5).
 _OK, _FAILED, _OTHER_DTYPE = 0, 1, 2
@@ -98,77 +95,6 @@ def _release_workers_at_exit():
             engine.shutdown()
         except Exception:  # noqa: BLE001 - best effort at interpreter exit
             pass
-
-
-# ---------------------------------------------------------------- call plans
-@dataclass
-class _Answer:
-    """How one answer array moves: its full shape, dtype, and row datatypes."""
-
-    shape: tuple
-    axis: int
-    dtype: np.dtype
-    n_blocks: int  # prod(shape[:axis])
-    block_bytes: int  # prod(shape[axis + 1:]) * itemsize
-    recv_type: MPI.Datatype | None  # one row of the full answer (root only)
-    even_send_type: MPI.Datatype | None  # this rank's share under the even split
-    even_shape: tuple | None  # ... and its shape
-
-    def local_shape(self, rows: int) -> tuple:
-        return self.shape[: self.axis] + (rows,) + self.shape[self.axis + 1 :]
-
-
-@dataclass
-class _Plan:
-    """Everything about a call that follows from its spec's shape alone; cached per shape.
-
-    The spec carries the dtypes of every array, so a plan never depends on
-    anything outside it (not on a model's ``expparams_dtype``, which
-    ``sync_model`` may change).
-    """
-
-    operation: Operation
-    broadcast: list  # (name, shape, dtype, offset): the arrays every rank gets whole
-    payload_bytes: int
-    inline: bool  # the payload fits in the message
-    split_input: str | None  # "modelparams" or "expparams", or None (nothing is split)
-    split_dtype: np.dtype | None
-    split_row_shape: tuple
-    row_bytes: int
-    row_type: MPI.Datatype | None  # None when a row has no bytes
-    answers: list  # _Answer
-    answer_ids: tuple  # the dtype ids the answers are expected in
-    even_counts: np.ndarray | None  # None when the root gives explicit counts
-    even_displs: np.ndarray | None
-    types: RowTypes  # owns the datatypes above; freed with the plan
-
-
-def _array_at(buffer: np.ndarray, offset: int, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """A view of ``shape``/``dtype`` at ``offset`` bytes into ``buffer`` (zero-size dtypes too)."""
-    if dtype.itemsize == 0:
-        return np.empty(shape, dtype)
-    count = int(np.prod(shape, dtype=np.int64))
-    return buffer[offset : offset + count * dtype.itemsize].view(dtype).reshape(shape)
-
-
-def _describe_failure(error: BaseException) -> str:
-    """The traceback text of ``error``; never raises (some exceptions cannot be formatted)."""
-    try:
-        return "".join(traceback.format_exception(error))
-    except BaseException:  # noqa: BLE001 - an exception whose __str__ fails, say
-        return f"{type(error).__qualname__} (its message could not be formatted)\n"
-
-
-def _pickled(error: BaseException) -> bytes | None:
-    """The model's exception, pickled to be raised again on the root, or None if it cannot travel."""
-    if not isinstance(error, Exception):
-        return None  # KeyboardInterrupt, SystemExit on a worker: not the model's failure
-    try:
-        data = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
-        return data
-    except BaseException:  # noqa: BLE001 - falls back to RemoteError
-        return None
 
 
 def _model_signature(model) -> tuple:
@@ -237,7 +163,7 @@ class Engine:
         self._answer_dtypes: dict[tuple[int, int], tuple[int, int]] = {}  # root: (model_id, command) -> ids
         self._last_counts = np.zeros(0, dtype=np.int64)
         self._types = RowTypes()
-        self._plans: dict[tuple, _Plan] = {}
+        self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root)
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
         self._inline = self._message[8 * HEADER_LEN :]
@@ -419,7 +345,7 @@ class Engine:
             self._execute(spec, self._plan(spec), None)
 
     def _abort_job(self, error: BaseException) -> None:
-        text = _describe_failure(error)
+        text = describe_failure(error)
         sys.stderr.write(
             f"mpi_qinfer: rank {self._rank} failed outside the serial model and cannot stay in step "
             f"with the other ranks; ending the job.\n{text}"
@@ -450,9 +376,7 @@ class Engine:
             return
         self._closed = True
         self._types.free()
-        for plan in self._plans.values():
-            plan.types.free()
-        self._plans.clear()
+        self._plans.free()
         if not MPI.Is_finalized():
             self._comm.Free()
 
@@ -568,7 +492,7 @@ class Engine:
             )
         return counts
 
-    def _pack_payload(self, plan: _Plan, spec: CallSpec, arrays: dict) -> None:
+    def _pack_payload(self, plan: Plan, spec: CallSpec, arrays: dict) -> None:
         """Write the header and the broadcast arrays: inline in the message, or into the payload."""
         pack_spec(spec, self._message)
         self._header[_PAYLOAD_INDEX] = plan.payload_bytes
@@ -640,91 +564,8 @@ class Engine:
             return self._collectives[function_id](self, argument)
 
     # ------------------------------------------------------------ the plan
-    def _plan(self, spec: CallSpec) -> _Plan:
-        key = spec[:_PAYLOAD_INDEX]
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._make_plan(spec)
-            if len(self._plans) >= _PLAN_CACHE_SIZE:
-                self._plans.pop(next(iter(self._plans))).types.free()
-            self._plans[key] = plan
-        return plan
-
-    def _make_plan(self, spec: CallSpec) -> _Plan:
-        operation = OPERATIONS[Command(spec.command)]
-        types = RowTypes(capacity=None)
-        broadcast, payload_bytes = self._broadcast_layout(operation, spec)
-        split = self._split_layout(operation, spec, types)
-        even = None
-        if not spec.explicit_counts:
-            counts = even_counts(spec.rows if split[0] is not None else 0, self._size)
-            even = (counts, displacements(counts))
-        answer_ids = (spec.answer_dtype, spec.second_answer_dtype)
-        answers = self._answer_layouts(operation, spec, answer_ids, even, types)
-        return _Plan(
-            operation, broadcast, payload_bytes, payload_bytes <= INLINE_BYTES, *split,
-            answers, answer_ids, *(even or (None, None)), types,
-        )
-
-    def _broadcast_layout(self, operation: Operation, spec: CallSpec):
-        """The arrays every rank gets whole, and their offsets in the payload."""
-        dtypes = self._dtypes
-        candidates = []
-        if spec.explicit_counts:
-            candidates.append(("counts", (self._size,), np.dtype(np.int64)))
-        if operation.takes_outcomes:
-            shape = () if spec.n_outcomes == SCALAR_OUTCOMES else (spec.n_outcomes,)
-            candidates.append(("outcomes", shape, dtypes[spec.outcomes_dtype]))
-        if self._split_input(operation, spec) != "modelparams" and spec.modelparams_dtype >= 0:
-            candidates.append(("modelparams", (spec.n_models, spec.n_modelparams), dtypes[spec.modelparams_dtype]))
-        if operation.takes_expparams and self._split_input(operation, spec) != "expparams":
-            candidates.append(("expparams", (spec.n_expparams,), dtypes[spec.expparams_dtype]))
-        offsets, payload_bytes = payload_layout([(shape, dtype) for _, shape, dtype in candidates])
-        layout = [(name, shape, dtype, offset) for (name, shape, dtype), offset in zip(candidates, offsets)]
-        return layout, payload_bytes
-
-    @staticmethod
-    def _split_input(operation: Operation, spec: CallSpec) -> str | None:
-        if spec.n_models == 0 and spec.n_expparams == 0:
-            return None
-        if spec.split == _BY_MODELS or not operation.takes_expparams:
-            return "modelparams"
-        return "expparams"
-
-    def _split_layout(self, operation: Operation, spec: CallSpec, types: RowTypes):
-        """The split input's name, dtype, row shape, row bytes and row datatype."""
-        name = self._split_input(operation, spec)
-        if name is None:
-            return None, None, (), 0, None
-        if name == "modelparams":
-            dtype, n_rows, row_shape = self._dtypes[spec.modelparams_dtype], spec.n_models, (spec.n_modelparams,)
-        else:
-            dtype, n_rows, row_shape = self._dtypes[spec.expparams_dtype], spec.n_expparams, ()
-        check_count(n_rows, f"the number of rows of {name}")
-        row_bytes = check_count(int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize,
-                                f"one row of {name} in bytes")
-        row_type = types.row(1, row_bytes, 0) if row_bytes else None
-        return name, dtype, row_shape, row_bytes, row_type
-
-    def _answer_layouts(self, operation: Operation, spec: CallSpec, answer_ids, even, types: RowTypes) -> list:
-        answers = []
-        rows = None if even is None else int(even[0][self._rank])
-        for output, dtype_id in zip(operation.outputs(spec), answer_ids):
-            dtype = self._dtypes[dtype_id]
-            shape, axis = output.shape, output.axis
-            n_blocks = int(np.prod(shape[:axis], dtype=np.int64))
-            block_bytes = check_count(
-                int(np.prod(shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
-                f"one row of the {operation.name} answer in bytes",
-            )
-            moves = n_blocks > 0 and block_bytes > 0
-            recv_type = types.row(n_blocks, block_bytes, shape[axis]) if moves and self.is_root else None
-            send_type = local_shape = None
-            if rows is not None:
-                send_type = types.row(n_blocks, block_bytes, rows) if moves else None
-                local_shape = shape[:axis] + (rows,) + shape[axis + 1 :]
-            answers.append(_Answer(shape, axis, dtype, n_blocks, block_bytes, recv_type, send_type, local_shape))
-        return answers
+    def _plan(self, spec: CallSpec) -> Plan:
+        return self._plans.get(spec)
 
     def _grow(self, name: str, nbytes: int) -> np.ndarray:
         buffer = getattr(self, name)
@@ -734,7 +575,7 @@ class Engine:
         return buffer[:nbytes]
 
     # -------------------------------------------------------- one call, both sides
-    def _execute(self, spec: CallSpec, plan: _Plan, arrays: dict | None) -> list:
+    def _execute(self, spec: CallSpec, plan: Plan, arrays: dict | None) -> list:
         """The collective sequence of one call (steps 2-7); ``arrays`` is None on workers."""
         self._calls += 1
         is_root = arrays is not None
@@ -748,7 +589,7 @@ class Engine:
         self._report(plan, spec, error, statuses)  # 7: the root raises here
         return answers if is_root else []
 
-    def _receive_broadcast(self, spec: CallSpec, plan: _Plan, arrays: dict | None) -> dict:
+    def _receive_broadcast(self, spec: CallSpec, plan: Plan, arrays: dict | None) -> dict:
         """Step 2: the payload beyond the message, and the workers' copies of the broadcast arrays."""
         if plan.inline:
             source = self._inline
@@ -758,9 +599,9 @@ class Engine:
         if arrays is not None:
             return arrays
         # Copies, not views into the reused buffers: a model may keep its input.
-        return {name: _array_at(source, offset, shape, dtype).copy() for name, shape, dtype, offset in plan.broadcast}
+        return {name: array_at(source, offset, shape, dtype).copy() for name, shape, dtype, offset in plan.broadcast}
 
-    def _partition(self, plan: _Plan, inputs: dict):
+    def _partition(self, plan: Plan, inputs: dict):
         if plan.even_counts is not None:
             counts, displs = plan.even_counts, plan.even_displs
         else:
@@ -769,7 +610,7 @@ class Engine:
         self._last_counts = counts
         return counts, displs
 
-    def _scatter(self, plan: _Plan, inputs: dict, counts, displs) -> np.ndarray | None:
+    def _scatter(self, plan: Plan, inputs: dict, counts, displs) -> np.ndarray | None:
         """Step 3: each rank's rows of the split input, as a read-only array."""
         if plan.split_input is None:
             return None
@@ -790,7 +631,7 @@ class Engine:
         share.flags.writeable = False
         return share
 
-    def _compute(self, spec: CallSpec, plan: _Plan, inputs: dict, share, rows: int):
+    def _compute(self, spec: CallSpec, plan: Plan, inputs: dict, share, rows: int):
         """Step 4: the serial model on this rank's share; a failure is kept, not raised."""
         status = self._status
         status[:] = (_OK, 0, *plan.answer_ids)
@@ -814,7 +655,7 @@ class Engine:
             status[_NANOSECONDS] = time.perf_counter_ns() - started
         return results, None
 
-    def _checked_results(self, plan: _Plan, results, rows: int) -> tuple:
+    def _checked_results(self, plan: Plan, results, rows: int) -> tuple:
         """The answers as C-contiguous arrays of the expected shapes; notes other dtypes in the status."""
         answers = plan.answers
         if not isinstance(results, tuple) or len(results) != len(answers):
@@ -839,7 +680,7 @@ class Engine:
         self._comm.Gather(self._status, statuses, self._root)
         return statuses
 
-    def _gather(self, plan: _Plan, results: tuple, counts, displs, statuses) -> list:
+    def _gather(self, plan: Plan, results: tuple, counts, displs, statuses) -> list:
         """Step 6: every answer into its final layout on the root; ranks not ok send no rows."""
         comm, root = self._comm, self._root
         rows = int(counts[self._rank]) if results and self._status[_STATE] == _OK else 0
@@ -864,13 +705,13 @@ class Engine:
                 comm.Gatherv(send, None, root)
         return answers
 
-    def _report(self, plan: _Plan, spec: CallSpec, error, statuses) -> None:
+    def _report(self, plan: Plan, spec: CallSpec, error, statuses) -> None:
         """Step 7: failed ranks send their exception; ranks with other answer dtypes, unknown ones."""
         comm, root = self._comm, self._root
         state = int(self._status[_STATE])
         if statuses is None:  # a worker: send what the root will ask for
             if state == _FAILED:
-                comm.send((_pickled(error), _describe_failure(error)), dest=root, tag=_REPORT_TAG)
+                comm.send((pickled_exception(error), describe_failure(error)), dest=root, tag=_REPORT_TAG)
             elif state == _OTHER_DTYPE and (self._status[_DTYPES:] == _UNKNOWN_DTYPE).any():
                 comm.send(self._answer_dtypes_of_last(plan), dest=root, tag=_REPORT_TAG)
             return
@@ -881,7 +722,7 @@ class Engine:
         for rank in np.flatnonzero(states).tolist():
             unknown = (statuses[rank, _DTYPES:] == _UNKNOWN_DTYPE).any()
             if states[rank] == _FAILED:
-                failures[rank] = (None, _describe_failure(error)) if rank == root else comm.recv(
+                failures[rank] = (None, describe_failure(error)) if rank == root else comm.recv(
                     source=rank, tag=_REPORT_TAG)
             elif rank == root:
                 other_dtypes[rank] = self._answer_dtypes_of_last(plan)
@@ -892,14 +733,14 @@ class Engine:
                     self._dtypes[i] if i >= 0 else None for i in statuses[rank, _DTYPES:].tolist()
                 )
         if failures:
-            self._raise_failure(plan.operation.name, error, failures)
+            raise_failure(plan.operation.name, error, failures)
         self._learn_answer_dtypes(spec, plan, other_dtypes)
 
-    def _answer_dtypes_of_last(self, plan: _Plan) -> tuple:
+    def _answer_dtypes_of_last(self, plan: Plan) -> tuple:
         """The dtypes this rank's last answers really had (for a status of ``_OTHER_DTYPE``), two entries."""
         return (tuple(self._last_answer_dtypes) + (None, None))[:2]
 
-    def _learn_answer_dtypes(self, spec: CallSpec, plan: _Plan, other_dtypes: dict) -> None:
+    def _learn_answer_dtypes(self, spec: CallSpec, plan: Plan, other_dtypes: dict) -> None:
         dtypes = {tuple(found) for found in other_dtypes.values()}
         if len(dtypes) > 1:
             raise TypeError(
@@ -913,22 +754,6 @@ class Engine:
         self._answer_dtypes[(spec.model_id, spec.command)] = (ids + (-1, -1))[:2]
         raise _AnswerDtypeChanged
 
-    def _raise_failure(self, name: str, error: BaseException | None, failures: dict) -> None:
-        """Raise, on the root, what the serial model raised, with every rank's traceback as the cause."""
-        remote = RemoteError(name, {rank: text for rank, (_, text) in failures.items()})
-        if error is not None:  # the root's own failure: raised as itself
-            raise error from remote
-        first = min(failures)
-        data = failures[first][0]
-        if data is not None:
-            try:
-                exception = pickle.loads(data)
-            except BaseException:  # noqa: BLE001 - cannot be rebuilt here: RemoteError alone
-                exception = None
-            if isinstance(exception, Exception):
-                raise exception from remote
-        raise remote
-
     def _finish_without_answers(self, name: str, error: BaseException | None) -> None:
         """Steps 5 and 7 for a command that has no answers (sync_model)."""
         self._status[:] = (_FAILED if error is not None else _OK, 0, -1, -1)
@@ -936,13 +761,13 @@ class Engine:
         self._comm.Gather(self._status, statuses, self._root)
         if statuses is None:
             if error is not None:
-                self._comm.send((_pickled(error), _describe_failure(error)), dest=self._root, tag=_REPORT_TAG)
+                self._comm.send((pickled_exception(error), describe_failure(error)), dest=self._root, tag=_REPORT_TAG)
             return
         failed = np.flatnonzero(statuses[:, _STATE] == _FAILED).tolist()
         if failed:
-            failures = {rank: (None, _describe_failure(error)) if rank == self._root
+            failures = {rank: (None, describe_failure(error)) if rank == self._root
                         else self._comm.recv(source=rank, tag=_REPORT_TAG) for rank in failed}
-            self._raise_failure(name, error, failures)
+            raise_failure(name, error, failures)
 
 
 def _duplicate(comm: MPI.Intracomm) -> MPI.Intracomm:

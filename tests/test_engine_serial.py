@@ -333,13 +333,13 @@ def test_failures_raise_the_models_exception_with_the_remote_cause(error, raised
 
 
 def test_an_exception_that_cannot_be_formatted_is_still_reported(monkeypatch):
-    import mpi_qinfer.engine
+    import mpi_qinfer.failures
 
     def broken(error):
         raise RuntimeError("the formatter failed")
 
     with engine_proxy(FailingOnRoot(Unprintable())) as proxy:
-        monkeypatch.setattr(mpi_qinfer.engine.traceback, "format_exception", broken)
+        monkeypatch.setattr(mpi_qinfer.failures.traceback, "format_exception", broken)
         with pytest.raises(Unprintable) as caught:
             proxy.likelihood(0, np.ones((3, 1)), np.ones(2))
         monkeypatch.undo()
