@@ -106,3 +106,28 @@ def test_a_singleton_world_under_a_multi_task_launcher_warns(monkeypatch):
 
         with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF):
             pass
+
+
+@pytest.mark.parametrize("idle, n_ranks", [("spin", 2), ("backoff", 2), ("backoff", 3)])
+def test_sigint_to_an_idle_worker_ends_the_job_with_a_report(tmp_path, idle, n_ranks):
+    """A worker interrupted between calls cannot rejoin the others: it says so and ends the job."""
+    source = PROLOGUE + f"""
+import time
+pids = MPI.COMM_WORLD.allgather(os.getpid())
+with MPIParallelizedModel(SimplePrecessionModel(), idle={idle!r}, serial_threshold=0) as model:
+    if model.is_root:
+        model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0]))
+        os.kill(pids[1], signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # a spinning worker wakes on the next call
+            time.sleep(0.2)
+            model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0]))
+        print("the job should have ended", flush=True)
+"""
+    done, seconds = run_mpi_script(tmp_path, source, n_ranks=n_ranks, timeout=60)
+    assert done.returncode != 0
+    assert "should have ended" not in done.stdout
+    assert "rank 1 failed outside the serial model" in done.stderr
+    assert "KeyboardInterrupt" in done.stderr
+    assert "Segmentation fault" not in done.stderr
+    assert seconds < 30
