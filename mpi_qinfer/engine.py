@@ -174,7 +174,10 @@ class Engine:
         self._last_answer_dtypes: list = []
         self._statuses = np.zeros((self._size, _STATUS_LEN), dtype=np.int64)
         try:
-            oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
+            try:
+                oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
+            except MPI.Exception as error:
+                raise _out_of_communicators(error) from error
             oversubscribed = self._comm.allreduce(oversubscribed, op=MPI.LOR)
             settings = None
             if self.is_root:
@@ -775,11 +778,15 @@ def _duplicate(comm: MPI.Intracomm) -> MPI.Intracomm:
     try:
         return comm.Dup()
     except MPI.Exception as error:
-        raise RuntimeError(
-            f"could not duplicate the communicator ({error}); the MPI library may have run out of "
-            "communicators: each MPIParallelizedModel owns one unless it shares an Engine "
-            "(pass engine=Engine(comm) to several proxies)"
-        ) from error
+        raise _out_of_communicators(error) from error
+
+
+def _out_of_communicators(error: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"could not create a communicator ({str(error).strip()}); the MPI library may have run out of "
+        "communicators: each MPIParallelizedModel owns one unless it shares an Engine "
+        "(pass engine=Engine(comm) to several proxies)"
+    )
 
 
 def _as_bytes(data: bytes) -> np.ndarray:

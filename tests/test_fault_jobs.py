@@ -131,3 +131,22 @@ with MPIParallelizedModel(SimplePrecessionModel(), idle={idle!r}, serial_thresho
     assert "KeyboardInterrupt" in done.stderr
     assert "Segmentation fault" not in done.stderr
     assert seconds < 30
+
+
+def test_running_out_of_communicators_says_to_share_an_engine(tmp_path):
+    source = PROLOGUE + """
+proxies = []
+try:
+    for _ in range(5000):
+        proxies.append(MPIParallelizedModel(SimplePrecessionModel()))
+    print("never ran out", flush=True)
+except RuntimeError as error:
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        print("after", len(proxies), "proxies:", error, flush=True)
+for proxy in proxies:  # release them in order: the root shuts down what the workers serve
+    proxy.shutdown() if proxy.is_root else proxy.serve()
+"""
+    done, _ = run_mpi_script(tmp_path, source, n_ranks=2, timeout=120)
+    if "never ran out" in done.stdout:
+        pytest.skip("this MPI library did not run out of communicators at 5000")
+    assert "share an Engine" in done.stdout or "shares an Engine" in done.stdout, done.stdout + done.stderr
