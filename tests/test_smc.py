@@ -164,9 +164,9 @@ def test_update_is_atomic_when_likelihood_raises():
     assert len(up.data_record) == 5
 
 
-def test_impossible_outcome_warns_and_keeps_zero_weights():
+def test_impossible_outcome_warns_and_keeps_zero_weights_under_policy_warn():
     # omega = 0 everywhere: outcome 1 has probability zero for every particle.
-    up = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 0]), rng=0)
+    up = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 0]), rng=0, zero_weight_policy="warn")
     with pytest.warns(ApproximationWarning, match="zero"):
         up.update(1, np.array([1.0]), check_for_resample=False)
     assert not np.any(np.isnan(up.particle_weights))
