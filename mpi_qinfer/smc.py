@@ -348,7 +348,10 @@ class SMCUpdater:
         if not isinstance(outcomes, np.ndarray):
             outcomes = np.array([outcomes])
         L = self.model.likelihood(outcomes, self.particle_locations, expparams).transpose([0, 2, 1])
-        hyp_weights = self.particle_weights * L
+        # C order makes every sum over particles run along contiguous memory (numpy's pairwise
+        # summation), as it does for a single experiment: so each experiment's weights are the
+        # same whether it is evaluated alone or among others.
+        hyp_weights = np.multiply(self.particle_weights, L, order="C")
         norm = np.sum(hyp_weights, axis=2)[..., np.newaxis]
         # An impossible outcome leaves every weight zero instead of NaN.
         safe_norm = np.where(np.abs(norm) < np.spacing(1), 1.0, norm)
