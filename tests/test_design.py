@@ -213,3 +213,21 @@ def test_heuristic_checks_its_arguments():
     ramsey = _posterior(RamseyModel(), [[0, 1], [1, 2]], data=())
     with pytest.raises(ValueError, match="record"):
         BestCandidateHeuristic(ramsey)
+
+
+# -- the demo's --heuristic risk / infogain -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["risk", "infogain"])
+def test_demo_designs_with_the_candidate_heuristic(name):
+    from mpi4py import MPI
+
+    from mpi_qinfer import cli, demo
+
+    assert cli.build_parser().parse_args(["demo", "--heuristic", name]).heuristic == name
+    if MPI.COMM_WORLD.Get_size() > 1:
+        pytest.skip("runs the demo on COMM_SELF: not under a multi-rank launcher")
+    results = demo.run_demo(particles=1000, experiments=40, seed=4, heuristic=name, progress=False,
+                            comm=MPI.COMM_SELF)
+    assert results["heuristic"] == name
+    assert demo.within_sigmas(results) and results["sigma"][0] < 1e-3
