@@ -355,7 +355,8 @@ class SMCUpdater:
         norm = np.sum(hyp_weights, axis=2)[..., np.newaxis]
         # An impossible outcome leaves every weight zero instead of NaN.
         safe_norm = np.where(np.abs(norm) < np.spacing(1), 1.0, norm)
-        weights = hyp_weights / safe_norm
+        weights = hyp_weights
+        weights /= safe_norm  # in place: the same values, one large array fewer
 
         extra = ()
         if return_likelihood:
@@ -628,10 +629,11 @@ class SMCUpdater:
         prior_weights = self.particle_weights
 
         def gain(weights, norm):
-            positive = weights > 0
-            ratio = np.divide(weights, prior_weights, out=np.ones_like(weights), where=positive)
-            divergence = np.sum(np.where(positive, weights * np.log(ratio), 0.0), axis=2)
-            return np.sum(norm * divergence, axis=0)
+            # w log(w / w0), and 0 where w == 0 (the ratio stays 1 there); in place, as the arrays are large.
+            terms = np.divide(weights, prior_weights, out=np.ones_like(weights), where=weights > 0)
+            np.log(terms, out=terms)
+            terms *= weights
+            return np.sum(norm * np.sum(terms, axis=2), axis=0)
 
         return self._design_quantity(expparams, gain)
 
