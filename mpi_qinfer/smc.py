@@ -206,7 +206,6 @@ class SMCUpdater:
     particle_weights : numpy.ndarray, shape (n_particles,)
     particle_locations : numpy.ndarray, shape (n_particles, n_modelparams)
     rng : numpy.random.Generator
-    zero_weight_policy : str
     zero_weight_thresh : float
 
     Notes
@@ -225,15 +224,13 @@ class SMCUpdater:
     def __init__(self, model, n_particles: int, prior, resampler=None,
                  resample_thresh: float = 0.5, rng=None, zero_weight_policy: str = "error",
                  zero_weight_thresh: float | None = None):
-        if zero_weight_policy not in ZERO_WEIGHT_POLICIES:
-            raise ValueError(f"zero_weight_policy must be one of {ZERO_WEIGHT_POLICIES}, got {zero_weight_policy!r}")
+        self.zero_weight_policy = zero_weight_policy  # checked by the setter, before anything else
         self.model = model
         self.n_particles = int(n_particles)
         self.prior = prior
         self.resampler = LiuWestResampler(a=0.98) if resampler is None else resampler
         self.resample_thresh = float(resample_thresh)
         self.rng = np.random.default_rng(rng)
-        self.zero_weight_policy = zero_weight_policy
         if zero_weight_thresh is not None:
             self.zero_weight_thresh = float(zero_weight_thresh)
 
@@ -252,6 +249,17 @@ class SMCUpdater:
         else:  # a foreign (e.g. qinfer) prior
             locations = self.prior.sample(n=n)
         return _canonicalize(self.model, np.asarray(locations, dtype=np.float64))
+
+    @property
+    def zero_weight_policy(self) -> str:
+        """str : What :meth:`update` does with a datum that leaves every weight zero (see the parameters)."""
+        return getattr(self, "_zero_weight_policy", "error")  # "error" also for updaters pickled without one
+
+    @zero_weight_policy.setter
+    def zero_weight_policy(self, policy: str) -> None:
+        if policy not in ZERO_WEIGHT_POLICIES:
+            raise ValueError(f"zero_weight_policy must be one of {ZERO_WEIGHT_POLICIES}, got {policy!r}")
+        self._zero_weight_policy = policy
 
     # -- read-only state -------------------------------------------------------
 

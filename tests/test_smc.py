@@ -378,6 +378,11 @@ def test_zero_weight_policy_and_threshold_are_checked_and_kept():
     assert up.zero_weight_thresh == 0.5 and SMCUpdater.zero_weight_thresh == 1e-10
     clone = pickle.loads(pickle.dumps(up))
     assert clone.zero_weight_policy == "error" and clone.zero_weight_thresh == 0.5
+    up.zero_weight_policy = "skip"
+    assert up.zero_weight_policy == "skip"
+    with pytest.raises(ValueError, match="zero_weight_policy"):
+        up.zero_weight_policy = "never"
+    assert up.zero_weight_policy == "skip"
 
 
 # -- atomic updates: failures inside resampling ----------------------------------------------
