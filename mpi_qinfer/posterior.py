@@ -34,7 +34,8 @@ def credible_region(weights, locations, level: float = 0.95, *, return_outside: 
     Particles are taken in order of decreasing weight (ties in index order)
     until their total weight first reaches ``level``; that last particle is
     included, so the region's probability is at least ``level`` (qinfer's
-    ``est_credible_region``).
+    ``est_credible_region``, which also takes the next particle when the
+    total equals ``level`` exactly; ``level=1`` takes every particle).
 
     Parameters
     ----------
