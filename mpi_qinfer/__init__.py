@@ -13,7 +13,7 @@ from .distributions import (
 )
 from .engine import Engine
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, RemoteError
-from .heuristics import PGH, ExpSparseHeuristic
+from .heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
 from .interop import register_with_qinfer
 from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
 from .parallel import DifferentiableMPIParallelizedModel, MPIParallelizedModel
@@ -47,5 +47,6 @@ __all__ = [
     "ProductDistribution",
     "ExpSparseHeuristic",
     "PGH",
+    "BestCandidateHeuristic",
     "__version__",
 ]

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .distributions import UniformDistribution
-from .heuristics import PGH, ExpSparseHeuristic
+from .heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
 from .model import DerivedModel
 from .models import IsingChainModel, SimplePrecessionModel
 from .parallel import MPIParallelizedModel
@@ -26,7 +26,7 @@ from .smc import SMCUpdater
 __all__ = ["MODELS", "HEURISTICS", "add_arguments", "main", "run_demo", "report", "plot_results"]
 
 MODELS = ("precession", "ising")
-HEURISTICS = ("expsparse", "pgh")
+HEURISTICS = ("expsparse", "pgh", "risk", "infogain")
 #: The heuristic that converges on each model (checked on many seeds).
 DEFAULT_HEURISTIC = {"precession": "expsparse", "ising": "pgh"}
 
@@ -75,7 +75,9 @@ def make_heuristic(name: str, updater):
 
     Parameters
     ----------
-    name : {"expsparse", "pgh"}
+    name : {"expsparse", "pgh", "risk", "infogain"}
+        ``risk`` and ``infogain`` pick the best of 20 candidate times each
+        step (:class:`~mpi_qinfer.heuristics.BestCandidateHeuristic`).
     updater : SMCUpdater
 
     Returns
@@ -86,6 +88,8 @@ def make_heuristic(name: str, updater):
         return ExpSparseHeuristic(updater)
     if name == "pgh":
         return PGH(updater, inv_field=None)
+    if name in ("risk", "infogain"):
+        return BestCandidateHeuristic(updater, criterion=name)
     raise ValueError(f"heuristic must be one of {HEURISTICS}, got {name!r}")
 
 
@@ -127,7 +131,7 @@ def run_demo(model: str = "precession", particles: int = 4000, experiments: int 
         SMC particles, and experiments (updates) to run.
     qubits : int
         Ising chain length.
-    heuristic : {"expsparse", "pgh"} or None
+    heuristic : {"expsparse", "pgh", "risk", "infogain"} or None
         Experiment design; None takes the one that converges on ``model``.
     seed : int
         Seeds the truth, the simulated data and the updater.
@@ -354,7 +358,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--qubits", type=_positive_int, default=3,
                         help="Ising chain length; the cost grows like 8**qubits (default: %(default)s)")
     parser.add_argument("--heuristic", choices=HEURISTICS, default=None,
-                        help="experiment design (default: expsparse for precession, pgh for ising)")
+                        help="experiment design; risk and infogain pick the best of 20 candidates by Bayes risk "
+                        "or information gain (default: expsparse for precession, pgh for ising)")
     parser.add_argument("--seed", type=int, default=42, help="seed of truth, data and updater (default: %(default)s)")
     parser.add_argument("--serial-threshold", type=_threshold, default="auto", metavar="N|auto",
                         help="calls with fewer evaluations than N run on the root alone; "

@@ -2,19 +2,29 @@
 
 The updater touches its model only through ``n_modelparams``, ``likelihood``,
 ``are_models_valid`` and, when present, ``canonicalize``, ``update_timestep``
-and ``clear_cache``, so it runs unchanged on our models, on real qinfer models
-and on a parallel proxy model. All of its randomness comes from its own
-:class:`numpy.random.Generator`.
+and ``clear_cache`` (plus ``domain`` or ``n_outcomes`` and ``Q`` for the
+experiment-design quantities), so it runs unchanged on our models, on real
+qinfer models and on a parallel proxy model. All of its randomness comes from
+its own :class:`numpy.random.Generator`.
 """
 
 from __future__ import annotations
 
 import inspect
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["LiuWestResampler", "SMCUpdater", "ApproximationWarning", "ResamplerWarning"]
+from . import posterior
+
+__all__ = ["LiuWestResampler", "SMCUpdater", "ApproximationWarning", "ResamplerWarning", "ZERO_WEIGHT_POLICIES"]
+
+#: What :meth:`SMCUpdater.update` may do when a datum leaves every weight zero (qinfer's names).
+ZERO_WEIGHT_POLICIES = ("error", "warn", "skip", "reset", "ignore")
+
+#: Largest number of (outcome, experiment, particle, parameter) entries the Bayes risk holds at once.
+_RISK_CHUNK_ENTRIES = 1 << 22
 
 
 class ApproximationWarning(RuntimeWarning):
@@ -146,6 +156,16 @@ class LiuWestResampler:
         return new_weights, _canonicalize(model, new_locs)
 
 
+class _Step(NamedTuple):
+    """The state an update or a resampling step would leave; nothing is applied until it is complete."""
+
+    weights: np.ndarray
+    locations: np.ndarray
+    #: ``(outcome, normalisation)`` to append to the records, or None.
+    record: tuple | None
+    resampled: bool
+
+
 class SMCUpdater:
     """Sequential Monte Carlo approximation of a posterior (qinfer's ``SMCUpdater``).
 
@@ -157,8 +177,9 @@ class SMCUpdater:
     n_particles : int
         Number of particles.
     prior : Distribution
-        Sampled once for the initial particles; its ``sample`` is given the
-        updater's generator when it accepts an ``rng`` keyword.
+        Sampled for the initial particles (and by :meth:`reset`); its
+        ``sample`` is given the updater's generator when it accepts an ``rng``
+        keyword.
     resampler : callable or None, optional
         ``resampler(model, weights, locations, rng=...)``; None gives
         ``LiuWestResampler(a=0.98)``.
@@ -166,37 +187,79 @@ class SMCUpdater:
         Resample when ``n_ess < resample_thresh * n_particles`` (default 0.5).
     rng : numpy.random.Generator, int or None, optional
         Source of all the updater's randomness, or a seed for one.
+    zero_weight_policy : {"error", "warn", "skip", "reset", "ignore"}, optional
+        What :meth:`update` does when a datum leaves every particle weight
+        zero (the datum is impossible under the current posterior), or not a
+        number: ``"error"`` (default) raises ``RuntimeError`` and changes
+        nothing; ``"warn"`` warns with :class:`ApproximationWarning` and
+        applies the update anyway (the approximation is then dead);
+        ``"ignore"`` does the same silently; ``"skip"`` leaves the updater
+        unchanged and returns (the datum is not recorded); ``"reset"`` warns,
+        records the datum and its normalisation, and restarts from a fresh
+        sample of the prior with uniform weights.
+    zero_weight_thresh : float or None, optional
+        The total weight at or below which the policy applies; None uses the
+        class attribute :attr:`zero_weight_thresh`.
 
     Attributes
     ----------
     particle_weights : numpy.ndarray, shape (n_particles,)
     particle_locations : numpy.ndarray, shape (n_particles, n_modelparams)
     rng : numpy.random.Generator
+    zero_weight_thresh : float
+
+    Notes
+    -----
+    :meth:`update`, :meth:`batch_update` and :meth:`resample` are atomic: the
+    new weights, locations and records are computed aside, resampling
+    included, and applied only when all of it succeeded. If anything raises
+    (the model, the resampler, a ``KeyboardInterrupt``) the updater is left
+    exactly as it was, its generator's state included, so retrying the same
+    datum counts it once and draws the same random numbers.
     """
 
-    #: The total weight at or below which an update warns that all weights are zero.
+    #: Default total weight at or below which an update is treated as leaving every weight zero.
     zero_weight_thresh = 1e-10
 
     def __init__(self, model, n_particles: int, prior, resampler=None,
-                 resample_thresh: float = 0.5, rng=None):
+                 resample_thresh: float = 0.5, rng=None, zero_weight_policy: str = "error",
+                 zero_weight_thresh: float | None = None):
+        self.zero_weight_policy = zero_weight_policy  # checked by the setter, before anything else
         self.model = model
         self.n_particles = int(n_particles)
         self.prior = prior
         self.resampler = LiuWestResampler(a=0.98) if resampler is None else resampler
         self.resample_thresh = float(resample_thresh)
         self.rng = np.random.default_rng(rng)
+        if zero_weight_thresh is not None:
+            self.zero_weight_thresh = float(zero_weight_thresh)
 
         self._data_record = []
         self._normalization_record = []
         self._resample_count = 0
         self._just_resampled = False
 
-        if "rng" in inspect.signature(prior.sample).parameters:
-            locations = prior.sample(n=self.n_particles, rng=self.rng)
-        else:  # a foreign (e.g. qinfer) prior
-            locations = prior.sample(n=self.n_particles)
-        self.particle_locations = _canonicalize(model, np.asarray(locations, dtype=np.float64))
+        self.particle_locations = self._sample_prior(self.n_particles)
         self.particle_weights = np.full(self.n_particles, 1.0 / self.n_particles)
+
+    def _sample_prior(self, n: int) -> np.ndarray:
+        """``n`` canonical particles from the prior, drawn with the updater's generator when it takes one."""
+        if "rng" in inspect.signature(self.prior.sample).parameters:
+            locations = self.prior.sample(n=n, rng=self.rng)
+        else:  # a foreign (e.g. qinfer) prior
+            locations = self.prior.sample(n=n)
+        return _canonicalize(self.model, np.asarray(locations, dtype=np.float64))
+
+    @property
+    def zero_weight_policy(self) -> str:
+        """str : What :meth:`update` does with a datum that leaves every weight zero (see the parameters)."""
+        return getattr(self, "_zero_weight_policy", "error")  # "error" also for updaters pickled without one
+
+    @zero_weight_policy.setter
+    def zero_weight_policy(self, policy: str) -> None:
+        if policy not in ZERO_WEIGHT_POLICIES:
+            raise ValueError(f"zero_weight_policy must be one of {ZERO_WEIGHT_POLICIES}, got {policy!r}")
+        self._zero_weight_policy = policy
 
     # -- read-only state -------------------------------------------------------
 
@@ -235,6 +298,41 @@ class SMCUpdater:
         """int : Number of model parameters."""
         return self.model.n_modelparams
 
+    # -- all or nothing ---------------------------------------------------------
+
+    def _snapshot(self) -> tuple:
+        # Updates replace the arrays instead of writing into them, so references suffice.
+        return (self.particle_weights, self.particle_locations, self.n_particles, len(self._data_record),
+                len(self._normalization_record), self._resample_count, self._just_resampled,
+                self.rng.bit_generator.state)
+
+    def _restore(self, snapshot: tuple) -> None:
+        (self.particle_weights, self.particle_locations, self.n_particles, n_data, n_norms,
+         self._resample_count, self._just_resampled, self.rng.bit_generator.state) = snapshot
+        del self._data_record[n_data:]
+        del self._normalization_record[n_norms:]
+
+    def _commit(self, step: _Step) -> None:
+        if step.record is not None:
+            outcome, norm = step.record
+            self._data_record.append(outcome)
+            self._normalization_record.append(norm)
+        self.particle_weights = step.weights
+        self.particle_locations = step.locations
+        self.n_particles = step.weights.shape[0]
+        self._just_resampled = step.resampled
+        if step.resampled:
+            self._resample_count += 1
+            self._clear_model_cache()
+
+    def _clear_model_cache(self) -> None:
+        clear = getattr(self.model, "clear_cache", None)
+        if clear is not None:
+            try:
+                clear()
+            except Exception as exc:  # a cache is never worth failing an update for
+                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.", stacklevel=3)
+
     # -- updating -----------------------------------------------------------
 
     def hypothetical_update(self, outcomes, expparams, return_likelihood: bool = False,
@@ -258,11 +356,15 @@ class SMCUpdater:
         if not isinstance(outcomes, np.ndarray):
             outcomes = np.array([outcomes])
         L = self.model.likelihood(outcomes, self.particle_locations, expparams).transpose([0, 2, 1])
-        hyp_weights = self.particle_weights * L
+        # C order makes every sum over particles run along contiguous memory (numpy's pairwise
+        # summation), as it does for a single experiment: so each experiment's weights are the
+        # same whether it is evaluated alone or among others.
+        hyp_weights = np.multiply(self.particle_weights, L, order="C")
         norm = np.sum(hyp_weights, axis=2)[..., np.newaxis]
         # An impossible outcome leaves every weight zero instead of NaN.
         safe_norm = np.where(np.abs(norm) < np.spacing(1), 1.0, norm)
-        weights = hyp_weights / safe_norm
+        weights = hyp_weights
+        weights /= safe_norm  # in place: the same values, one large array fewer
 
         extra = ()
         if return_likelihood:
@@ -274,8 +376,8 @@ class SMCUpdater:
     def update(self, outcome, expparams, check_for_resample: bool = True) -> None:
         """Condition the posterior on one observed outcome.
 
-        Atomic: the model is evaluated before any state changes, so if the
-        likelihood (or timestep) raises, the updater is left exactly as it was.
+        Atomic (see the class notes): if the model, the zero-weight policy or
+        the resampling step raises, nothing has changed.
 
         Parameters
         ----------
@@ -285,41 +387,71 @@ class SMCUpdater:
             The experiment performed.
         check_for_resample : bool, optional
             Resample afterwards if the effective sample size is too small.
+
+        Raises
+        ------
+        RuntimeError
+            With ``zero_weight_policy="error"``, when the outcome leaves every
+            weight zero.
         """
+        rng_state = self.rng.bit_generator.state
+        try:
+            step = self._updated(outcome, expparams, check_for_resample)
+        except BaseException:
+            self.rng.bit_generator.state = rng_state
+            raise
+        if step is not None:
+            self._commit(step)
+
+    def _updated(self, outcome, expparams, check_for_resample: bool) -> _Step | None:
+        """What :meth:`update` leaves, computed without changing the updater (None: skip the datum)."""
         weights, norm = self.hypothetical_update(outcome, expparams, return_normalization=True)
         weights = weights[0, 0, :]
+        norm = float(norm[0, 0, 0])
+
+        if np.any(weights < 0):
+            warnings.warn(
+                "Negative weights occurred in particle approximation. Smallest weight "
+                f"observed == {np.min(weights)}. Clipping weights.",
+                ApproximationWarning,
+                stacklevel=3,
+            )
+            weights = np.clip(weights, 0, 1)
+        # "not >" also catches NaN weights, which no later step could recover from.
+        if not np.sum(weights) > self.zero_weight_thresh:
+            policy = self.zero_weight_policy
+            if policy == "error":
+                raise RuntimeError(
+                    f"All particle weights are zero (or NaN) after outcome {outcome!r}: the datum is impossible "
+                    "under the current posterior. The updater is unchanged; choose zero_weight_policy= "
+                    "'skip', 'reset' or 'warn' to carry on anyway."
+                )
+            if policy == "skip":
+                return None
+            if policy == "reset":
+                warnings.warn("All particle weights are zero. Resetting from initial prior.",
+                              ApproximationWarning, stacklevel=3)
+                locations = self._sample_prior(self.n_particles)
+                return _Step(np.full(self.n_particles, 1.0 / self.n_particles), locations, (outcome, norm), False)
+            if policy == "warn":
+                warnings.warn("All particle weights are zero. This will very likely fail quite badly.",
+                              ApproximationWarning, stacklevel=3)
+
         timestep = getattr(self.model, "update_timestep", None)
         locations = (
             self.particle_locations if timestep is None
             else timestep(self.particle_locations, expparams)[:, :, 0]
         )
-
-        if not np.all(weights >= 0):
-            warnings.warn(
-                "Negative weights occurred in particle approximation. Smallest weight "
-                f"observed == {np.min(weights)}. Clipping weights.",
-                ApproximationWarning,
-                stacklevel=2,
-            )
-            weights = np.clip(weights, 0, 1)
-        if np.sum(weights) <= self.zero_weight_thresh:
-            warnings.warn(
-                "All particle weights are zero. This will very likely fail quite badly.",
-                ApproximationWarning,
-                stacklevel=2,
-            )
-
-        self._data_record.append(outcome)
-        self._normalization_record.append(float(norm[0, 0, 0]))
-        self.particle_weights = weights
-        self.particle_locations = locations
-        self._just_resampled = False
-
-        if check_for_resample:
-            self._maybe_resample()
+        step = _Step(weights, locations, (outcome, norm), False)
+        if check_for_resample and self._needs_resample(weights):
+            step = self._resampled(step)
+        return step
 
     def batch_update(self, outcomes, expparams, resample_interval: int = 5) -> None:
         """Update on several outcomes in turn, checking for resampling every few.
+
+        Atomic as a whole: if any update fails, the updater is left as it was
+        before the first.
 
         Parameters
         ----------
@@ -332,37 +464,186 @@ class SMCUpdater:
             raise ValueError("The number of outcomes and experiments must match.")
         if expparams.ndim == 1:
             expparams = expparams[:, np.newaxis]
-        for idx, (outcome, experiment) in enumerate(zip(outcomes, expparams)):
-            self.update(outcome, experiment, check_for_resample=False)
-            if (idx + 1) % resample_interval == 0:
-                self._maybe_resample()
+        snapshot = self._snapshot()
+        try:
+            for idx, (outcome, experiment) in enumerate(zip(outcomes, expparams)):
+                self.update(outcome, experiment, check_for_resample=False)
+                if (idx + 1) % resample_interval == 0:
+                    self._maybe_resample()
+        except BaseException:
+            self._restore(snapshot)
+            raise
+
+    def _needs_resample(self, weights: np.ndarray) -> bool:
+        with np.errstate(divide="ignore"):  # all-zero weights (policy "warn"): n_ess is inf, as in qinfer
+            return 1 / np.sum(weights**2) < weights.shape[0] * self.resample_thresh
 
     def _maybe_resample(self) -> None:
-        if self.n_ess < self.n_particles * self.resample_thresh:
+        if self._needs_resample(self.particle_weights):
             self.resample()
 
     def resample(self) -> None:
-        """Resample now, with the updater's resampler and generator."""
+        """Resample now, with the updater's resampler and generator (atomic, like :meth:`update`)."""
         if self._just_resampled:
             warnings.warn(
                 "Resampling without additional data; this may not perform as desired.",
                 ResamplerWarning,
                 stacklevel=2,
             )
-        weights, locations = self.resampler(
-            self.model, self.particle_weights, self.particle_locations, rng=self.rng
-        )
-        self.particle_weights = np.asarray(weights, dtype=np.float64)
-        self.particle_locations = np.asarray(locations, dtype=np.float64)
-        self._just_resampled = True
-        self._resample_count += 1
+        rng_state = self.rng.bit_generator.state
+        try:
+            step = self._resampled(_Step(self.particle_weights, self.particle_locations, None, False))
+        except BaseException:
+            self.rng.bit_generator.state = rng_state
+            raise
+        self._commit(step)
 
-        clear = getattr(self.model, "clear_cache", None)
-        if clear is not None:
-            try:
-                clear()
-            except Exception as exc:  # a cache is never worth failing an update for
-                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.", stacklevel=2)
+    def _resampled(self, step: _Step) -> _Step:
+        """``step`` followed by a resampling step, computed without changing the updater."""
+        weights, locations = self.resampler(self.model, step.weights, step.locations, rng=self.rng)
+        return _Step(np.asarray(weights, dtype=np.float64), np.asarray(locations, dtype=np.float64),
+                     step.record, True)
+
+    def reset(self, n_particles: int | None = None, only_params=None, reset_weights: bool = True) -> None:
+        """Draw the particles afresh from the prior (qinfer's ``reset``).
+
+        The records and the resample count are kept.
+
+        Parameters
+        ----------
+        n_particles : int or None, optional
+            New number of particles; None keeps the current one.
+        only_params : slice, int or sequence of int, optional
+            Redraw only these parameters (the others keep their values);
+            not together with ``n_particles``.
+        reset_weights : bool, optional
+            Also make the weights uniform (default True).
+        """
+        if n_particles is not None and only_params is not None:
+            raise ValueError("give n_particles or only_params, not both")
+        n = self.n_particles if n_particles is None else int(n_particles)
+        if n < 1:
+            raise ValueError(f"n_particles must be positive, got {n_particles!r}")
+        if not reset_weights and n != self.n_particles:
+            raise ValueError("reset_weights=False needs the particle count unchanged")
+        rng_state = self.rng.bit_generator.state
+        try:
+            fresh = self._sample_prior(n)
+            if only_params is not None:
+                locations = self.particle_locations.copy()
+                locations[:, only_params] = fresh[:, only_params]
+                fresh = _canonicalize(self.model, locations)
+        except BaseException:
+            self.rng.bit_generator.state = rng_state
+            raise
+        self.particle_locations = fresh
+        self.n_particles = n
+        if reset_weights:
+            self.particle_weights = np.full(n, 1.0 / n)
+
+    # -- experiment design --------------------------------------------------------
+
+    def _outcome_groups(self, expparams: np.ndarray):
+        """Pairs ``(outcomes, experiment indices)``: experiments that share their outcome values."""
+        n_exp = expparams.shape[0]
+        model = self.model
+        domain = getattr(model, "domain", None)
+        if domain is not None:
+            domains = domain(expparams)
+            if not isinstance(domains, (list, tuple)):
+                return [(np.asarray(domains.values), np.arange(n_exp))]
+            values = [np.asarray(d.values) for d in domains]
+        elif hasattr(model, "n_outcomes"):
+            counts = np.broadcast_to(np.asarray(model.n_outcomes(expparams)), (n_exp,))
+            values = [np.arange(int(count)) for count in counts]
+        else:
+            raise TypeError(f"{type(model).__name__} has neither domain() nor n_outcomes(): "
+                            "the outcomes to average over are unknown")
+        groups = {}
+        for idx, outcomes in enumerate(values):
+            groups.setdefault((outcomes.dtype.str, outcomes.tobytes()), (outcomes, []))[1].append(idx)
+        return [(outcomes, np.array(indices)) for outcomes, indices in groups.values()]
+
+    def _design_quantity(self, expparams, per_group) -> np.ndarray:
+        """``per_group(weights, norm)`` over every possible outcome of each experiment.
+
+        One likelihood call per set of experiments that share their outcomes
+        (one call in all for a model whose outcomes are fixed), over all
+        outcomes, particles and experiments at once: through a parallel proxy
+        it is split over the experiments when they outnumber the particles.
+        """
+        expparams = np.asarray(expparams)
+        if expparams.ndim != 1 or expparams.shape[0] == 0:
+            raise ValueError(f"expparams must be a non-empty 1-d array of experiments, got shape {expparams.shape}")
+        result = np.empty(expparams.shape[0])
+        for outcomes, indices in self._outcome_groups(expparams):
+            chosen = expparams if indices.size == expparams.shape[0] else expparams[indices]
+            weights, norm = self.hypothetical_update(outcomes, chosen, return_normalization=True)
+            result[indices] = per_group(weights, norm[..., 0])
+        return result
+
+    def bayes_risk(self, expparams) -> np.ndarray:
+        r"""The Bayes risk of each experiment under the quadratic loss of the model's ``Q``.
+
+        For experiment :math:`e`, the expected posterior variance
+        :math:`\sum_d \Pr(d | e) \sum_i Q_i \operatorname{Var}[x_i | d, e]`,
+        the sum over every outcome :math:`d` (qinfer's definition). Lower is
+        better. Leaves the updater unchanged.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray, shape (n_experiments,)
+            Candidate experiments, of the model's ``expparams_dtype``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_experiments,)
+        """
+        x = self.particle_locations
+        q = np.asarray(getattr(self.model, "Q", np.ones(x.shape[1])), dtype=np.float64)
+
+        def risk(weights, norm):
+            # weights: (n_outcomes, n_exp, n_particles); centred variances, in chunks of experiments.
+            n_outcomes, n_exp, n_particles = weights.shape
+            chunk = max(1, _RISK_CHUNK_ENTRIES // max(1, n_outcomes * n_particles * x.shape[1]))
+            variance = np.empty((n_outcomes, n_exp))
+            for start in range(0, n_exp, chunk):
+                w = weights[:, start:start + chunk, :]
+                mean = w @ x
+                spread = np.sum(q * (x - mean[:, :, np.newaxis, :]) ** 2, axis=3)
+                variance[:, start:start + chunk] = np.sum(w * spread, axis=2)
+            return np.sum(norm * variance, axis=0)
+
+        return self._design_quantity(expparams, risk)
+
+    def expected_information_gain(self, expparams) -> np.ndarray:
+        r"""The expected information gain of each experiment (qinfer's definition).
+
+        For experiment :math:`e`, :math:`\sum_d \Pr(d | e)\, \mathrm{KL}(w_{d,e} \| w)`,
+        the Kullback-Leibler divergence of the hypothetical posterior weights
+        from the current ones, averaged over the outcomes :math:`d` (terms
+        with zero weight count as zero). Higher is better. Leaves the updater
+        unchanged.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray, shape (n_experiments,)
+            Candidate experiments, of the model's ``expparams_dtype``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_experiments,)
+        """
+        prior_weights = self.particle_weights
+
+        def gain(weights, norm):
+            # w log(w / w0), and 0 where w == 0 (the ratio stays 1 there); in place, as the arrays are large.
+            terms = np.divide(weights, prior_weights, out=np.ones_like(weights), where=weights > 0)
+            np.log(terms, out=terms)
+            terms *= weights
+            return np.sum(norm * np.sum(terms, axis=2), axis=0)
+
+        return self._design_quantity(expparams, gain)
 
     # -- estimates --------------------------------------------------------------
 
@@ -397,3 +678,92 @@ class SMCUpdater:
         numpy.ndarray, shape (n_modelparams, n_modelparams)
         """
         return _weighted_covariance(self.particle_weights, self.particle_locations)
+
+    def est_entropy(self) -> float:
+        r"""The entropy :math:`-\sum_i w_i \log w_i` of the particle weights (zero weights omitted).
+
+        Returns
+        -------
+        float
+        """
+        return posterior.entropy(self.particle_weights)
+
+    def est_credible_region(self, level: float = 0.95, return_outside: bool = False, modelparam_slice=None):
+        """The particles of a credible region: the heaviest first, until their weight reaches ``level``.
+
+        See :func:`mpi_qinfer.posterior.credible_region` for the details.
+
+        Parameters
+        ----------
+        level : float, optional
+            Credibility, in (0, 1] (default 0.95).
+        return_outside : bool, optional
+            Also return the particles outside the region.
+        modelparam_slice : slice or None, optional
+            Which parameters to return (default all).
+
+        Returns
+        -------
+        inside : numpy.ndarray, shape (n_credible, n_selected_params)
+        outside : numpy.ndarray, shape (n_particles - n_credible, n_selected_params)
+            Only with ``return_outside=True``.
+        """
+        return posterior.credible_region(self.particle_weights, self.particle_locations, level,
+                                         return_outside=return_outside, modelparam_slice=modelparam_slice)
+
+    def posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
+                           range_min: float | None = None, range_max: float | None = None):
+        """The marginal density of one parameter, from the derivative of its interpolated CDF.
+
+        See :func:`mpi_qinfer.posterior.marginal` for the details.
+
+        Parameters
+        ----------
+        idx_param : int, optional
+            Which parameter (default 0).
+        res : int, optional
+            Number of grid points (default 100).
+        smoothing : float, optional
+            Standard deviation of a Gaussian smoothing kernel, in the
+            parameter's units (default 0: none).
+        range_min, range_max : float or None, optional
+            Grid ends; None takes the smallest and largest particle.
+
+        Returns
+        -------
+        grid : numpy.ndarray, shape (res,)
+        density : numpy.ndarray, shape (res,)
+        """
+        return posterior.marginal(self.particle_weights, self.particle_locations, idx_param, res,
+                                  smoothing=smoothing, range_min=range_min, range_max=range_max)
+
+    def plot_posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
+                                range_min: float | None = None, range_max: float | None = None,
+                                label_xaxis: bool = True, other_plot_args: dict | None = None,
+                                true_model=None, ax=None):
+        """Plot :meth:`posterior_marginal` with matplotlib (the ``plot`` extra).
+
+        See :func:`mpi_qinfer.plotting.plot_posterior_marginal`.
+
+        Parameters
+        ----------
+        idx_param, res, smoothing, range_min, range_max
+            As for :meth:`posterior_marginal`.
+        label_xaxis : bool, optional
+            Label the x axis with the model's parameter name.
+        other_plot_args : dict or None, optional
+            Keyword arguments of matplotlib's ``plot``.
+        true_model : numpy.ndarray or None, optional
+            A parameter vector to mark with a dashed vertical line.
+        ax : matplotlib.axes.Axes or None, optional
+            Where to draw; None uses ``matplotlib.pyplot.gca()``.
+
+        Returns
+        -------
+        list of matplotlib.lines.Line2D
+        """
+        from .plotting import plot_posterior_marginal
+
+        return plot_posterior_marginal(self, idx_param, res, smoothing, range_min, range_max,
+                                       label_xaxis=label_xaxis, other_plot_args=other_plot_args,
+                                       true_model=true_model, ax=ax)

@@ -164,9 +164,9 @@ def test_update_is_atomic_when_likelihood_raises():
     assert len(up.data_record) == 5
 
 
-def test_impossible_outcome_warns_and_keeps_zero_weights():
+def test_impossible_outcome_warns_and_keeps_zero_weights_under_policy_warn():
     # omega = 0 everywhere: outcome 1 has probability zero for every particle.
-    up = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 0]), rng=0)
+    up = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 0]), rng=0, zero_weight_policy="warn")
     with pytest.warns(ApproximationWarning, match="zero"):
         up.update(1, np.array([1.0]), check_for_resample=False)
     assert not np.any(np.isnan(up.particle_weights))
@@ -294,3 +294,248 @@ def test_liu_west_same_rng_same_result():
     np.testing.assert_array_equal(a, b)
     assert r.h == pytest.approx(np.sqrt(1 - 0.98**2))
     assert LiuWestResampler(h=0.3).h == 0.3
+
+
+# -- zero-weight policy ----------------------------------------------------------------------
+
+
+def _impossible_updater(policy, **kwargs):
+    """An updater on which outcome 1 at any time is impossible (every omega is 0)."""
+    up = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 0]), rng=0,
+                    zero_weight_policy=policy, **kwargs)
+    up.update(0, np.array([1.0]), check_for_resample=False)
+    return up
+
+
+def test_zero_weight_policy_error_is_the_default_and_changes_nothing():
+    up = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 0]), rng=0)
+    assert up.zero_weight_policy == "error"
+    up.update(0, np.array([1.0]))
+    before = _state(up)
+    with pytest.raises(RuntimeError, match="zero"):
+        up.update(1, np.array([2.0]))
+    for old, new in zip(before, _state(up)):
+        np.testing.assert_equal(new, old)
+    # Still alive: a possible outcome updates as usual.
+    up.update(0, np.array([2.0]))
+    assert len(up.data_record) == 2 and np.isclose(up.particle_weights.sum(), 1.0)
+
+
+def test_zero_weight_policy_skip_drops_the_datum():
+    up = _impossible_updater("skip")
+    before = _state(up)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # skipping is silent, as in qinfer
+        up.update(1, np.array([2.0]))
+    for old, new in zip(before, _state(up)):
+        np.testing.assert_equal(new, old)
+
+
+def test_zero_weight_policy_reset_restarts_from_the_prior():
+    up = SMCUpdater(SimplePrecessionModel(), 50, UniformDistribution([0, 1]), rng=5, zero_weight_policy="reset")
+
+    class Impossible(SimplePrecessionModel):
+        def likelihood(self, outcomes, modelparams, expparams):
+            return np.zeros((len(outcomes), len(modelparams), len(expparams)))
+
+    up.update(0, np.array([3.0]), check_for_resample=False)
+    old_locations = up.particle_locations.copy()
+    up.model = Impossible()
+    with pytest.warns(ApproximationWarning, match="Resetting"):
+        up.update(1, np.array([4.0]))
+    np.testing.assert_array_equal(up.particle_weights, np.full(50, 1 / 50))
+    assert not np.array_equal(up.particle_locations, old_locations)
+    assert np.all((up.particle_locations >= 0) & (up.particle_locations <= 1))
+    assert up.data_record == [0, 1] and up.normalization_record[-1] == 0.0
+    assert up.resample_count == 0
+
+
+def test_zero_weight_policy_warn_and_ignore_apply_the_update():
+    with pytest.warns(ApproximationWarning, match="zero"):
+        _impossible_updater("warn").update(1, np.array([2.0]))
+    up = _impossible_updater("ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        up.update(1, np.array([2.0]))
+    assert np.all(up.particle_weights == 0) and up.data_record == [0, 1]
+
+
+def test_nan_likelihood_counts_as_zero_weights():
+    class NanPrecession(SimplePrecessionModel):
+        def likelihood(self, outcomes, modelparams, expparams):
+            return np.full((len(outcomes), len(modelparams), len(expparams)), np.nan)
+
+    up = SMCUpdater(NanPrecession(), 20, UniformDistribution([0, 1]), rng=0)
+    with pytest.raises(RuntimeError, match="NaN"):
+        up.update(0, np.array([1.0]))
+    assert up.data_record == [] and np.all(up.particle_weights == 1 / 20)
+
+
+def test_zero_weight_policy_and_threshold_are_checked_and_kept():
+    with pytest.raises(ValueError, match="zero_weight_policy"):
+        SMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), zero_weight_policy="panic")
+    up = SMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), zero_weight_thresh=0.5)
+    assert up.zero_weight_thresh == 0.5 and SMCUpdater.zero_weight_thresh == 1e-10
+    clone = pickle.loads(pickle.dumps(up))
+    assert clone.zero_weight_policy == "error" and clone.zero_weight_thresh == 0.5
+    up.zero_weight_policy = "skip"
+    assert up.zero_weight_policy == "skip"
+    with pytest.raises(ValueError, match="zero_weight_policy"):
+        up.zero_weight_policy = "never"
+    assert up.zero_weight_policy == "skip"
+
+
+# -- atomic updates: failures inside resampling ----------------------------------------------
+
+
+class BrittleValidity(SimplePrecessionModel):
+    """Precession whose ``are_models_valid`` (called by the resampler) raises while ``broken``."""
+
+    def __init__(self):
+        super().__init__()
+        self.broken = False
+
+    def are_models_valid(self, modelparams):
+        if self.broken:
+            raise OSError("validity service unavailable")
+        return super().are_models_valid(modelparams)
+
+
+def _resampling_run(model, fail_at=None, n_exp=30, seed=21):
+    """A seeded run whose update ``fail_at`` first fails inside resampling, then is retried."""
+    up = SMCUpdater(model, 300, UniformDistribution([0, 1]), rng=seed)
+    sim = SimplePrecessionModel()
+    sim.rng = np.random.default_rng(seed)
+    failures = 0
+    for k in range(n_exp):
+        eps = np.array([(9 / 8) ** k])
+        outcome = sim.simulate_experiment(np.array([[TRUE_OMEGA]]), eps)
+        if k == fail_at:
+            # Find the first update of the run that resamples from here on: break validity just for it.
+            probe = pickle.loads(pickle.dumps(up))
+            probe.update(outcome, eps)
+            if probe.resample_count > up.resample_count:
+                before = _state(up)
+                model.broken = True
+                with pytest.raises(OSError, match="validity"):
+                    up.update(outcome, eps)
+                model.broken = False
+                failures += 1
+                for old, new in zip(before, _state(up)):
+                    np.testing.assert_equal(new, old)
+            else:
+                fail_at += 1
+        up.update(outcome, eps)
+    return up, failures
+
+
+def test_failure_inside_resampling_changes_nothing_and_a_retry_counts_once():
+    reference, _ = _resampling_run(BrittleValidity())
+    retried, failures = _resampling_run(BrittleValidity(), fail_at=3)
+    assert failures == 1 and reference.resample_count > 0
+    # The retry drew the same random numbers: the whole run is bitwise the one without the failure.
+    for old, new in zip(_state(reference), _state(retried)):
+        np.testing.assert_equal(new, old)
+    assert len(retried.data_record) == len(retried.normalization_record) == 30
+
+
+def test_failed_resample_call_restores_the_generator():
+    model = BrittleValidity()
+    up = SMCUpdater(model, 100, UniformDistribution([0, 1]), rng=2)
+    up.update(1, np.array([5.0]), check_for_resample=False)
+    before = _state(up)
+    model.broken = True
+    with pytest.raises(OSError):
+        up.resample()
+    for old, new in zip(before, _state(up)):
+        np.testing.assert_equal(new, old)
+
+
+def test_interrupt_inside_the_resampler_changes_nothing():
+    class Interrupting(LiuWestResampler):
+        armed = True
+
+        def __call__(self, model, weights, locations, rng=None):
+            rng.random(10)  # consume randomness before failing
+            if self.armed:
+                raise KeyboardInterrupt
+            return super().__call__(model, weights, locations, rng=rng)
+
+    resampler = Interrupting()
+    up = SMCUpdater(SimplePrecessionModel(), 200, UniformDistribution([0, 1]), resampler=resampler,
+                    resample_thresh=1.0, rng=3)
+    before = _state(up)
+    with pytest.raises(KeyboardInterrupt):
+        up.update(0, np.array([2.0]))
+    for old, new in zip(before, _state(up)):
+        np.testing.assert_equal(new, old)
+    resampler.armed = False
+    up.update(0, np.array([2.0]))
+    assert up.resample_count == 1 and up.data_record == [0]
+
+
+# -- batch updates -----------------------------------------------------------------------------
+
+
+def test_batch_update_checks_for_resampling_every_interval():
+    rng = np.random.default_rng(4)
+    eps = (9 / 8) ** np.arange(24)
+    sim = SimplePrecessionModel()
+    sim.rng = rng
+    outcomes = np.array([sim.simulate_experiment(np.array([[TRUE_OMEGA]]), np.array([t])) for t in eps]).ravel()
+
+    batched = SMCUpdater(SimplePrecessionModel(), 400, UniformDistribution([0, 1]), rng=6)
+    batched.batch_update(outcomes, eps, resample_interval=3)
+
+    by_hand = SMCUpdater(SimplePrecessionModel(), 400, UniformDistribution([0, 1]), rng=6)
+    checks = 0
+    for idx, (outcome, t) in enumerate(zip(outcomes, eps)):
+        by_hand.update(outcome, np.array([t]), check_for_resample=False)
+        if (idx + 1) % 3 == 0:
+            checks += 1
+            if by_hand.n_ess < 0.5 * by_hand.n_particles:
+                by_hand.resample()
+    assert by_hand.resample_count >= 2  # the data do force resampling at the checks
+    assert batched.resample_count == by_hand.resample_count
+    for old, new in zip(_state(by_hand), _state(batched)):
+        np.testing.assert_equal(new, old)
+
+
+def test_batch_update_is_atomic():
+    model = FlakyPrecession()
+    up = SMCUpdater(model, 100, UniformDistribution([0, 1]), rng=8)
+    up.update(0, np.array([1.0]))
+    before = _state(up)
+
+    calls = {"n": 0}
+    real_likelihood = model.likelihood
+
+    def fail_on_third(outcomes, modelparams, expparams):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("third datum lost")
+        return real_likelihood(outcomes, modelparams, expparams)
+
+    model.likelihood = fail_on_third
+    with pytest.raises(RuntimeError, match="third"):
+        up.batch_update(np.array([0, 1, 0, 1]), np.array([2.0, 3.0, 4.0, 5.0]), resample_interval=1)
+    for old, new in zip(before, _state(up)):
+        np.testing.assert_equal(new, old)
+
+
+# -- reset ---------------------------------------------------------------------------------------
+
+
+def test_reset_draws_afresh_and_can_resize_or_keep_parameters():
+    up = SMCUpdater(SimplePrecessionModel(), 100, UniformDistribution([0, 1]), rng=1)
+    up.update(0, np.array([4.0]), check_for_resample=False)
+    up.reset(n_particles=40)
+    assert up.particle_locations.shape == (40, 1) and up.n_particles == 40
+    np.testing.assert_array_equal(up.particle_weights, np.full(40, 1 / 40))
+    assert up.data_record == [0]
+    up.update(1, np.array([1.0]), check_for_resample=False)
+    kept = up.particle_weights.copy()
+    up.reset(reset_weights=False)
+    np.testing.assert_array_equal(up.particle_weights, kept)
+    with pytest.raises(ValueError, match="not both"):
+        up.reset(n_particles=10, only_params=slice(0, 1))

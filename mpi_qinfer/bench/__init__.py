@@ -24,7 +24,8 @@ experiment times):
     what users write without this package.
 
 Then, in separate sections: an end-to-end SMC run of the costly model (serial
-versus proxy, final particles compared bitwise), the cost of the two idle-wait
+versus proxy, final particles compared bitwise), the same with experiments
+designed by information gain (the best of 20 candidates each step), the cost of the two idle-wait
 modes (per-call latency, and the CPU an idle worker burns per wall second,
 read with :class:`~mpi_qinfer.bench.probes.ProcessTimeProbe`), and load balancing with one rank made
 three times slower (:class:`~mpi_qinfer.bench.probes.UnevenIsingModel`, ``balance="even"`` versus
@@ -50,7 +51,7 @@ call), :mod:`~mpi_qinfer.bench.cases` (settings, methods, cases),
 :mod:`~mpi_qinfer.bench.loops` (the hand-written floor and pickle map),
 :mod:`~mpi_qinfer.bench.probes` (the sections' probe models),
 :mod:`~mpi_qinfer.bench.measure` (one case's row of the table),
-:mod:`~mpi_qinfer.bench.sections` (SMC, idle, balance),
+:mod:`~mpi_qinfer.bench.sections` (SMC, designed SMC, idle, balance),
 :mod:`~mpi_qinfer.bench.report` (ratios, targets, report, plot) and
 :mod:`~mpi_qinfer.bench.command` (the run and the command line). The public
 names are re-exported here.
@@ -64,7 +65,7 @@ from .loops import FloorLoop, PickleMapLoop
 from .measure import CASE_SECTIONS, SLOW_CALL_SECONDS, bench_case
 from .probes import ProcessTimeProbe, UnevenIsingModel
 from .report import check_targets, format_report, plot_cases
-from .sections import bench_balance, bench_idle, bench_smc
+from .sections import bench_balance, bench_design, bench_idle, bench_smc
 from .timing import Timing, time_calls
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "plan_cases",
     "bench_case",
     "bench_smc",
+    "bench_design",
     "bench_idle",
     "bench_balance",
     "run",

@@ -44,6 +44,10 @@ class Settings:
     smc_particles: int = 2000
     smc_experiments: int = 40
     smc_repeats: int = 3
+    design_particles: int = 10_000
+    design_candidates: int = 20
+    design_experiments: int = 6
+    design_repeats: int = 3
     balance_particles: int = 20_000
 
     @classmethod
@@ -53,7 +57,8 @@ class Settings:
         if s.quick:
             s.max_seconds, s.smc_particles, s.smc_experiments, s.smc_repeats = 1.0, 1000, 20, 2
             s.balance_particles = 10_000
-        for name in ("rounds", "smc_particles", "smc_experiments"):
+            s.design_experiments, s.design_repeats = 3, 1
+        for name in ("rounds", "smc_particles", "smc_experiments", "design_particles", "design_experiments"):
             if getattr(args, name, None) is not None:
                 setattr(s, name, getattr(args, name))
         return s

@@ -17,7 +17,7 @@ from mpi4py import MPI
 from .cases import Settings, plan_cases, select
 from .measure import bench_case
 from .report import _all_equal, _jsonable, _log, check_targets, format_report, plot_cases
-from .sections import bench_balance, bench_idle, bench_smc
+from .sections import bench_balance, bench_design, bench_idle, bench_smc
 
 __all__ = ["run", "add_arguments", "main", "build_parser"]
 
@@ -52,7 +52,7 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
     settings : Settings
     patterns : list of str, optional
         ``--cases``: which cases and sections to run (see :func:`~mpi_qinfer.bench.cases.select`).
-        Sections are named ``smc``, ``idle`` and ``balance``.
+        Sections are named ``smc``, ``smc-design``, ``idle`` and ``balance``.
     comm : mpi4py.MPI.Intracomm, optional
         Default ``MPI.COMM_WORLD``; duplicated for the benchmark's own messages.
 
@@ -68,11 +68,11 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
         environment = _environment(comm)
         cases = plan_cases(settings.quick) if is_root else None
         cases = comm.bcast(cases, 0)
-        chosen = select([c.name for c in cases] + ["smc", "idle", "balance"], patterns)
+        chosen = select([c.name for c in cases] + ["smc", "smc-design", "idle", "balance"], patterns)
         result = None
         if is_root:
             result = {**environment, "quick": settings.quick, "seed": settings.seed,
-                      "cases": [], "skipped": [], "smc": None, "idle": None, "balance": None}
+                      "cases": [], "skipped": [], "smc": None, "smc-design": None, "idle": None, "balance": None}
             if comm.Get_size() == 1:
                 result["note"] = ("1 rank: the proxy and auto run the serial model on the root (the engine has "
                                   "no workers), floor and pickle run their collectives on one rank; the ratios "
@@ -90,7 +90,8 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
             row = bench_case(comm, case, settings)
             if is_root:
                 result["cases"].append(row)
-        for name, section in (("smc", bench_smc), ("idle", bench_idle), ("balance", bench_balance)):
+        for name, section in (("smc", bench_smc), ("smc-design", bench_design), ("idle", bench_idle),
+                              ("balance", bench_balance)):
             if name in chosen:
                 if is_root:
                     _log(f"{name} ...")
@@ -133,7 +134,8 @@ def add_arguments(parser) -> None:
     parser : argparse.ArgumentParser
     """
     parser.epilog = ("Example: `mpiexec -n 2 python -m mpi_qinfer bench --quick --json bench.json --plot bench.png`. "
-                     "Cases are named like cheap-1e4x100 and costly-1e3x1; the sections are smc, idle and balance.")
+                     "Cases are named like cheap-1e4x100 and costly-1e3x1; the sections are smc, smc-design, idle and "
+                     "balance.")
     parser.add_argument("--quick", action="store_true",
                         help="smaller cases and shorter runs (no cheap-1e6x100, no costly-1e5x1)")
     parser.add_argument("--json", metavar="FILE", default=None, help="write every number to FILE as JSON")
@@ -152,6 +154,10 @@ def add_arguments(parser) -> None:
                         help="particles of the end-to-end SMC run (default: 2000, --quick 1000)")
     parser.add_argument("--smc-experiments", type=_positive(int), default=None,
                         help="experiments of the end-to-end SMC run (default: 40, --quick 20)")
+    parser.add_argument("--design-particles", type=_positive(int), default=None,
+                        help="particles of the SMC run with information-gain design (default: 10000)")
+    parser.add_argument("--design-experiments", type=_positive(int), default=None,
+                        help="experiments of the SMC run with information-gain design (default: 6, --quick 3)")
 
 
 def main(args, comm=None) -> int:

@@ -33,7 +33,7 @@ def _ratios(row: dict) -> None:
 
 
 def _all_equal(result: dict) -> bool:
-    parts = list(result["cases"]) + [result[name] for name in ("smc", "balance") if result.get(name)]
+    parts = list(result["cases"]) + [result[name] for name in ("smc", "smc-design", "balance") if result.get(name)]
     return all(part.get("bitwise_equal", True) for part in parts)
 
 
@@ -70,6 +70,10 @@ def check_targets(result: dict) -> list[dict]:
     smc = result.get("smc")
     if smc:
         add("end-to-end SMC (costly): serial/proxy >= 1.8", "smc", smc["speedup"], 1.8, smc["speedup"] >= 1.8)
+    designed = result.get("smc-design")
+    if designed:
+        add("SMC with information-gain design: serial/proxy >= 1.8", "smc-design", designed["speedup"], 1.8,
+            designed["speedup"] >= 1.8)
     return checks
 
 
@@ -132,6 +136,16 @@ def format_report(result: dict) -> str:
             f"auto {_seconds(smc['auto_median_s'])}   speedup serial/proxy {smc['speedup']:.2f}   "
             f"serial/auto {smc['auto_speedup']:.2f}   final particles bitwise equal: "
             f"{'yes' if smc['bitwise_equal'] else 'NO -- MISMATCH'}")
+    designed = result.get("smc-design")
+    if designed:
+        out("")
+        out(f"SMC with information-gain design: {designed['model']}, {designed['n_particles']} particles x "
+            f"{designed['n_experiments']} experiments, best of {designed['n_candidates']} candidates each, "
+            f"seed {designed['seed']}, median of {designed['repeats']} run(s)")
+        out(f"  serial {_seconds(designed['serial_median_s'])}   proxy {_seconds(designed['proxy_median_s'])}   "
+            f"auto {_seconds(designed['auto_median_s'])}   speedup serial/proxy {designed['speedup']:.2f}   "
+            f"serial/auto {designed['auto_speedup']:.2f}   designs and final particles bitwise equal: "
+            f"{'yes' if designed['bitwise_equal'] else 'NO -- MISMATCH'}")
     idle = result.get("idle")
     if idle:
         out("")

@@ -1,4 +1,5 @@
-"""The sections after the table: end-to-end SMC, the idle-wait modes, and load balancing with one slow rank."""
+"""The sections after the table: end-to-end SMC (with PGH, and with information-gain design), the idle-wait
+modes, and load balancing with one slow rank."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from ..distributions import UniformDistribution
 from ..engine import Engine
-from ..heuristics import PGH
+from ..heuristics import PGH, BestCandidateHeuristic
 from ..models import IsingChainModel, SimplePrecessionModel
 from ..parallel import MPIParallelizedModel
 from ..smc import SMCUpdater
@@ -19,7 +20,7 @@ from .probes import ProcessTimeProbe, UnevenIsingModel
 from .report import _log
 from .timing import Timing, time_calls
 
-__all__ = ["bench_smc", "bench_idle", "bench_balance"]
+__all__ = ["bench_smc", "bench_design", "bench_idle", "bench_balance"]
 
 
 def _smc_run(model, settings: Settings) -> dict:
@@ -91,6 +92,86 @@ def bench_smc(comm, settings: Settings) -> dict | None:
         equal &= same
         if not same:
             _log(f"!!! BITWISE MISMATCH: the SMC run through {name} ended on different particles !!!")
+    result["bitwise_equal"] = equal
+    result["speedup"] = result["serial_median_s"] / result["proxy_median_s"]
+    result["auto_speedup"] = result["serial_median_s"] / result["auto_median_s"]
+    return result
+
+
+def _design_run(model, settings: Settings) -> dict:
+    """One SMC estimation of the Ising couplings whose experiments maximise the information gain (root only).
+
+    Each step scores ``settings.design_candidates`` candidate times with one
+    likelihood call over both outcomes, all particles and all candidates
+    (:class:`~mpi_qinfer.heuristics.BestCandidateHeuristic`), then updates on
+    the chosen one; data and updater are seeded as in :func:`_smc_run`.
+    """
+    prior = UniformDistribution([[0.0, 1.0], [0.0, 1.0]])
+    truth_seed, data_seed, updater_seed = np.random.SeedSequence(settings.seed).spawn(3)
+    truth = prior.sample(1, rng=np.random.default_rng(truth_seed))
+    true_model = IsingChainModel(n_qubits=3)
+    true_model.rng = np.random.default_rng(data_seed)
+    chosen = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        updater = SMCUpdater(model, settings.design_particles, prior, rng=np.random.default_rng(updater_seed))
+        design = BestCandidateHeuristic(updater, criterion="infogain", n_candidates=settings.design_candidates)
+        for _ in range(settings.design_experiments):
+            expparams = design()
+            chosen.append(float(expparams[0]))
+            updater.update(true_model.simulate_experiment(truth, expparams), expparams)
+        wall = time.perf_counter() - start
+    return {"seconds": wall, "locations": updater.particle_locations.copy(),
+            "weights": updater.particle_weights.copy(), "warnings": len(caught), "chosen": chosen,
+            "estimate": updater.est_mean().tolist(), "truth": truth[0].tolist()}
+
+
+def bench_design(comm, settings: Settings) -> dict | None:
+    """End-to-end SMC with information-gain experiment design: serial versus proxy versus auto (collective).
+
+    The costly model, ``settings.design_particles`` particles and
+    ``settings.design_candidates`` candidates per step (20 by default), so
+    nearly all the time goes into the candidates' likelihoods. Each way runs
+    ``settings.design_repeats`` times, interleaved; the chosen experiments and
+    final particles of the proxy and auto runs must equal the serial run's
+    bitwise.
+
+    Returns
+    -------
+    dict or None
+        On the root: per way the median and minimum wall seconds, the
+        speedups and the bitwise verdict; None elsewhere.
+    """
+    is_root = comm.Get_rank() == 0
+    serial_model = IsingChainModel(n_qubits=3)
+    engine = Engine(comm)
+    proxy = MPIParallelizedModel(serial_model, serial_threshold=0, engine=engine)
+    auto = MPIParallelizedModel(serial_model, engine=engine)
+    with engine:
+        if not is_root:
+            return None
+        ways = {"serial": serial_model, "proxy": proxy, "auto": auto}
+        runs = {name: [] for name in ways}
+        for _ in range(settings.design_repeats):
+            for name, model in ways.items():
+                runs[name].append(_design_run(model, settings))
+    reference = runs["serial"][0]
+    result = {"model": MODELS["costly"][0], "n_particles": settings.design_particles,
+              "n_candidates": settings.design_candidates, "n_experiments": settings.design_experiments,
+              "criterion": "infogain", "seed": settings.seed, "repeats": settings.design_repeats,
+              "estimate": reference["estimate"], "truth": reference["truth"], "warnings": reference["warnings"]}
+    equal = True
+    for name, done in runs.items():
+        seconds = [run_["seconds"] for run_ in done]
+        result[f"{name}_median_s"] = float(np.median(seconds))
+        result[f"{name}_min_s"] = float(min(seconds))
+        same = all(r["chosen"] == reference["chosen"] and np.array_equal(r["locations"], reference["locations"])
+                   and np.array_equal(r["weights"], reference["weights"]) for r in done)
+        result[f"{name}_equal"] = same
+        equal &= same
+        if not same:
+            _log(f"!!! BITWISE MISMATCH: the designed SMC run through {name} chose or ended differently !!!")
     result["bitwise_equal"] = equal
     result["speedup"] = result["serial_median_s"] / result["proxy_median_s"]
     result["auto_speedup"] = result["serial_median_s"] / result["auto_median_s"]
