@@ -35,7 +35,6 @@ import numpy as np
 from mpi4py import MPI
 
 from . import idle as idle_wait
-from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError
 from .failures import describe_failure, pickled_exception, raise_failure
 from .info import check_launcher
@@ -162,7 +161,6 @@ class Engine:
         self._dtypes = DtypeTable()
         self._answer_dtypes: dict[tuple[int, int], tuple[int, int]] = {}  # root: (model_id, command) -> ids
         self._last_counts = np.zeros(0, dtype=np.int64)
-        self._types = RowTypes()
         self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root)
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
@@ -378,7 +376,6 @@ class Engine:
         if self._closed:
             return
         self._closed = True
-        self._types.free()
         self._plans.free()
         if not MPI.Is_finalized():
             self._comm.Free()
@@ -666,7 +663,7 @@ class Engine:
         checked = []
         for index, (answer, result) in enumerate(zip(answers, results)):
             result = np.asarray(result)
-            expected = answer.even_shape or answer.local_shape(rows)
+            expected = answer.even_shape if answer.even_shape is not None else answer.local_shape(rows)
             if result.shape != expected:
                 raise ValueError(f"the serial model returned shape {result.shape}, expected {expected}")
             if result.dtype != answer.dtype:
@@ -674,7 +671,7 @@ class Engine:
                 known = self._dtypes.id_of(result.dtype)
                 self._status[_STATE] = _OTHER_DTYPE
                 self._status[_DTYPES + index] = _UNKNOWN_DTYPE if known is None else known
-            checked.append(result if result.flags.c_contiguous else np.ascontiguousarray(result))
+            checked.append(result)
         return tuple(checked)
 
     def _exchange_status(self) -> np.ndarray | None:
@@ -684,27 +681,33 @@ class Engine:
         return statuses
 
     def _gather(self, plan: Plan, results: tuple, counts, displs, statuses) -> list:
-        """Step 6: every answer into its final layout on the root; ranks not ok send no rows."""
-        comm, root = self._comm, self._root
-        rows = int(counts[self._rank]) if results and self._status[_STATE] == _OK else 0
+        """Step 6: every answer's rows into the root's buffer; ranks not ok send no rows.
+
+        Each rank sends its share with the split axis first (see
+        :class:`~mpi_qinfer.plans.Answer`); the root writes its own share in
+        place and returns a view with the axes in the serial model's order.
+        """
+        comm, root, rank = self._comm, self._root, self._rank
+        ok = self._status[_STATE] == _OK
+        rows = int(counts[rank]) if results and ok else 0
         if statuses is not None and statuses[:, _STATE].any():
             counts = np.where(statuses[:, _STATE] == _OK, counts, 0)
         answers = []
         for index, answer in enumerate(plan.answers):
-            if not (answer.n_blocks and answer.block_bytes):  # an answer of zero bytes: nothing moves
-                if statuses is not None:
-                    answers.append(np.empty(answer.shape, dtype=answer.dtype))
-                continue
-            if rows:
-                send_type = answer.even_send_type or self._types.row(answer.n_blocks, answer.block_bytes, rows)
-                send = [results[index], rows, send_type]
-            else:
-                send = [self._scratch, 0, MPI.BYTE]
-            if statuses is not None:
-                whole = np.empty(answer.shape, dtype=answer.dtype)
-                comm.Gatherv(send, [whole, counts, displs, answer.recv_type], root)
-                answers.append(whole)
-            else:
+            axis = answer.axis
+            if statuses is not None:  # the root
+                buffer = np.empty(answer.gathered_shape, dtype=answer.dtype)
+                if rows:
+                    start = int(displs[rank])
+                    np.copyto(buffer[start : start + rows], np.moveaxis(results[index], axis, 0))
+                if answer.row_type is not None:
+                    comm.Gatherv(MPI.IN_PLACE, [buffer, counts, displs, answer.row_type], root)
+                answers.append(np.moveaxis(buffer, 0, axis))
+            elif answer.row_type is not None:
+                if rows:
+                    send = [np.ascontiguousarray(np.moveaxis(results[index], axis, 0)), rows, answer.row_type]
+                else:
+                    send = [self._scratch, 0, MPI.BYTE]
                 comm.Gatherv(send, None, root)
         return answers
 

@@ -27,24 +27,32 @@ _BY_MODELS = int(Split.MODELS)
 
 @dataclass
 class Answer:
-    """How one answer array moves: its full shape, dtype, and row datatypes."""
+    """How one answer array moves back to the root.
+
+    An answer of shape ``(*pre, N, *post)`` is split along its axis of
+    length ``N`` (models or experiments). Each rank moves that axis to the
+    front of its share (a local, parallel copy when ``pre`` is not empty),
+    so a *row* — everything the answer holds for one model or experiment —
+    is one contiguous record, and the root gathers whole rows into an
+    ``(N, *pre, *post)`` buffer with one contiguous datatype. The caller gets
+    ``np.moveaxis(buffer, 0, axis)``: the serial model's shape, dtype and
+    values, as a view whose strides may differ from a C-ordered array.
+    """
 
     shape: tuple
     axis: int  # the axis split between ranks
     dtype: np.dtype
-    n_blocks: int  # prod(shape[:axis])
-    block_bytes: int  # prod(shape[axis + 1:]) * itemsize
-    recv_type: MPI.Datatype | None  # one row of the full answer (root only)
-    even_send_type: MPI.Datatype | None  # this rank's share under the even split
-    even_shape: tuple | None  # ... and its shape
+    row_bytes: int  # one row: prod(pre + post) * itemsize
+    row_type: MPI.Datatype | None  # a contiguous row; None when a row has no bytes
+    even_shape: tuple | None  # this rank's share under the even split
 
     @property
-    def moves(self) -> bool:
-        """Whether the answer has any bytes to gather."""
-        return bool(self.n_blocks and self.block_bytes)
+    def gathered_shape(self) -> tuple:
+        """The root's buffer: the split axis first."""
+        return (self.shape[self.axis],) + self.shape[: self.axis] + self.shape[self.axis + 1 :]
 
     def local_shape(self, rows: int) -> tuple:
-        """The shape of a share of ``rows`` rows."""
+        """The shape of a share of ``rows`` rows, as the serial model returns it."""
         return self.shape[: self.axis] + (rows,) + self.shape[self.axis + 1 :]
 
 
@@ -118,7 +126,7 @@ class PlanCache:
 
     def _make(self, spec: CallSpec) -> Plan:
         operation = OPERATIONS[Command(spec.command)]
-        types = RowTypes(capacity=None)
+        types = RowTypes()
         broadcast, payload_bytes = self._broadcast_layout(operation, spec)
         split = self._split_layout(operation, spec, types)
         even = None
@@ -162,7 +170,7 @@ class PlanCache:
         check_count(n_rows, f"the number of rows of {name}")
         row_bytes = check_count(int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize,
                                 f"one row of {name} in bytes")
-        row_type = types.row(1, row_bytes, 0) if row_bytes else None
+        row_type = types.row(row_bytes) if row_bytes else None
         return name, dtype, row_shape, row_bytes, row_type
 
     def _answer_layouts(self, operation: Operation, spec: CallSpec, answer_ids, even, types: RowTypes) -> list:
@@ -171,18 +179,13 @@ class PlanCache:
         for output, dtype_id in zip(operation.outputs(spec), answer_ids):
             dtype = self._dtypes[dtype_id]
             shape, axis = output.shape, output.axis
-            n_blocks = int(np.prod(shape[:axis], dtype=np.int64))
-            block_bytes = check_count(
-                int(np.prod(shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
+            row_bytes = check_count(
+                int(np.prod(shape[:axis] + shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
                 f"one row of the {operation.name} answer in bytes",
             )
-            moves = n_blocks > 0 and block_bytes > 0
-            recv_type = types.row(n_blocks, block_bytes, shape[axis]) if moves and self._is_root else None
-            send_type = local_shape = None
-            if rows is not None:
-                send_type = types.row(n_blocks, block_bytes, rows) if moves else None
-                local_shape = shape[:axis] + (rows,) + shape[axis + 1 :]
-            answers.append(Answer(shape, axis, dtype, n_blocks, block_bytes, recv_type, send_type, local_shape))
+            row_type = types.row(row_bytes) if row_bytes else None
+            even_shape = None if rows is None else shape[:axis] + (rows,) + shape[axis + 1 :]
+            answers.append(Answer(shape, axis, dtype, row_bytes, row_type, even_shape))
         return answers
 
 

@@ -126,18 +126,15 @@ def test_as_array_accepts_scalars_and_lists():
 
 
 # ---------------------------------------------------------------- datatypes
-def test_row_types_scatter_rows_into_their_strided_places():
-    types = RowTypes(capacity=2)
+def test_row_types_move_whole_rows_and_are_freed():
+    types = RowTypes()
     comm = MPI.COMM_SELF
-    source = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)  # (blocks, rows, block)
-    whole = np.zeros((2, 5, 4))
-    row_type = types.row(2, 4 * 8, 3)
-    recv_type = types.row(2, 4 * 8, 5)
-    comm.Gatherv([source, 3, row_type], [whole, [3], [1], recv_type], 0)
-    assert np.array_equal(whole[:, 1:4], source) and not whole[:, 0].any() and not whole[:, 4].any()
-    assert types.row(1, 8, 7) is types.row(1, 8, 0)  # contiguous rows share one type
-    types.row(3, 8, 9)
-    assert len(types) == 2  # the capacity bounds the cache
+    source = np.arange(3 * 4, dtype=np.float64).reshape(3, 4)
+    whole = np.zeros((5, 4))
+    row_type = types.row(4 * 8)
+    comm.Gatherv([source, 3, row_type], [whole, [3], [1], row_type], 0)
+    assert np.array_equal(whole[1:4], source) and not whole[0].any() and not whole[4].any()
+    assert types.row(32) is row_type and len(types) == 1
     types.free()
     assert len(types) == 0
 
