@@ -59,8 +59,9 @@ def test_failure_inside_resampling_through_the_proxy_changes_nothing(comm):
                 before = _state(up)
                 proxy.underlying_model.broken = True
                 proxy.sync_model()
-                with pytest.raises(RemoteError, match="validity check lost"):
-                    up.update(outcome, eps)
+                with pytest.raises(OSError, match="validity check lost") as caught:
+                    up.update(outcome, eps)  # the model's own exception, the ranks in its cause
+                assert isinstance(caught.value.__cause__, RemoteError)
                 for old, new in zip(before, _state(up)):
                     np.testing.assert_equal(new, old)
                 proxy.underlying_model.broken = False
