@@ -48,8 +48,17 @@ def test_uniform_rejects_bad_ranges():
 
 
 def test_default_sample_size_and_default_rng():
-    x = UniformDistribution([0, 1]).sample()
-    assert x.shape == (1, 1)
+    prior = UniformDistribution([[2, 3], [-1, 0]])
+    x = prior.sample()
+    assert x.shape == (1, 2)
+    assert 2 <= x[0, 0] < 3 and -1 <= x[0, 1] < 0
+    # Without rng, a fresh generator: two draws differ (and the global stream is untouched).
+    state = np.random.get_state()[1].copy()
+    many = [prior.sample(3) for _ in range(2)]
+    assert not np.array_equal(many[0], many[1])
+    assert np.array_equal(np.random.get_state()[1], state)
+    # An int rng is a seed: reproducible.
+    assert np.array_equal(prior.sample(4, rng=7), prior.sample(4, rng=7))
 
 
 def test_normal():

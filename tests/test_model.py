@@ -148,7 +148,9 @@ def test_simulatable_defaults():
     assert m.underlying_model is None
     np.testing.assert_array_equal(m.Q, [1.0])
     assert m.modelparam_names == ["x_{0}"]
-    assert m.clear_cache() is None
+    before = (m.call_count, m.sim_count, m._rng)
+    m.clear_cache()  # the base has no cache: a no-op that changes nothing
+    assert (m.call_count, m.sim_count, m._rng) == before
     eps = np.array([0.1, 0.2, 0.3])
     np.testing.assert_array_equal(m.experiment_cost(eps), np.ones(3))
     mps = np.array([[0.1], [0.9]])

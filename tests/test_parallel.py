@@ -300,3 +300,73 @@ def test_proxy_forwards_the_model_interface(comm):
         assert proxy.call_count == before + 2 * 7 * 2
 
     run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
+
+
+def _draws_by_rank(model, modelparams, expparams, repeat, seed, counts, split_by_modelparams):
+    """What the ranks draw in one simulate call, computed serially: rank r's rows on rank r's stream."""
+    from mpi_qinfer.operations import rank_seed_sequence, seeded
+
+    parts, start = [], 0
+    for rank, count in enumerate(counts):
+        rows = slice(start, start + count)
+        start += count
+        mp, ep = (modelparams[rows], expparams) if split_by_modelparams else (modelparams, expparams[rows])
+        with seeded(model, rank_seed_sequence(seed, rank)):
+            parts.append(np.reshape(model.simulate_experiment(mp, ep, repeat=repeat), (repeat, len(mp), len(ep))))
+    return np.concatenate(parts, axis=1 if split_by_modelparams else 2)
+
+
+def test_simulate_splits_along_the_axis_asked_for(comm):
+    from mpi_qinfer.partition import even_counts
+
+    def check(proxy, serial):
+        modelparams = np.linspace(0.1, 1, 9)[:, None]
+        expparams = np.linspace(0.5, 4, 7)
+        seed = int(np.random.default_rng(21).integers(0, 2**63 - 1))  # the proxy's first per-call seed
+        by_models = _draws_by_rank(SimplePrecessionModel(), modelparams, expparams, 5, seed,
+                                   even_counts(9, comm.Get_size()), True)
+        by_experiments = _draws_by_rank(SimplePrecessionModel(), modelparams, expparams, 5, seed,
+                                        even_counts(7, comm.Get_size()), False)
+        assert not np.array_equal(by_models, by_experiments)
+        for flag, want in ((True, by_models), (False, by_experiments)):
+            proxy.reseed(21)
+            assert np.array_equal(proxy.simulate_experiment(modelparams, expparams, 5, flag), want)
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0)
+
+
+class KeepsItsInputs(SimplePrecessionModel):
+    """Keeps the broadcast arrays it is given, then checks that an earlier call's never changed.
+
+    With ``split="experiments"`` the expparams are split rows (documented as
+    read-only views of a reused buffer), so only the outcomes are checked.
+    """
+
+    def __init__(self, split):
+        super().__init__()
+        self.kept = []
+        self.split = split
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        if np.any(expparams < 0):  # the probe call: compare what was kept with copies taken then
+            for (outcomes_then, expparams_then), (outcomes_copy, expparams_copy) in self.kept:
+                if self.split == "experiments":
+                    expparams_then = expparams_copy
+                if not (np.array_equal(outcomes_then, outcomes_copy) and np.array_equal(expparams_then,
+                                                                                         expparams_copy)):
+                    raise AssertionError("an input kept from an earlier call changed under the model")
+            expparams = -expparams
+        else:
+            self.kept.append(((outcomes, expparams), (outcomes.copy(), expparams.copy())))
+        return super().likelihood(outcomes, modelparams, expparams)
+
+
+@pytest.mark.parametrize("split", ["models", "experiments"])
+def test_broadcast_inputs_are_the_models_to_keep(comm, split):
+    def check(proxy, serial):
+        modelparams = np.linspace(0.1, 1, 12)[:, None]
+        for k in range(4):
+            proxy.likelihood(np.array([k % 2, 1]), modelparams, np.array([0.5 + k, 1.5 + k]))
+        proxy.likelihood(np.array([0]), modelparams, np.array([-1.0, -2.0]))
+
+    run_parallel(comm, KeepsItsInputs(split), check, serial_threshold=0, split=split)

@@ -37,8 +37,10 @@ def calls(draw, model):
     else:
         for name in expparams.dtype.names:
             expparams[name] = rng.integers(1, 4, n_exp) if name == "n_meas" else rng.uniform(0.1, 20, n_exp)
-    n_outcomes = 2 if model.is_n_outcomes_constant else 2
-    outcomes = np.arange(draw(st.integers(1, n_outcomes)))[::-1]
+    # Every outcome the model has for these experiments (a binomial model has n_meas + 1),
+    # in any number and order, repeats allowed.
+    n_outcomes = int(np.min(model.n_outcomes(expparams)))
+    outcomes = np.array(draw(st.lists(st.integers(0, n_outcomes - 1), min_size=1, max_size=6)))
     outcomes = outcomes.astype(draw(st.sampled_from(OUTCOME_DTYPES)))
     split = draw(st.sampled_from(["models", "experiments", "auto"]))
     return outcomes, modelparams, expparams, split
