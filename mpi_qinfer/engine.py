@@ -32,7 +32,7 @@ from mpi4py import MPI
 from . import idle as idle_wait
 from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError, RemoteError
-from .info import check_launcher
+from .launcher import check_launcher
 from .operations import OPERATIONS, Output
 from .partition import check_count, displacements
 from .partition import even_counts as even_counts_of

@@ -14,10 +14,11 @@ from conftest import mpiexec_command, needs_mpiexec
 from mpi4py import MPI
 
 import mpi_qinfer
-from mpi_qinfer import cli, demo, info
+from mpi_qinfer import cli, demo, info, launcher
 
 TIMEOUT = 90  # seconds per subprocess; each run takes a few
-DEMO_ARGS = ["demo", "--particles", "1000", "--experiments", "30", "--no-progress", "--seed", "7"]
+DEMO_ARGS = ["demo", "--model", "precession", "--particles", "1000", "--experiments", "30", "--no-progress",
+             "--no-compare", "--seed", "7"]
 
 
 # ------------------------------------------------------------------ parsing
@@ -27,17 +28,17 @@ def parse(*argv):
 
 def test_demo_defaults():
     args = parse("demo")
-    assert (args.particles, args.experiments, args.model, args.qubits) == (4000, 100, "precession", 3)
-    assert (args.heuristic, args.seed, args.serial_threshold, args.plot, args.progress) == (
-        None, 42, "auto", None, True)
+    assert (args.particles, args.experiments, args.model, args.qubits) == (4000, 100, "ising", 3)
+    assert (args.heuristic, args.seed, args.serial_threshold, args.plot, args.progress, args.compare) == (
+        None, 42, "auto", None, True, True)
     assert args.func is demo.main
 
 
 def test_demo_options():
-    args = parse("demo", "--model", "ising", "--qubits", "2", "--heuristic", "expsparse",
-                 "--serial-threshold", "500", "--no-progress", "--plot", "out.png")
-    assert (args.model, args.qubits, args.heuristic, args.serial_threshold) == ("ising", 2, "expsparse", 500)
-    assert args.plot == "out.png" and args.progress is False
+    args = parse("demo", "--model", "precession", "--qubits", "2", "--heuristic", "expsparse",
+                 "--serial-threshold", "500", "--no-progress", "--no-compare", "--plot", "out.png")
+    assert (args.model, args.qubits, args.heuristic, args.serial_threshold) == ("precession", 2, "expsparse", 500)
+    assert args.plot == "out.png" and args.progress is False and args.compare is False
 
 
 @pytest.mark.parametrize("argv", [
@@ -96,7 +97,8 @@ needs_single_process = pytest.mark.skipif(
 
 @needs_single_process
 def test_run_demo_precession_finds_the_truth():
-    results = demo.run_demo(particles=1000, experiments=30, seed=7, progress=False, comm=MPI.COMM_SELF)
+    results = demo.run_demo("precession", particles=1000, experiments=30, seed=7, progress=False,
+                            comm=MPI.COMM_SELF)
     assert results["n_ranks"] == 1 and results["likelihood_calls"] == 30
     assert results["serial_calls"] == 30 and results["parallel_calls"] == 0
     assert np.all(results["sigma"] > 0)
@@ -105,8 +107,8 @@ def test_run_demo_precession_finds_the_truth():
 
 @needs_single_process
 def test_run_demo_is_reproducible():
-    first = demo.run_demo(particles=300, experiments=10, seed=3, progress=False, comm=MPI.COMM_SELF)
-    second = demo.run_demo(particles=300, experiments=10, seed=3, progress=False, comm=MPI.COMM_SELF)
+    first = demo.run_demo("precession", particles=300, experiments=10, seed=3, progress=False, comm=MPI.COMM_SELF)
+    second = demo.run_demo("precession", particles=300, experiments=10, seed=3, progress=False, comm=MPI.COMM_SELF)
     assert np.array_equal(first["estimate"], second["estimate"])
 
 
@@ -133,7 +135,7 @@ def test_demo_command_prints_report_and_plot(tmp_path, capsys):
 
 @needs_single_process
 def test_plot_without_matplotlib_says_so(monkeypatch, capsys):
-    results = demo.run_demo(particles=100, experiments=3, progress=False, comm=MPI.COMM_SELF)
+    results = demo.run_demo("precession", particles=100, experiments=3, progress=False, comm=MPI.COMM_SELF)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     assert demo.plot_results(results, "unused.png") is False
     assert "matplotlib is not installed" in capsys.readouterr().err
@@ -148,10 +150,12 @@ class FakeComm:
         return self.size
 
 
-@pytest.mark.parametrize("variable", info.LAUNCHER_SIZE_VARIABLES)
+@pytest.mark.parametrize("variable", launcher.LAUNCHER_SIZE_VARIABLES)
 def test_check_launcher_warns_about_singletons(variable):
-    warning = info.check_launcher(FakeComm(1), {variable: "4"})
+    warning = launcher.check_launcher(FakeComm(1), {variable: "4"})
     assert warning is not None and variable in warning and "singleton" in warning
+    # The fixes: the launcher's own mpiexec, Slurm's PMI plugin for the mpich wheel, or a rebuilt mpi4py.
+    assert "srun --mpi=pmi2" in warning and "srun --mpi=list" in warning and "--no-binary=mpi4py" in warning
 
 
 @pytest.mark.parametrize("size, environ", [
@@ -161,12 +165,12 @@ def test_check_launcher_warns_about_singletons(variable):
     (4, {"SLURM_NTASKS": "4"}),
 ])
 def test_check_launcher_quiet_when_consistent(size, environ):
-    assert info.check_launcher(FakeComm(size), environ) is None
+    assert launcher.check_launcher(FakeComm(size), environ) is None
 
 
 def test_check_launcher_reads_os_environ(monkeypatch):
     monkeypatch.setenv("SLURM_NTASKS", "8")
-    assert "SLURM_NTASKS=8" in info.check_launcher(FakeComm(1))
+    assert "SLURM_NTASKS=8" in launcher.check_launcher(FakeComm(1))
 
 
 @needs_single_process
@@ -175,8 +179,14 @@ def test_info_command(capsys):
     out = capsys.readouterr().out
     assert MPI.Get_library_version().strip().splitlines()[0].strip() in out
     assert "mpi4py" in out and np.__version__ in out
-    assert re.search(r"rank\s+host\s+pid", out)
-    assert re.search(rf"^\s*0\s+{re.escape(MPI.Get_processor_name())}\s+{os.getpid()}$", out, re.M)
+    assert re.search(rf"^mpi_qinfer\s+{re.escape(mpi_qinfer.__version__)} in ", out, re.M)
+    assert re.search(r"^idle workers\s+(spin|backoff) \(", out, re.M)
+    assert re.search(r"rank\s+host\s+pid\s+cpus\s+threads", out)
+    cpus = info.cpu_list(os.sched_getaffinity(0))
+    row = re.search(rf"^\s*0\s+{re.escape(MPI.Get_processor_name())}\s+{os.getpid()}\s+{re.escape(cpus)}\s+(.+)$",
+                    out, re.M)
+    assert row is not None, out
+    assert row.group(1) == info.thread_report()
 
 
 # ------------------------------------------------------------------ the demo under mpiexec
@@ -215,5 +225,5 @@ def test_demo_estimate_is_bitwise_the_same_on_any_number_of_ranks(n_ranks, seria
 def test_info_under_mpiexec_lists_every_rank():
     result = launch(2, ["info"])
     assert result.returncode == 0, result.stderr
-    ranks = re.findall(r"^\s*(\d+)\s+\S+\s+\d+$", result.stdout, re.M)
+    ranks = re.findall(r"^\s*(\d+)\s+\S+\s+\d+\s+[\d,-]+\s+\S.*$", result.stdout, re.M)
     assert ranks == ["0", "1"]
