@@ -227,3 +227,104 @@ def test_info_under_mpiexec_lists_every_rank():
     assert result.returncode == 0, result.stderr
     ranks = re.findall(r"^\s*(\d+)\s+\S+\s+\d+\s+[\d,-]+\s+\S.*$", result.stdout, re.M)
     assert ranks == ["0", "1"]
+
+
+# ------------------------------------------------------------------ argument errors, once per job
+@needs_mpiexec
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--bad-flag"], "python -m mpi_qinfer: error: unrecognized arguments: --bad-flag"),
+    (["demo", "--particles", "0"], "argument --particles: must be a positive integer, got '0'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["demo", "--qubits", "20"], "python -m mpi_qinfer demo: error: --qubits 20 needs about"),
+])
+def test_argument_errors_are_printed_once_under_mpiexec(argv, message):
+    result = launch(2, argv)
+    assert result.returncode == 2
+    assert result.stderr.count(message) == 1, result.stderr
+    assert result.stderr.count("error:") == 1, result.stderr
+
+
+@needs_mpiexec
+def test_help_is_printed_once_under_mpiexec():
+    result = launch(2, ["demo", "--help"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("usage:") == 1
+
+
+# ------------------------------------------------------------------ what fits in memory
+GIB = 2**30
+
+
+def test_memory_estimate_grows_like_4_to_the_qubits():
+    small, large = (demo.memory_estimate("ising", 4000, q) for q in (10, 12))
+    assert 15 < large / small < 17
+    assert demo.memory_estimate("precession", 10**6) < 200 * 10**6
+
+
+@pytest.mark.parametrize("model, particles, qubits", [("ising", 4000, 3), ("ising", 4000, 8),
+                                                      ("precession", 10**6, 20)])  # qubits unused by precession
+def test_check_size_accepts_what_fits(model, particles, qubits):
+    demo.check_size(model, particles, qubits, memory=16 * GIB)
+
+
+def test_check_size_refuses_too_many_qubits_naming_the_argument():
+    with pytest.raises(ValueError, match=r"--qubits 20 needs about .* PiB per rank .* 16 GiB of memory; "
+                                         r"the largest that fits is --qubits (\d+)") as error:
+        demo.check_size("ising", 4000, 20, memory=16 * GIB)
+    largest = int(str(error.value).rsplit(" ", 1)[1])
+    demo.check_size("ising", 4000, largest, memory=16 * GIB)
+    with pytest.raises(ValueError):
+        demo.check_size("ising", 4000, largest + 1, memory=16 * GIB)
+
+
+def test_check_size_refuses_too_many_particles():
+    with pytest.raises(ValueError, match=r"--particles 100000000000 needs about .* TiB per rank.*"
+                                         r"use at most about \d+ particles"):
+        demo.check_size("precession", 10**11, memory=16 * GIB)
+
+
+def test_run_demo_refuses_before_any_allocation(monkeypatch):
+    monkeypatch.setattr(demo, "physical_memory", lambda: 16 * GIB)
+    monkeypatch.setattr(demo, "make_model", lambda *args: pytest.fail("a model was built"))
+    with pytest.raises(ValueError, match="--qubits 20"):
+        demo.run_demo("ising", 4000, 10, qubits=20, comm=MPI.COMM_SELF)
+
+
+# ------------------------------------------------------------------ the speed-up
+@needs_single_process
+def test_compare_serial_times_both_and_finds_them_bitwise_equal(capsys):
+    results = demo.run_demo("ising", particles=300, experiments=8, qubits=2, seed=4, progress=False,
+                            compare_serial=True, comm=MPI.COMM_SELF)
+    assert results["same_as_serial"] is True
+    assert results["serial_wall_seconds"] > 0 and results["wall_seconds"] > 0
+    demo.report(results)
+    out = capsys.readouterr().out
+    assert re.search(r"serial on the root: [\d.]+ s; parallel on 1 rank\(s\): [\d.]+ s; speed-up [\d.]+x", out)
+    assert "same estimate as the serial run, bitwise: yes" in out
+    assert "run it under `mpiexec -n 4`" in out
+
+
+@needs_single_process
+def test_demo_prints_its_header_before_the_run(monkeypatch, capsys):
+    seen = []
+    original = demo._estimate
+
+    def spy(*args):
+        seen.append(capsys.readouterr().out)  # what was printed when the estimation started
+        return original(*args)
+
+    monkeypatch.setattr(demo, "_estimate", spy)
+    assert cli.main(["demo", "--model", "precession", "--particles", "200", "--experiments", "5",
+                     "--no-progress"]) == 0
+    assert len(seen) == 2  # serially, then through the proxy
+    assert seen[0].startswith("mpi_qinfer demo: precession model SimplePrecessionModel() on 1 MPI rank(s)")
+    assert "timing the same run twice" in seen[0]
+    rest = capsys.readouterr().out
+    assert "mpi_qinfer demo:" not in rest and "estimate (repr)" in rest and "speed-up" in rest
+
+
+def test_speedup_lines_point_at_the_costly_model_when_calls_ran_serially():
+    results = {"serial_wall_seconds": 1.0, "wall_seconds": 1.0, "n_ranks": 2, "same_as_serial": True,
+               "parallel_calls": 5, "likelihood_calls": 100}
+    lines = demo.speedup_lines(results)
+    assert "speed-up 1.00x" in lines[0] and "--model ising" in lines[-1]
