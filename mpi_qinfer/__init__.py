@@ -21,6 +21,7 @@ from .distributions import (
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, MPIUnavailableError, RemoteError
 from .heuristics import PGH, ExpSparseHeuristic
 from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
+from .progress import Progress
 from .smc import LiuWestResampler, SMCUpdater
 
 __version__ = "0.1.0"
@@ -83,5 +84,6 @@ __all__ = [
     "ProductDistribution",
     "ExpSparseHeuristic",
     "PGH",
+    "Progress",
     "__version__",
 ]

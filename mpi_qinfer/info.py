@@ -18,8 +18,8 @@ import numpy as np
 from .launcher import library_line, print_on_rank_0, warn_if_misslaunched
 from .mpi_library import load_mpi
 
-__all__ = ["THREAD_VARIABLES", "add_arguments", "cpu_list", "describe", "main", "rank_row", "rank_table",
-           "thread_report"]
+__all__ = ["THREAD_VARIABLES", "add_arguments", "cpu_list", "describe", "idle_report", "main",
+           "oversubscription_notes", "rank_row", "rank_table", "thread_report"]
 
 #: Environment variables that set the thread count of OpenMP, OpenBLAS, MKL and BLIS, in that order.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -56,13 +56,13 @@ def _affinity() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
-def thread_report(environ=None) -> str:
+def thread_report(environ=None) -> tuple[int, str]:
     """How many BLAS/OpenMP threads this process's numerical libraries will use.
 
     With threadpoolctl installed, the thread pools actually loaded (numpy's
     BLAS, any OpenMP runtime) are asked; otherwise the environment variables
-    of :data:`THREAD_VARIABLES` are read, and when none is set the report
-    says that the libraries default to one thread per usable CPU.
+    of :data:`THREAD_VARIABLES` are read, and when none is set the libraries'
+    default, one thread per usable CPU, is assumed.
 
     Parameters
     ----------
@@ -71,8 +71,9 @@ def thread_report(environ=None) -> str:
 
     Returns
     -------
-    str
-        E.g. ``"blas=1 (openblas)"`` or ``"OMP_NUM_THREADS=1"``.
+    tuple of (int, str)
+        The largest thread count, and a description such as
+        ``"blas=1 (openblas)"``, ``"OMP_NUM_THREADS=1"`` or ``"4 (default: one per CPU)"``.
     """
     try:
         from threadpoolctl import threadpool_info
@@ -81,16 +82,19 @@ def thread_report(environ=None) -> str:
     if threadpool_info is not None:
         pools = threadpool_info()
         if pools:
-            return ", ".join(f"{pool['user_api']}={pool['num_threads']} ({pool['internal_api']})" for pool in pools)
+            text = ", ".join(f"{pool['user_api']}={pool['num_threads']} ({pool['internal_api']})" for pool in pools)
+            return max(int(pool["num_threads"]) for pool in pools), text
     environ = os.environ if environ is None else environ
-    settings = [f"{name}={environ[name]}" for name in THREAD_VARIABLES if environ.get(name)]
+    settings = [(name, environ[name]) for name in THREAD_VARIABLES if environ.get(name)]
     if settings:
-        return ", ".join(settings)
-    return f"{len(_affinity())} (default: one per usable CPU; no *_NUM_THREADS set)"
+        counts = [int(value) for _, value in settings if value.strip().isdigit()]
+        return max(counts, default=1), ", ".join(f"{name}={value}" for name, value in settings)
+    cpus = len(_affinity())
+    return cpus, f"{cpus} (default: one per CPU)"
 
 
 def rank_row(rank: int) -> tuple:
-    """This process's row of the rank table: ``(rank, host, pid, cpus, threads)``.
+    """This process's row of the rank table.
 
     Parameters
     ----------
@@ -99,9 +103,39 @@ def rank_row(rank: int) -> tuple:
     Returns
     -------
     tuple
+        ``(rank, host, pid, cpus, threads, cpu_set, thread_count)``: ``cpus``
+        and ``threads`` as printed, ``cpu_set`` the usable CPUs, and
+        ``thread_count`` the largest thread pool.
     """
     MPI = load_mpi()
-    return rank, MPI.Get_processor_name(), os.getpid(), cpu_list(_affinity()), thread_report()
+    cpu_set = _affinity()
+    thread_count, threads = thread_report()
+    return rank, MPI.Get_processor_name(), os.getpid(), cpu_list(cpu_set), threads, cpu_set, thread_count
+
+
+def oversubscription_notes(rows) -> list[str]:
+    """Warnings for hosts whose ranks may start more threads than they have CPUs.
+
+    Parameters
+    ----------
+    rows : list of tuple
+        From :func:`rank_table`.
+
+    Returns
+    -------
+    list of str
+        One line per oversubscribed host; empty when every thread has a CPU.
+    """
+    notes = []
+    for host in dict.fromkeys(row[1] for row in rows):
+        ranks = [row for row in rows if row[1] == host]
+        cpus = set().union(*(row[5] for row in ranks))
+        threads = sum(row[6] for row in ranks)
+        if threads > len(cpus):
+            notes.append(f"note: the {len(ranks)} rank(s) on {host} may run {threads} BLAS/OpenMP threads on "
+                         f"{len(cpus)} CPU(s); with one rank per core, export OMP_NUM_THREADS=1 "
+                         "OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 before starting Python")
+    return notes
 
 
 def rank_table(comm=None) -> list[tuple] | None:
@@ -214,6 +248,10 @@ def main(args=None) -> int:
     host_width = max(4, *(len(row[1]) for row in rows))
     cpus_width = max(4, *(len(row[3]) for row in rows))
     print(f"{'rank':>4}  {'host':<{host_width}}  {'pid':>7}  {'cpus':<{cpus_width}}  threads")
-    for rank, host, pid, cpus, threads in rows:
+    for rank, host, pid, cpus, threads, *_ in rows:
         print(f"{rank:>4}  {host:<{host_width}}  {pid:>7}  {cpus:<{cpus_width}}  {threads}")
+    notes = oversubscription_notes(rows)
+    if notes:
+        print()
+        print("\n".join(notes))
     return 0

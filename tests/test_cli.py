@@ -186,7 +186,7 @@ def test_info_command(capsys):
     row = re.search(rf"^\s*0\s+{re.escape(MPI.Get_processor_name())}\s+{os.getpid()}\s+{re.escape(cpus)}\s+(.+)$",
                     out, re.M)
     assert row is not None, out
-    assert row.group(1) == info.thread_report()
+    assert row.group(1) == info.thread_report()[1]
 
 
 # ------------------------------------------------------------------ the demo under mpiexec
@@ -328,3 +328,25 @@ def test_speedup_lines_point_at_the_costly_model_when_calls_ran_serially():
                "parallel_calls": 5, "likelihood_calls": 100}
     lines = demo.speedup_lines(results)
     assert "speed-up 1.00x" in lines[0] and "--model ising" in lines[-1]
+
+
+# ------------------------------------------------------------------ info's pieces
+@pytest.mark.parametrize("cpus, text", [({0, 1, 2, 5}, "0-2,5"), ({3}, "3"), (set(), "?"), ({0, 2, 4}, "0,2,4")])
+def test_cpu_list(cpus, text):
+    assert info.cpu_list(cpus) == text
+
+
+def test_thread_report_without_threadpoolctl(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    assert info.thread_report({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "4"}) == (
+        4, "OMP_NUM_THREADS=1, MKL_NUM_THREADS=4")
+    count, text = info.thread_report({})
+    assert count == len(os.sched_getaffinity(0)) and text == f"{count} (default: one per CPU)"
+
+
+def test_oversubscription_notes():
+    row = lambda rank, host, cpus, threads: (rank, host, 0, "", "", set(cpus), threads)  # noqa: E731
+    assert info.oversubscription_notes([row(0, "a", {0}, 1), row(1, "a", {1}, 1)]) == []
+    notes = info.oversubscription_notes([row(0, "a", {0, 1}, 2), row(1, "a", {0, 1}, 2), row(2, "b", {0}, 1)])
+    assert len(notes) == 1 and "2 rank(s) on a may run 4 BLAS/OpenMP threads on 2 CPU(s)" in notes[0]
+    assert "OMP_NUM_THREADS=1" in notes[0]
