@@ -176,11 +176,13 @@ def format_bytes(n_bytes: float) -> str:
     -------
     str
     """
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n_bytes < 1024 or unit == "PiB":
+    if n_bytes >= 1024**6:  # beyond PiB, possibly beyond a float's range (--qubits 1000)
+        return f"2**{int(n_bytes).bit_length() - 1} B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n_bytes < 1024:
             return f"{n_bytes:.3g} {unit}"
         n_bytes /= 1024
-    return f"{n_bytes:.3g} EiB"  # pragma: no cover - unreachable
+    return f"{n_bytes:.3g} PiB"
 
 
 def check_size(model: str, particles: int, qubits: int = 3, memory: int | None = None) -> None:
@@ -214,7 +216,9 @@ def check_size(model: str, particles: int, qubits: int = 3, memory: int | None =
     available = f"more than half of this machine's {format_bytes(memory)} of memory"
     smc_bytes = _smc_bytes(model, particles)
     if needed - smc_bytes > smc_bytes:  # the Ising matrices dominate
-        largest = max((q for q in range(1, qubits) if memory_estimate(model, particles, q) <= limit), default=None)
+        largest = 0  # the estimate grows with the qubits: count up while it fits
+        while largest + 1 < qubits and memory_estimate(model, particles, largest + 1) <= limit:
+            largest += 1
         fits = f"; the largest that fits is --qubits {largest}" if largest else ""
         raise ValueError(f"--qubits {qubits} needs about {format_bytes(needed)} per rank (dense "
                          f"2**{qubits} x 2**{qubits} Hamiltonians), {available}{fits}")

@@ -76,17 +76,9 @@ def main(args) -> int:
         target, argv, is_module = args.script, [args.script, *args.args], False
     else:
         return _usage_error("give a SCRIPT or -m MODULE to run")
-    try:
-        comm = load_mpi().COMM_WORLD
-    except MPIUnavailableError as error:
-        print_on_rank_0(f"{error}\n")
-        return 1
-    problem = _agree_on_target(comm, target, is_module)
-    if problem is not None:
-        if comm.Get_rank() == 0:
-            print(f"{_PROG}: error: {problem}", file=sys.stderr, flush=True)
-        return 2
-    warn_if_misslaunched(comm)
+    status = _preflight(target, is_module)
+    if status is not None:
+        return status
     try:
         run_target(target, argv, is_module)
     except SystemExit as exc:
@@ -100,6 +92,26 @@ def main(args) -> int:
     except BaseException as exc:  # noqa: BLE001 - whatever escapes the user's code ends the job
         _abort(1, _user_traceback(exc))
     return 0
+
+
+def _preflight(target: str, is_module: bool) -> int | None:
+    """Everything checked before the target runs (collective): an exit status, or None to go on.
+
+    No MPI library: one line, status 1. The target missing on any rank: one
+    line from rank 0, status 2 on every rank. Then the singleton warning.
+    """
+    try:
+        comm = load_mpi().COMM_WORLD
+    except MPIUnavailableError as error:
+        print_on_rank_0(f"{error}\n")
+        return 1
+    problem = _agree_on_target(comm, target, is_module)
+    if problem is not None:
+        if comm.Get_rank() == 0:
+            print(f"{_PROG}: error: {problem}", file=sys.stderr, flush=True)
+        return 2
+    warn_if_misslaunched(comm)
+    return None
 
 
 def missing_target(target: str, is_module: bool = False) -> str | None:

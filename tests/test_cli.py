@@ -350,3 +350,15 @@ def test_oversubscription_notes():
     notes = info.oversubscription_notes([row(0, "a", {0, 1}, 2), row(1, "a", {0, 1}, 2), row(2, "b", {0}, 1)])
     assert len(notes) == 1 and "2 rank(s) on a may run 4 BLAS/OpenMP threads on 2 CPU(s)" in notes[0]
     assert "OMP_NUM_THREADS=1" in notes[0]
+
+
+@pytest.mark.parametrize("qubits", [40, 1000, 100_000])
+def test_check_size_answers_at_once_for_absurd_sizes(qubits):
+    with pytest.raises(ValueError, match=rf"--qubits {qubits} needs about 2\*\*\d+ B per rank"):
+        demo.check_size("ising", 4000, qubits, memory=16 * GIB)
+
+
+@pytest.mark.parametrize("n_bytes, text", [(512, "512 B"), (1536, "1.5 KiB"), (3 * GIB, "3 GiB"),
+                                           (5 * 1024**5, "5 PiB"), (2**70, "2**70 B")])
+def test_format_bytes(n_bytes, text):
+    assert demo.format_bytes(n_bytes) == text
