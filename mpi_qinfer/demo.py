@@ -490,8 +490,9 @@ def speedup_lines(results: dict) -> list[str]:
     if r["n_ranks"] == 1:
         lines.append("  (one rank has no one to share the work with: run it under `mpiexec -n 4`)")
     elif r["parallel_calls"] < r["likelihood_calls"] // 2:
+        costlier = "more --particles or more --qubits" if r.get("model") == "ising" else "--model ising"
         lines.append("  (most likelihood calls were too small to pay for the communication and ran on the root: "
-                     "try --model ising, more --particles or more --qubits)")
+                     f"try {costlier})")
     return lines
 
 

@@ -328,6 +328,8 @@ def test_speedup_lines_point_at_the_costly_model_when_calls_ran_serially():
                "parallel_calls": 5, "likelihood_calls": 100}
     lines = demo.speedup_lines(results)
     assert "speed-up 1.00x" in lines[0] and "--model ising" in lines[-1]
+    lines = demo.speedup_lines(dict(results, model="ising"))
+    assert "--model ising" not in lines[-1] and "more --particles" in lines[-1]
 
 
 # ------------------------------------------------------------------ info's pieces
