@@ -28,8 +28,9 @@ from .launcher import print_on_rank_0
 __all__ = ["RootOnlyArgumentParser", "build_parser", "main"]
 
 _SUBCOMMANDS = (
-    ("demo", demo, "estimate a precession frequency (or Ising couplings) with SMC, in parallel"),
-    ("info", info, "show the MPI library, versions, and where every rank runs"),
+    ("demo", demo, "estimate Ising couplings (or a precession frequency) with SMC, serially and in parallel, "
+                   "and show the speed-up"),
+    ("info", info, "show the MPI library, versions, idle mode, and where every rank runs with its CPUs and threads"),
     ("run", runner, "run a Python script or module on every rank; abort the job if any rank fails"),
 )
 _BENCH_HELP = "measure the proxy against the serial model, the communication floor and a pickle map"
