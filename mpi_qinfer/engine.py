@@ -37,7 +37,7 @@ from mpi4py import MPI
 from . import idle as idle_wait
 from .errors import EngineClosedError, ModelMismatchError
 from .failures import describe_failure, pickled_exception, raise_failure
-from .info import check_launcher
+from .launcher import check_launcher
 from .operations import OPERATIONS
 from .partition import displacements
 from .plans import Plan, PlanCache, array_at

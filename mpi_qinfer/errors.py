@@ -7,6 +7,7 @@ __all__ = [
     "RemoteError",
     "ModelMismatchError",
     "EngineClosedError",
+    "MPIUnavailableError",
 ]
 
 
@@ -59,3 +60,12 @@ class ModelMismatchError(MPIQinferError):
 
 class EngineClosedError(MPIQinferError):
     """A call was made on an engine (or proxy) that has been shut down or was unpickled."""
+
+
+class MPIUnavailableError(MPIQinferError, ImportError):
+    """No MPI library could be loaded, so nothing parallel can run.
+
+    Raised when a name that needs MPI (the proxy, the engine) is first used
+    in a Python whose mpi4py finds no MPI library. The serial models, SMC,
+    priors and heuristics work without one. The message says how to get one.
+    """

@@ -7,11 +7,17 @@ any rank, that rank prints its traceback with every line prefixed
 instead of leaving the other ranks waiting in a collective until the batch
 allocation runs out. Choosing ``run`` is the user's opt-in to this global
 behaviour; the library itself never aborts.
+
+Before anything runs, every rank checks that the target exists; if it is
+missing on any rank, rank 0 prints one line and every rank exits with
+status 2 (no traceback, no abort). Usage errors are likewise printed by
+rank 0 only.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import runpy
 import signal
@@ -19,11 +25,14 @@ import sys
 import time
 import traceback
 
-from mpi4py import MPI
+from .errors import MPIUnavailableError
+from .launcher import print_on_rank_0, warn_if_misslaunched
+from .mpi_library import load_mpi
 
-from .info import warn_if_misslaunched
+__all__ = ["add_arguments", "main", "run_target", "exit_status", "missing_target"]
 
-__all__ = ["add_arguments", "main", "run_target", "exit_status"]
+#: How every message of this command starts.
+_PROG = "python -m mpi_qinfer run"
 
 
 def add_arguments(parser) -> None:
@@ -56,7 +65,8 @@ def main(args) -> int:
     -------
     int
         0 when the target finished (or exited with status 0), 2 for a bad
-        command line. A failing target never returns: the job is aborted.
+        command line or a target missing on some rank, 1 without an MPI
+        library. A failing target never returns: the job is aborted.
     """
     if args.module is not None:
         if not args.module or args.script is not None:
@@ -66,7 +76,9 @@ def main(args) -> int:
         target, argv, is_module = args.script, [args.script, *args.args], False
     else:
         return _usage_error("give a SCRIPT or -m MODULE to run")
-    warn_if_misslaunched()
+    status = _preflight(target, is_module)
+    if status is not None:
+        return status
     try:
         run_target(target, argv, is_module)
     except SystemExit as exc:
@@ -80,6 +92,62 @@ def main(args) -> int:
     except BaseException as exc:  # noqa: BLE001 - whatever escapes the user's code ends the job
         _abort(1, _user_traceback(exc))
     return 0
+
+
+def _preflight(target: str, is_module: bool) -> int | None:
+    """Everything checked before the target runs (collective): an exit status, or None to go on.
+
+    No MPI library: one line, status 1. The target missing on any rank: one
+    line from rank 0, status 2 on every rank. Then the singleton warning.
+    """
+    try:
+        comm = load_mpi().COMM_WORLD
+    except MPIUnavailableError as error:
+        print_on_rank_0(f"{error}\n")
+        return 1
+    problem = _agree_on_target(comm, target, is_module)
+    if problem is not None:
+        if comm.Get_rank() == 0:
+            print(f"{_PROG}: error: {problem}", file=sys.stderr, flush=True)
+        return 2
+    warn_if_misslaunched(comm)
+    return None
+
+
+def missing_target(target: str, is_module: bool = False) -> str | None:
+    """Why ``target`` cannot be run from this process, or None if it can be found.
+
+    Parameters
+    ----------
+    target : str
+        A script's path, or a module's name.
+    is_module : bool
+        Whether ``target`` is a module name (``-m``).
+
+    Returns
+    -------
+    str or None
+        E.g. ``"no such file: 'missing.py'"`` or ``"no module named 'pkg.mod'"``.
+    """
+    if not is_module:
+        return None if os.path.exists(target) else f"no such file: {target!r}"
+    try:
+        found = importlib.util.find_spec(target) is not None
+    except (ImportError, ValueError):  # a missing parent package, or an empty or relative name
+        found = False
+    return None if found else f"no module named {target!r}"
+
+
+def _agree_on_target(comm, target: str, is_module: bool) -> str | None:
+    """:func:`missing_target` on every rank, agreed on (collective): the message rank 0 prints, or None."""
+    problems = comm.allgather(missing_target(target, is_module))
+    missing_on = [rank for rank, problem in enumerate(problems) if problem is not None]
+    if not missing_on:
+        return None
+    problem = problems[missing_on[0]]
+    if len(missing_on) < len(problems):
+        problem += f" on rank(s) {', '.join(map(str, missing_on))}"
+    return problem
 
 
 def run_target(target: str, argv: list[str], is_module: bool = False) -> None:
@@ -138,7 +206,7 @@ def _user_traceback(exc: BaseException) -> str:
 
 
 def _usage_error(message: str) -> int:
-    print(f"python -m mpi_qinfer run: error: {message}", file=sys.stderr)
+    print_on_rank_0(f"{_PROG}: error: {message}\n")
     return 2
 
 
@@ -147,6 +215,7 @@ _FORWARD_GRACE_SECONDS = 0.2
 
 
 def _abort(status: int, report: str) -> None:
+    MPI = load_mpi()
     rank = MPI.COMM_WORLD.Get_rank()
     prefix = f"[rank {rank}] "
     text = "".join(prefix + line + "\n" for line in report.rstrip("\n").splitlines())

@@ -227,7 +227,7 @@ def test_demo_designs_with_the_candidate_heuristic(name):
     assert cli.build_parser().parse_args(["demo", "--heuristic", name]).heuristic == name
     if MPI.COMM_WORLD.Get_size() > 1:
         pytest.skip("runs the demo on COMM_SELF: not under a multi-rank launcher")
-    results = demo.run_demo(particles=1000, experiments=40, seed=4, heuristic=name, progress=False,
+    results = demo.run_demo(model="precession", particles=1000, experiments=40, seed=4, heuristic=name, progress=False,
                             comm=MPI.COMM_SELF)
     assert results["heuristic"] == name
     assert demo.within_sigmas(results) and results["sigma"][0] < 1e-3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import needs_mpiexec, run_mpi_script
@@ -29,3 +31,13 @@ def test_the_readme_script_estimates_omega_on_two_ranks(tmp_path):
     assert match, done.stdout
     estimate, sigma = float(match.group(1)), float(match.group(2))
     assert abs(estimate - 0.7) < max(3 * sigma, 1e-4)
+
+
+@needs_mpiexec
+def test_the_readme_script_is_reproducible_on_any_number_of_ranks(tmp_path):
+    """Seeded data and updater: one plain process prints exactly what two ranks print."""
+    done, _ = run_mpi_script(tmp_path, python_blocks()[0], n_ranks=2, timeout=120)
+    assert done.returncode == 0, done.stderr
+    plain = subprocess.run([sys.executable, str(tmp_path / "job.py")], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith("omega = [") and plain.stdout == done.stdout

@@ -137,3 +137,59 @@ def test_sys_exit_zero_is_a_normal_exit(tmp_path):
 @pytest.mark.parametrize("code, status", [(None, 0), (0, 0), (3, 3), ("message", 1)])
 def test_exit_status(code, status):
     assert runner.exit_status(code) == status
+
+
+# ------------------------------------------------------------------ a missing target and usage errors
+def launch_run(tmp_path, *argv, n_ranks=2):
+    """``mpiexec -n n_ranks python -m mpi_qinfer run argv`` in tmp_path."""
+    launcher, env = mpiexec_command(n_ranks, timeout=TIMEOUT - 10)
+    command = [*launcher, sys.executable, "-m", "mpi_qinfer", "run", *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=tmp_path)
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+@pytest.mark.parametrize("argv, message", [
+    (["missing.py", "--flag"], "python -m mpi_qinfer run: error: no such file: 'missing.py'"),
+    (["-m", "no_such_package.job"], "python -m mpi_qinfer run: error: no module named 'no_such_package.job'"),
+])
+def test_missing_target_is_one_line_and_status_2_on_every_rank(tmp_path, n_ranks, argv, message):
+    result = launch_run(tmp_path, *argv, n_ranks=n_ranks)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [message]  # once, from rank 0; no traceback, no abort
+    assert result.stdout == ""
+
+
+@needs_mpiexec
+def test_usage_error_is_printed_once(tmp_path):
+    result = launch_run(tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["python -m mpi_qinfer run: error: give a SCRIPT or -m MODULE to run"]
+
+
+class FakeComm:
+    """allgather over the answers every rank would give."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def allgather(self, value):
+        return self.answers
+
+
+def test_target_missing_on_some_ranks_names_them():
+    problem = runner._agree_on_target(FakeComm([None, "no such file: 'a.py'", None, "no such file: 'a.py'"]),
+                                      "a.py", False)
+    assert problem == "no such file: 'a.py' on rank(s) 1, 3"
+    assert runner._agree_on_target(FakeComm([None, None]), "a.py", False) is None
+
+
+def test_missing_target(tmp_path, monkeypatch):
+    script = tmp_path / "job.py"
+    script.write_text("pass\n")
+    assert runner.missing_target(str(script)) is None
+    assert runner.missing_target(str(tmp_path / "nope.py")) == f"no such file: {str(tmp_path / 'nope.py')!r}"
+    assert runner.missing_target("json.tool", is_module=True) is None
+    assert runner.missing_target("json.no_such_module", is_module=True) == "no module named 'json.no_such_module'"
+    assert runner.missing_target("no_such_package.mod", is_module=True) is not None
+    assert runner.missing_target(".relative", is_module=True) is not None

@@ -35,4 +35,6 @@ else:
 # [explicit-end]
 
 # Every rank gets here; the communicator is usable again for your own code.
-print(f"rank {comm.Get_rank()} done", flush=True)
+finished = comm.gather(comm.Get_rank(), root=0)
+if comm.Get_rank() == 0:  # one report, from the root, not one interleaved line per rank
+    print("ranks done:", finished, flush=True)

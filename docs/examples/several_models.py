@@ -31,10 +31,14 @@ with engine:  # workers serve both proxies in here; the root runs the body
 # groups, each with its own root (its rank 0) and its own workers.
 color = world.Get_rank() % 2
 group = world.Split(color, key=world.Get_rank())
+line = None
 with MPIParallelizedModel(SimplePrecessionModel(), comm=group, serial_threshold=0) as model:
     if model.is_root:
         omega = 0.3 if color == 0 else 0.6
         L = model.likelihood(np.array([0]), np.array([[omega]] * 1_000), np.array([1.0]))
-        print(f"group {color}: {model.n_engines} rank(s), Pr(0) = {L[0, 0, 0]:.4f}", flush=True)
+        line = f"group {color}: {model.n_engines} rank(s), Pr(0) = {L[0, 0, 0]:.4f}"
 group.Free()  # the proxy freed only its own duplicate; the group is yours to free
+lines = world.gather(line, root=0)  # the world's root prints every group's result, in order
+if world.Get_rank() == 0:
+    print("\n".join(line for line in lines if line is not None), flush=True)
 # [split-end]
