@@ -126,7 +126,8 @@ def test_qinfer_registration_needs_no_mpi(no_mpi):
     result = no_mpi(code="""
         import sys
         import mpi_qinfer
-        print("registered", mpi_qinfer.register_with_qinfer() in (True, False), "mpi loaded", "mpi4py.MPI" in sys.modules)
+        registered = mpi_qinfer.register_with_qinfer() in (True, False)
+        print("registered", registered, "mpi loaded", "mpi4py.MPI" in sys.modules)
     """)
     assert result.returncode == 0, result.stderr
     assert "registered True mpi loaded False" in result.stdout
