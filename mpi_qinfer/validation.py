@@ -1,21 +1,99 @@
 """Checking and normalising a call's arrays on the root, before any communication.
 
-Every check raises a ``ValueError`` or ``TypeError`` that names the argument;
-every accepted array comes out native-endian and C-contiguous, with the values
-the serial model would have seen.
+The proxy promises the serial model's answer, bit for bit. The workers can
+only compute it if the arrays they read hold exactly the values the serial
+model would have seen, so the rules here are numpy's own assignment rules,
+with two kinds of refusal:
+
+* what cannot cross between processes at all: Python objects (an ``object``
+  dtype, or a record with an ``object`` field), whose bytes are pointers;
+* what numpy's cast would change: a value the model's experiment dtype cannot
+  hold exactly (``-1`` for a ``uint64`` field, ``2.5`` for an integer field), a
+  sub-array numpy would pad or cut, a field the model reads but the array
+  lacks, fields read from a plain array. The serial model would have seen the
+  original values (or failed); the workers would read others.
+
+Each refusal is a ``TypeError`` or ``ValueError`` naming the argument and
+saying why; where numpy itself would fail in the serial model (a missing
+field, fields of a plain array), the error is also of numpy's type, so code
+that catches the serial model's error catches the proxy's.
+
+What comes out (the contract with the transport)
+------------------------------------------------
+* :func:`as_expparams`: a 1-d, C-contiguous array whose dtype is exactly
+  :func:`wire_dtype` of the model's ``expparams_dtype`` (that dtype with every
+  field in native byte order), holding numpy's cast of the input, fields taken
+  by name. The workers read the bytes with that same dtype.
+* :func:`as_outcomes`: a 1-d, C-contiguous, native-endian array of the
+  caller's own dtype (numeric, or a record without objects).
+* :func:`as_modelparams`: a C-contiguous, native-endian ``(n_models,
+  n_modelparams)`` array of the caller's own numeric dtype.
+
+The common case (arrays already in that form) costs a few attribute reads.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 
-from .protocol import dtype_code
+__all__ = [
+    "as_outcomes",
+    "as_modelparams",
+    "as_expparams",
+    "as_repeat",
+    "wire_dtype",
+    "UnsendableDtypeError",
+    "InexactCastError",
+    "MissingFieldError",
+    "NotARecordError",
+]
 
-__all__ = ["as_outcomes", "as_modelparams", "as_expparams", "as_repeat"]
-
-_NUMERIC_KINDS = "biuf"
+_NUMERIC_KINDS = "biufc"
 _FLOAT64 = np.dtype(np.float64)
 _INT64 = np.dtype(np.int64)
+
+
+class UnsendableDtypeError(TypeError):
+    """The array holds Python objects (pointers), which cannot be sent to other processes."""
+
+
+class InexactCastError(TypeError):
+    """numpy's cast to the model's dtype would change a value: the workers would not read what the serial model sees."""
+
+
+class MissingFieldError(TypeError, ValueError):
+    """A field of the model's experiment dtype is missing (numpy raises ``ValueError`` for ``array['name']``)."""
+
+
+class NotARecordError(TypeError, IndexError):
+    """A plain array where the model reads record fields (numpy raises ``IndexError`` for ``array['name']``)."""
+
+
+@functools.lru_cache(maxsize=256)
+def wire_dtype(expparams_dtype) -> np.dtype:
+    """The dtype experiment parameters travel in: the model's, every field in native byte order.
+
+    Parameters
+    ----------
+    expparams_dtype : numpy.dtype or anything ``numpy.dtype`` accepts
+        The model's ``expparams_dtype`` (hashable: a dtype, a string; convert a
+        list of fields with ``numpy.dtype`` first).
+
+    Raises
+    ------
+    UnsendableDtypeError
+        If the dtype holds Python objects.
+    """
+    want = np.dtype(expparams_dtype)
+    if want.hasobject:
+        raise UnsendableDtypeError(
+            f"the model's expparams_dtype {want} has Python-object fields, which cannot be sent between processes; "
+            "use numeric or fixed-size string fields"
+        )
+    return want.newbyteorder("=")
 
 
 def _native_contiguous(array: np.ndarray) -> np.ndarray:
@@ -24,19 +102,20 @@ def _native_contiguous(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _plain_numeric(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype.kind not in _NUMERIC_KINDS or array.dtype.names is not None:
-        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
-    array = _native_contiguous(array)
-    try:
-        dtype_code(array.dtype)
-    except KeyError:
-        raise TypeError(f"{name} has dtype {array.dtype}, which mpi_qinfer cannot send; use float64") from None
-    return array
-
-
 def as_outcomes(outcomes) -> np.ndarray:
-    """Outcomes as a 1-d numeric array (a scalar becomes one element, as in qinfer)."""
+    """Outcomes as a 1-d array of their own dtype, native-endian and C-contiguous.
+
+    A scalar (also a single record, ``numpy.void``) becomes one element, as in
+    qinfer. Numbers and records (such as a multinomial model's
+    ``[('k', int, (6,))]``) are taken as they are.
+
+    Raises
+    ------
+    ValueError
+        If ``outcomes`` has more than one dimension.
+    UnsendableDtypeError
+        If ``outcomes`` holds Python objects.
+    """
     if type(outcomes) is np.ndarray and outcomes.dtype is _INT64 and outcomes.ndim == 1 \
             and outcomes.flags.c_contiguous:
         return outcomes  # the common case, checked in a few attribute reads
@@ -45,11 +124,27 @@ def as_outcomes(outcomes) -> np.ndarray:
         array = array.reshape(1)
     if array.ndim != 1:
         raise ValueError(f"outcomes must be a scalar or a 1-d array, got shape {array.shape}")
-    return _plain_numeric(array, "outcomes")
+    if array.dtype.hasobject:
+        raise UnsendableDtypeError(
+            f"outcomes of dtype {array.dtype} hold Python objects, which cannot be sent between processes; "
+            "pass numbers or records"
+        )
+    return _native_contiguous(array)
 
 
 def as_modelparams(modelparams, n_modelparams: int) -> np.ndarray:
-    """Model parameters as a C-contiguous ``(n_models, n_modelparams)`` array."""
+    """Model parameters as a C-contiguous, native-endian ``(n_models, n_modelparams)`` numeric array.
+
+    The dtype is the caller's (any real or complex number type, as the serial
+    model would have seen it).
+
+    Raises
+    ------
+    ValueError
+        If the shape is not ``(n_models, n_modelparams)``.
+    TypeError
+        If the values are not numbers (:class:`UnsendableDtypeError` for objects).
+    """
     if type(modelparams) is np.ndarray and modelparams.dtype is _FLOAT64 and modelparams.ndim == 2 \
             and modelparams.shape[1] == n_modelparams and modelparams.flags.c_contiguous:
         return modelparams
@@ -58,47 +153,163 @@ def as_modelparams(modelparams, n_modelparams: int) -> np.ndarray:
         raise ValueError(
             f"modelparams must be a 2-d array of shape (n_models, {n_modelparams}), got shape {array.shape}"
         )
-    return _plain_numeric(array, "modelparams")
+    if array.dtype.hasobject:
+        raise UnsendableDtypeError(
+            f"modelparams of dtype {array.dtype} hold Python objects, which cannot be sent between processes"
+        )
+    if array.dtype.kind not in _NUMERIC_KINDS or array.dtype.names is not None:
+        raise TypeError(f"modelparams must be numbers (model parameters are real), got dtype {array.dtype}")
+    return _native_contiguous(array)
 
 
 def as_expparams(expparams, expparams_dtype) -> np.ndarray:
-    """Experiment parameters as a C-contiguous 1-d array of the model's ``expparams_dtype``.
+    """Experiment parameters as the 1-d array of :func:`wire_dtype` the workers read.
 
-    A structured array with the model's fields in another order, or with
-    fields of a type that casts safely, is converted; missing or unexpected
-    fields, or unsafe casts, are refused.
+    Follows numpy's assignment rules, so the values are those the serial model
+    would have seen:
+
+    * record fields are taken by name, in any order; fields the model does not
+      have are left out (the model never reads them);
+    * each field is cast as numpy casts it (``int64`` values into a ``uint64``
+      field, a scalar into every element of a sub-array field), but only when
+      every value survives the cast unchanged;
+    * big-endian (or any non-native) data arrive native-endian, same values;
+    * a model without experiment parameters (an empty record dtype, as a
+      coin's) takes any 1-d array: only its length counts.
+
+    Parameters
+    ----------
+    expparams : array_like, 1-d
+    expparams_dtype : numpy.dtype
+        The model's ``expparams_dtype``.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-d, C-contiguous, of dtype ``wire_dtype(expparams_dtype)``; the input
+        itself when it already is exactly that.
+
+    Raises
+    ------
+    ValueError
+        If ``expparams`` is not 1-d.
+    MissingFieldError
+        If a field of the model's dtype is missing (also a ``ValueError``, as
+        numpy's ``array['name']``).
+    NotARecordError
+        If a plain array is given where the model has record fields (also an
+        ``IndexError``, as numpy's ``array['name']`` on a plain array).
+    InexactCastError
+        If numpy's cast would change a value, or pad or cut a sub-array.
+    UnsendableDtypeError
+        If the model's dtype holds Python objects.
+    TypeError
+        If a record is given where the model takes plain values, or a field's
+        kind (number, string, date) cannot become the model's.
     """
-    if type(expparams) is np.ndarray and expparams.dtype == expparams_dtype and expparams.ndim == 1 \
-            and expparams.flags.c_contiguous and expparams.dtype.isnative:
-        return expparams
+    if type(expparams) is np.ndarray and expparams.ndim == 1 and expparams.dtype == expparams_dtype \
+            and expparams.dtype.isnative and expparams.flags.c_contiguous and not expparams.dtype.hasobject:
+        return expparams  # the common case, checked in a few attribute reads
     want = np.dtype(expparams_dtype)
+    wire = wire_dtype(want)
+    if want.subdtype is not None:
+        raise TypeError(f"the model's expparams_dtype {want} is a sub-array dtype; put the sub-array in a record field")
     array = np.asarray(expparams)
     if array.ndim != 1:
         raise ValueError(f"expparams must be a 1-d array of dtype {want}, got shape {array.shape}")
-    if array.dtype == want:
-        return _native_contiguous(array)
-    have = array.dtype
+    if array.dtype == wire:
+        return np.ascontiguousarray(array)
+    if array.dtype == want:  # the model's own, non-native dtype: same values, native bytes
+        return np.ascontiguousarray(array.astype(wire))
+    if want.names is not None and len(want.names) == 0:
+        return np.zeros(len(array), dtype=wire)  # nothing to carry but the number of experiments
     if want.names is None:
-        if have.names is not None or have.kind not in _NUMERIC_KINDS or not np.can_cast(have, want, "safe"):
-            raise TypeError(f"expparams must have the model's dtype {want}, got {have}")
-        return np.ascontiguousarray(array.astype(want))
-    if have.names is None:
-        raise TypeError(f"expparams must be a record array with fields {list(want.names)}, got dtype {have}")
-    missing = [name for name in want.names if name not in have.names]
-    extra = [name for name in have.names if name not in want.names]
-    if missing or extra:
-        raise TypeError(
-            f"expparams must have the model's fields {list(want.names)}; missing {missing}, unexpected {extra}"
+        if array.dtype.names is not None:
+            raise TypeError(f"expparams must be plain values of dtype {want}, got records of dtype {array.dtype}")
+        return np.ascontiguousarray(_exact_cast(array, wire, "expparams"))
+    if array.dtype.names is None:
+        raise NotARecordError(
+            f"expparams must be a record array with fields {list(want.names)}, got plain dtype {array.dtype} "
+            "(the serial model's expparams[field] would fail)"
         )
+    missing = [name for name in want.names if name not in array.dtype.names]
+    if missing:
+        raise MissingFieldError(
+            f"expparams must have the model's fields {list(want.names)}; missing {missing} "
+            f"(it has {list(array.dtype.names)})"
+        )
+    converted = np.empty(len(array), dtype=wire)
     for name in want.names:
-        if not np.can_cast(have[name], want[name], "safe"):
-            raise TypeError(
-                f"expparams field {name!r} has dtype {have[name]}, which does not cast safely to {want[name]}"
-            )
-    converted = np.empty(array.shape, dtype=want)
-    for name in want.names:
-        converted[name] = array[name]
+        converted[name] = _field(array, name, wire.fields[name][0])
     return converted
+
+
+def _field(array: np.ndarray, name: str, target: np.dtype) -> np.ndarray:
+    """Field ``name`` of ``array`` as numpy casts it into a field of dtype ``target``, checked exact."""
+    source = array.dtype.fields[name][0]
+    where = f"expparams field {name!r}"
+    if target.base.names is not None or source.base.names is not None:
+        # A record inside a record: numpy would match its fields by position. Take only the model's own layout.
+        if source.newbyteorder("=") != target:
+            raise TypeError(f"{where} has dtype {source}; this nested record must have the model's dtype {target}")
+        return array[name]
+    _check_kinds(source.base, target.base, where)
+    # numpy's cast of one record field (one-field views): a scalar fills a sub-array, as in array.astype(...).
+    one_field = np.dtype([(name, target)])
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        cast = array[[name]].astype(one_field, casting="unsafe")[name]
+    _check_exact(array[name], cast, where, target)
+    return cast
+
+
+def _check_kinds(source: np.dtype, target: np.dtype, where: str) -> None:
+    if source.hasobject:  # numpy converts each object as it would a Python number or string
+        return
+    numeric = source.kind in _NUMERIC_KINDS and target.kind in _NUMERIC_KINDS
+    if not numeric and source.kind != target.kind:
+        raise TypeError(f"{where} has dtype {source}, which numpy cannot turn into the model's {target} exactly")
+
+
+def _exact_cast(array: np.ndarray, target: np.dtype, where: str) -> np.ndarray:
+    _check_kinds(array.dtype, target, where)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        cast = array.astype(target, casting="unsafe")
+    _check_exact(array, cast, where, target)
+    return cast
+
+
+def _check_exact(source: np.ndarray, cast: np.ndarray, where: str, target: np.dtype) -> None:
+    """Raise InexactCastError unless ``cast`` holds every value of ``source`` unchanged.
+
+    Both have the experiments on the first axis; a sub-array of ``source``
+    must spread over ``cast``'s by broadcasting (a scalar fills a vector), as
+    numpy's cast does: padding or cutting would invent or drop values.
+    """
+    n, source_sub, cast_sub = len(source), source.shape[1:], cast.shape[1:]
+    pad = len(cast_sub) - len(source_sub)
+    try:
+        if pad < 0 or np.broadcast_shapes((1,) * pad + source_sub, cast_sub) != cast_sub:
+            raise ValueError
+    except ValueError:
+        raise InexactCastError(
+            f"{where} has sub-arrays of shape {source_sub}, the model's field {cast_sub}: numpy would pad or cut "
+            "them, so the workers would not read what the serial model sees"
+        ) from None
+    expected = np.broadcast_to(source.reshape((n,) + (1,) * pad + source_sub), cast.shape)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        # Compared both ways: in the promoted type, and after casting back (catches 2**53 + 1 into a float).
+        same = np.asarray(cast == expected) & np.asarray(cast.astype(source.dtype) == expected)
+        if cast.dtype.kind in "fc" and expected.dtype.kind in "fc":
+            same |= np.isnan(cast) & np.isnan(expected)
+    if not np.all(same):
+        index = tuple(int(i[0]) for i in np.nonzero(~same))
+        raise InexactCastError(
+            f"{where} holds {expected[index]}, which the model's dtype {target} cannot hold exactly "
+            f"(numpy's cast gives {cast[index]}); the workers would read another value than the serial model sees"
+        )
 
 
 def as_repeat(repeat) -> int:

@@ -161,28 +161,24 @@ BAD_CALLS = [
      r"\(n_models, 1\)"),
     ("object modelparams", lambda m: m.likelihood(np.arange(2), np.ones((5, 1), dtype=object), GOOD_TIMES),
      TypeError, "modelparams"),
-    ("complex modelparams", lambda m: m.likelihood(np.arange(2), np.ones((5, 1), dtype=complex), GOOD_TIMES),
-     TypeError, "modelparams"),
     ("string modelparams", lambda m: m.likelihood(np.arange(2), np.array([["a"]]), GOOD_TIMES), TypeError,
      "modelparams"),
     ("outcomes 2-d", lambda m: m.likelihood(np.zeros((2, 2), int), particles(), GOOD_TIMES), ValueError, "outcomes"),
-    ("string outcomes", lambda m: m.likelihood(np.array(["0"]), particles(), GOOD_TIMES), TypeError, "outcomes"),
+    ("object outcomes", lambda m: m.likelihood(np.array([0, 1], dtype=object), particles(), GOOD_TIMES), TypeError,
+     "outcomes"),
     ("expparams 2-d", lambda m: m.likelihood(np.arange(2), particles(), np.ones((2, 2))), ValueError, "expparams"),
     ("expparams record for a float model",
      lambda m: m.likelihood(np.arange(2), particles(), np.zeros(2, dtype=[("t", float)])), TypeError, "expparams"),
-    ("expparams complex", lambda m: m.likelihood(np.arange(2), particles(), np.ones(2, dtype=complex)), TypeError,
+    ("expparams complex", lambda m: m.likelihood(np.arange(2), particles(), np.array([1 + 1j, 2])), TypeError,
      "expparams"),
-    ("float128 modelparams", lambda m: m.likelihood(np.arange(2), np.ones((5, 1), dtype=np.longdouble), GOOD_TIMES),
-     TypeError, "modelparams"),
+    ("expparams strings", lambda m: m.likelihood(np.arange(2), particles(), np.array(["1", "2"])), TypeError,
+     "expparams"),
     ("repeat 0", lambda m: m.simulate_experiment(particles(), GOOD_TIMES, repeat=0), ValueError, "repeat"),
     ("repeat float", lambda m: m.simulate_experiment(particles(), GOOD_TIMES, repeat=1.5), ValueError, "repeat"),
 ]
 
 
 def test_bad_input_raises_on_the_root_before_any_communication(comm):
-    if np.dtype(np.longdouble).itemsize == 8:
-        pytest.skip("longdouble is float64 on this platform")
-
     def check(proxy, serial):
         for label, call, error, match in BAD_CALLS:
             calls = proxy.engine.calls
@@ -198,8 +194,8 @@ def test_bad_input_raises_on_the_root_before_any_communication(comm):
 
 RECORD_BAD_CALLS = [
     ("missing field", np.zeros(2, dtype=[("t", float)]), "missing \\['phase'\\]"),
-    ("unexpected field", np.zeros(2, dtype=[("t", float), ("phase", float), ("x", float)]), "unexpected \\['x'\\]"),
-    ("unsafe field cast", np.zeros(2, dtype=[("t", complex), ("phase", float)]), "field 't'"),
+    ("inexact field cast", np.array([(1 + 1j, 0.0)], dtype=[("t", complex), ("phase", float)]), "field 't'"),
+    ("string field", np.zeros(2, dtype=[("t", "U3"), ("phase", float)]), "field 't'"),
     ("plain array", np.zeros(2), "record array"),
 ]
 
