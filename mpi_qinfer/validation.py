@@ -207,9 +207,11 @@ def as_expparams(expparams, expparams_dtype) -> np.ndarray:
         If a record is given where the model takes plain values, or a field's
         kind (number, string, date) cannot become the model's.
     """
-    if type(expparams) is np.ndarray and expparams.ndim == 1 and expparams.dtype == expparams_dtype \
-            and expparams.dtype.isnative and expparams.flags.c_contiguous and not expparams.dtype.hasobject:
-        return expparams  # the common case, checked in a few attribute reads
+    if type(expparams) is np.ndarray:
+        dtype = expparams.dtype
+        if dtype == expparams_dtype and expparams.ndim == 1 and dtype.isnative and not dtype.hasobject \
+                and expparams.flags.c_contiguous:
+            return expparams  # the common case, checked in a few attribute reads
     want = np.dtype(expparams_dtype)
     wire = wire_dtype(want)
     if want.subdtype is not None:
@@ -240,27 +242,56 @@ def as_expparams(expparams, expparams_dtype) -> np.ndarray:
         )
     converted = np.empty(len(array), dtype=wire)
     for name in want.names:
-        converted[name] = _field(array, name, wire.fields[name][0])
+        _fill_field(converted, array, name)
     return converted
 
 
-def _field(array: np.ndarray, name: str, target: np.dtype) -> np.ndarray:
-    """Field ``name`` of ``array`` as numpy casts it into a field of dtype ``target``, checked exact."""
-    source = array.dtype.fields[name][0]
+def _fill_field(converted: np.ndarray, array: np.ndarray, name: str) -> None:
+    """Set field ``name`` of ``converted`` to numpy's cast of the same field of ``array``, checked exact."""
+    source, target = array.dtype.fields[name][0], converted.dtype.fields[name][0]
     where = f"expparams field {name!r}"
     if target.base.names is not None or source.base.names is not None:
         # A record inside a record: numpy would match its fields by position. Take only the model's own layout.
         if source.newbyteorder("=") != target:
             raise TypeError(f"{where} has dtype {source}; this nested record must have the model's dtype {target}")
-        return array[name]
+        converted[name] = array[name]
+        return
     _check_kinds(source.base, target.base, where)
+    if source.shape == target.shape:
+        values = array[name]
+        if _always_exact(source.base, target.base) or _integers_fit(values, target.base):
+            converted[name] = values  # plain field assignment: every value survives
+            return
     # numpy's cast of one record field (one-field views): a scalar fills a sub-array, as in array.astype(...).
-    one_field = np.dtype([(name, target)])
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        cast = array[[name]].astype(one_field, casting="unsafe")[name]
+        cast = array[[name]].astype(np.dtype([(name, target)]), casting="unsafe")[name]
     _check_exact(array[name], cast, where, target)
-    return cast
+    converted[name] = cast
+
+
+@functools.lru_cache(maxsize=256)
+def _always_exact(source: np.dtype, target: np.dtype) -> bool:
+    """Whether every value of ``source`` survives numpy's cast to ``target`` (decided from the dtypes alone).
+
+    numpy's "safe" casts, except integers into a float too narrow for them
+    (``int64`` into ``float64`` is "safe" but rounds above 2**53).
+    """
+    if not np.can_cast(source, target, "safe"):
+        return False
+    if source.kind in "iu" and target.kind in "fc":
+        return 8 * source.itemsize <= np.finfo(target).nmant + 1
+    return True
+
+
+def _integers_fit(values: np.ndarray, target: np.dtype) -> bool:
+    """Integers into another integer type: exact when they lie in its range (two reductions, no cast)."""
+    if values.dtype.kind not in "iu" or target.kind not in "iu":
+        return False
+    if values.size == 0:
+        return True
+    limits = np.iinfo(target)
+    return int(values.min()) >= limits.min and int(values.max()) <= limits.max
 
 
 def _check_kinds(source: np.dtype, target: np.dtype, where: str) -> None:
@@ -273,6 +304,8 @@ def _check_kinds(source: np.dtype, target: np.dtype, where: str) -> None:
 
 def _exact_cast(array: np.ndarray, target: np.dtype, where: str) -> np.ndarray:
     _check_kinds(array.dtype, target, where)
+    if _always_exact(array.dtype, target) or _integers_fit(array, target):
+        return array.astype(target)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         cast = array.astype(target, casting="unsafe")

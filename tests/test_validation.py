@@ -87,6 +87,17 @@ def test_a_value_the_model_dtype_cannot_hold_is_refused_with_the_value_and_why()
         as_expparams(np.array([1 + 1j]), np.dtype("f8"))
 
 
+def test_record_fields_are_checked_exact_whichever_way_the_cast_is_made():
+    big_int = records([("t", "i8"), ("n_meas", "i8")], t=[1, 2**53 + 1], n_meas=[1, 1])
+    with pytest.raises(InexactCastError, match="'t' holds 9007199254740993"):
+        as_expparams(big_int, BINOMIAL)  # a "safe" cast for numpy, not an exact one
+    small = np.dtype([("t", "f8"), ("n_meas", "u1")])
+    with pytest.raises(InexactCastError, match="'n_meas' holds 300"):
+        as_expparams(records([("t", "f8"), ("n_meas", "i8")], t=[1.0], n_meas=[300]), small)
+    fits = as_expparams(records([("t", ">f4"), ("n_meas", ">i2")], t=[0.5], n_meas=[255]), small)
+    assert fits.dtype == small and fits["n_meas"].tolist() == [255] and fits["t"].tolist() == [0.5]
+
+
 def test_exact_casts_of_plain_values_are_accepted():
     assert as_expparams(np.arange(4), np.dtype("f8")).tolist() == [0.0, 1.0, 2.0, 3.0]
     out = as_expparams(np.array([1.0, np.nan, -0.0]), np.dtype("f4"))
