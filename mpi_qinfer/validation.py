@@ -72,22 +72,28 @@ class NotARecordError(TypeError, IndexError):
     """A plain array where the model reads record fields (numpy raises ``IndexError`` for ``array['name']``)."""
 
 
-@functools.lru_cache(maxsize=256)
 def wire_dtype(expparams_dtype) -> np.dtype:
     """The dtype experiment parameters travel in: the model's, every field in native byte order.
+
+    Workers must read the bytes :func:`as_expparams` produced with exactly
+    this dtype.
 
     Parameters
     ----------
     expparams_dtype : numpy.dtype or anything ``numpy.dtype`` accepts
-        The model's ``expparams_dtype`` (hashable: a dtype, a string; convert a
-        list of fields with ``numpy.dtype`` first).
+        The model's ``expparams_dtype`` (a list of fields, as qinfer models
+        give, works too).
 
     Raises
     ------
     UnsendableDtypeError
         If the dtype holds Python objects.
     """
-    want = np.dtype(expparams_dtype)
+    return _wire_dtype(np.dtype(expparams_dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _wire_dtype(want: np.dtype) -> np.dtype:
     if want.hasobject:
         raise UnsendableDtypeError(
             f"the model's expparams_dtype {want} has Python-object fields, which cannot be sent between processes; "
@@ -213,7 +219,7 @@ def as_expparams(expparams, expparams_dtype) -> np.ndarray:
                 and expparams.flags.c_contiguous:
             return expparams  # the common case, checked in a few attribute reads
     want = np.dtype(expparams_dtype)
-    wire = wire_dtype(want)
+    wire = _wire_dtype(want)
     if want.subdtype is not None:
         raise TypeError(f"the model's expparams_dtype {want} is a sub-array dtype; put the sub-array in a record field")
     array = np.asarray(expparams)

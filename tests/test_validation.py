@@ -42,6 +42,7 @@ def test_wire_dtype_is_the_models_dtype_in_native_byte_order():
                                                                 "<i4" if np.little_endian else ">i4", "|S3"]
     assert wire_dtype(np.dtype("f8")) == np.dtype("f8")
     assert wire_dtype(np.dtype([])) == np.dtype([])
+    assert wire_dtype([("t", ">f8"), ("n_meas", "uint")]) == np.dtype([("t", "f8"), ("n_meas", "u8")])  # qinfer's lists
 
 
 def test_a_dtype_holding_objects_cannot_travel():
