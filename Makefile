@@ -68,9 +68,9 @@ test-openmpi: $(OPENMPI_VENV)/.installed
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 
 test-qinfer: $(QINFER_VENV)/.installed
-	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_posterior.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py
+	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_posterior.py tests/test_qinfer_dropin.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py
 
 test: test-mpich test-wheel test-openmpi test-qinfer docs
 

@@ -47,6 +47,7 @@ EXPECTED_OUTPUT = {
     "errors.py": "failed on ranks [1] in likelihood",
     "idle_modes.py": "us per call",
     "migration_after.py": "on 2 ranks",
+    "contract.py": "ZeroDivisionError on ranks [0, 1]",
 }
 
 ALL_EXAMPLES = sorted(path.name for path in EXAMPLES.glob("*.py"))
