@@ -1,12 +1,17 @@
 """Derived MPI datatypes that move whole rows of C-ordered NumPy arrays.
 
 Counting in rows instead of elements keeps every MPI count small (no 32-bit
-overflow for big clouds): a row is one particle, one experiment, or
-everything an answer holds for one of them, always a contiguous run of bytes
-(answers are laid out with the split axis first; see :mod:`mpi_qinfer.plans`).
+overflow for big clouds). A row of an input is one particle or one
+experiment, a contiguous run of bytes. An answer of shape ``(*pre, N, *post)``
+split along ``N`` places a rank's share as ``prod(pre)`` blocks, one per
+leading index, each ``rows * prod(post) * itemsize`` bytes long and one whole
+``N`` axis apart: an ``hvector``, so the share lands in its C-ordered place in
+one message.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from mpi4py import MPI
 
@@ -14,23 +19,42 @@ __all__ = ["RowTypes"]
 
 
 class RowTypes:
-    """Committed contiguous row datatypes by size in bytes, all freed by :meth:`free`.
+    """Committed datatypes by shape, all freed by :meth:`free`.
 
-    A call plan owns one of these, so its datatypes live exactly as long as
-    the plan (nothing is allocated per call, nothing leaks when plans are
-    evicted).
+    Parameters
+    ----------
+    capacity : int or None
+        Types kept before the least recently used one is freed: bounds memory
+        when the shapes keep changing (adaptive partitions). None: no bound
+        (the types of one call plan, freed with it).
     """
 
-    def __init__(self):
-        self._types: dict[int, MPI.Datatype] = {}
+    def __init__(self, capacity: int | None = None):
+        self._capacity = capacity
+        self._types: OrderedDict[tuple[int, int, int], MPI.Datatype] = OrderedDict()
 
     def row(self, row_bytes: int) -> MPI.Datatype:
-        """The type of one row of ``row_bytes`` contiguous bytes."""
-        dtype = self._types.get(row_bytes)
-        if dtype is None:
-            dtype = MPI.BYTE.Create_contiguous(row_bytes)
-            dtype.Commit()
-            self._types[row_bytes] = dtype
+        """The type of one contiguous row of ``row_bytes`` bytes."""
+        return self.blocks(1, row_bytes, row_bytes)
+
+    def blocks(self, count: int, block_bytes: int, stride_bytes: int) -> MPI.Datatype:
+        """``count`` blocks of ``block_bytes``, ``stride_bytes`` apart (contiguous when ``count`` is 1)."""
+        if count == 1:
+            stride_bytes = block_bytes
+        key = (count, block_bytes, stride_bytes)
+        dtype = self._types.get(key)
+        if dtype is not None:
+            self._types.move_to_end(key)
+            return dtype
+        if count == 1:
+            dtype = MPI.BYTE.Create_contiguous(block_bytes)
+        else:
+            dtype = MPI.BYTE.Create_hvector(count, block_bytes, stride_bytes)
+        dtype.Commit()
+        self._types[key] = dtype
+        if self._capacity is not None and len(self._types) > self._capacity:
+            _, oldest = self._types.popitem(last=False)
+            oldest.Free()
         return dtype
 
     def free(self) -> None:

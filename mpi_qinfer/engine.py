@@ -35,6 +35,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import idle as idle_wait
+from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError
 from .failures import describe_failure, pickled_exception, raise_failure
 from .launcher import check_launcher
@@ -56,6 +57,7 @@ from .protocol import (
 __all__ = ["Engine"]
 
 _REPORT_TAG = 77
+_ANSWER_TAG = 78
 _NOT_A_MODEL = "<not a model>"
 _PAYLOAD_INDEX = CallSpec._fields.index("payload_bytes")
 
@@ -167,6 +169,8 @@ class Engine:
         self._inline = self._message[8 * HEADER_LEN :]
         self._payload = np.empty(0, dtype=np.uint8)
         self._split_buffer = np.empty(0, dtype=np.uint8)
+        self._staging = np.empty(0, dtype=np.uint8)
+        self._types = RowTypes(capacity=64)  # the root's receive types for uneven shares
         self._scratch = np.empty(0, dtype=np.uint8)
         self._status = np.zeros(_STATUS_LEN, dtype=np.int64)
         self._last_answer_dtypes: list = []
@@ -377,6 +381,7 @@ class Engine:
             return
         self._closed = True
         self._plans.free()
+        self._types.free()
         if not MPI.Is_finalized():
             self._comm.Free()
 
@@ -671,7 +676,7 @@ class Engine:
                 known = self._dtypes.id_of(result.dtype)
                 self._status[_STATE] = _OTHER_DTYPE
                 self._status[_DTYPES + index] = _UNKNOWN_DTYPE if known is None else known
-            checked.append(result)
+            checked.append(result if result.flags.c_contiguous else np.ascontiguousarray(result))
         return tuple(checked)
 
     def _exchange_status(self) -> np.ndarray | None:
@@ -681,35 +686,78 @@ class Engine:
         return statuses
 
     def _gather(self, plan: Plan, results: tuple, counts, displs, statuses) -> list:
-        """Step 6: every answer's rows into the root's buffer; ranks not ok send no rows.
+        """Step 6: every answer into its C-ordered place on the root; ranks not ok send nothing.
 
-        Each rank sends its share with the split axis first (see
-        :class:`~mpi_qinfer.plans.Answer`); the root writes its own share in
-        place and returns a view with the axes in the serial model's order.
+        The root knows from step 5 which ranks are ok; every other rank knows
+        its own status, so both sides agree on who sends without another
+        collective. How an answer moves follows from its layout and the
+        counts alone, the same on every rank (see :class:`~mpi_qinfer.plans.Answer`).
         """
-        comm, root, rank = self._comm, self._root, self._rank
-        ok = self._status[_STATE] == _OK
-        rows = int(counts[rank]) if results and ok else 0
+        rank = self._rank
+        rows = int(counts[rank]) if results and self._status[_STATE] == _OK else 0
         if statuses is not None and statuses[:, _STATE].any():
             counts = np.where(statuses[:, _STATE] == _OK, counts, 0)
         answers = []
         for index, answer in enumerate(plan.answers):
-            axis = answer.axis
-            if statuses is not None:  # the root
-                buffer = np.empty(answer.gathered_shape, dtype=answer.dtype)
-                if rows:
-                    start = int(displs[rank])
-                    np.copyto(buffer[start : start + rows], np.moveaxis(results[index], axis, 0))
-                if answer.row_type is not None:
-                    comm.Gatherv(MPI.IN_PLACE, [buffer, counts, displs, answer.row_type], root)
-                answers.append(np.moveaxis(buffer, 0, axis))
-            elif answer.row_type is not None:
-                if rows:
-                    send = [np.ascontiguousarray(np.moveaxis(results[index], axis, 0)), rows, answer.row_type]
-                else:
-                    send = [self._scratch, 0, MPI.BYTE]
-                comm.Gatherv(send, None, root)
+            share = results[index] if rows else None
+            whole = np.empty(answer.shape, dtype=answer.dtype) if statuses is not None else None
+            if not answer.moves:
+                pass
+            elif answer.n_blocks == 1:
+                self._gather_rows(answer, share, rows, whole, counts, displs)
+            elif (answer.even_staged if counts is plan.even_counts else answer.staged(counts)):
+                self._gather_staged(answer, share, rows, whole, counts, displs)
+            else:
+                self._gather_blocks(answer, share, rows, whole, counts, displs)
+            if whole is not None:
+                answers.append(whole)
         return answers
+
+    def _gather_rows(self, answer, share, rows, whole, counts, displs) -> None:
+        """One block: contiguous rows, one Gatherv straight into the answer."""
+        send = [share, rows, answer.row_type] if rows else [self._scratch, 0, MPI.BYTE]
+        self._comm.Gatherv(send, None if whole is None else [whole, counts, displs, answer.row_type], self._root)
+
+    def _gather_blocks(self, answer, share, rows, whole, counts, displs) -> None:
+        """Several blocks: one message per worker, placed by a vector datatype; the root copies its own."""
+        comm, root = self._comm, self._root
+        if whole is None:
+            if rows:
+                comm.Send([share, share.nbytes, MPI.BYTE], root, _ANSWER_TAG)
+            return
+        raw = whole.reshape(-1).view(np.uint8)
+        block, stride = answer.post_bytes, answer.n_rows * answer.post_bytes
+        requests = [
+            comm.Irecv([raw[int(displs[r]) * block :], 1, self._types.blocks(answer.n_blocks, int(c) * block, stride)],
+                       r, _ANSWER_TAG)
+            for r, c in enumerate(counts.tolist()) if c and r != root
+        ]
+        self._copy_share(answer, share, rows, whole, int(displs[root]))
+        MPI.Request.Waitall(requests)
+
+    def _gather_staged(self, answer, share, rows, whole, counts, displs) -> None:
+        """Short blocks: every worker's bytes into a staging buffer, then one copy per rank on the root."""
+        comm, root = self._comm, self._root
+        nbytes = answer.n_blocks * answer.post_bytes
+        if whole is None:
+            comm.Gatherv([share if rows else self._scratch, rows * nbytes, MPI.BYTE], None, root)
+            return
+        sizes = counts * nbytes
+        sizes[root] = 0  # the root copies its own share
+        offsets = displacements(sizes)
+        staging = self._grow("_staging", int(sizes.sum()))
+        comm.Gatherv([self._scratch, 0, MPI.BYTE], [staging, sizes, offsets, MPI.BYTE], root)
+        self._copy_share(answer, share, rows, whole, int(displs[root]))
+        for r, c in enumerate(counts.tolist()):
+            if c and r != root:
+                part = staging[offsets[r] : offsets[r] + sizes[r]].view(answer.dtype)
+                self._copy_share(answer, part, c, whole, int(displs[r]))
+
+    @staticmethod
+    def _copy_share(answer, share, rows, whole, start) -> None:
+        if rows:
+            blocks = whole.reshape(answer.n_blocks, answer.n_rows, -1)
+            np.copyto(blocks[:, start : start + rows], share.reshape(answer.n_blocks, rows, -1))
 
     def _report(self, plan: Plan, spec: CallSpec, error, statuses) -> None:
         """Step 7: failed ranks send their exception; ranks with other answer dtypes, unknown ones."""

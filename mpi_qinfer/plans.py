@@ -20,40 +20,54 @@ from .operations import OPERATIONS, Operation
 from .partition import check_count, displacements, even_counts
 from .protocol import INLINE_BYTES, SCALAR_OUTCOMES, SHAPE_FIELDS, CallSpec, Command, DtypeTable, Split, payload_layout
 
-__all__ = ["Answer", "Plan", "PlanCache", "array_at"]
+__all__ = ["Answer", "Plan", "PlanCache", "array_at", "SHORT_BLOCK_BYTES"]
 
 _BY_MODELS = int(Split.MODELS)
 
 
+#: A share whose blocks are shorter than this (bytes) is gathered through a staging
+#: buffer: many tiny blocks cost more in a datatype than one copy on the root.
+SHORT_BLOCK_BYTES = 1024
+
+
 @dataclass
 class Answer:
-    """How one answer array moves back to the root.
+    """How one answer array moves back to the root, in the serial model's C order.
 
-    An answer of shape ``(*pre, N, *post)`` is split along its axis of
-    length ``N`` (models or experiments). Each rank moves that axis to the
-    front of its share (a local, parallel copy when ``pre`` is not empty),
-    so a *row* — everything the answer holds for one model or experiment —
-    is one contiguous record, and the root gathers whole rows into an
-    ``(N, *pre, *post)`` buffer with one contiguous datatype. The caller gets
-    ``np.moveaxis(buffer, 0, axis)``: the serial model's shape, dtype and
-    values, as a view whose strides may differ from a C-ordered array.
+    An answer of shape ``(*pre, N, *post)`` split along ``N`` is, for a share
+    of ``rows`` rows, ``n_blocks = prod(pre)`` blocks of ``rows *
+    post_bytes`` bytes. With one block (one outcome, split by models) the
+    shares are contiguous and one ``Gatherv`` of rows places them. Otherwise
+    each worker sends its share as one message that the root receives with a
+    vector datatype placing every block at once, or, when blocks are short,
+    through a staging buffer and one copy per rank (see :meth:`staged`).
     """
 
     shape: tuple
     axis: int  # the axis split between ranks
     dtype: np.dtype
-    row_bytes: int  # one row: prod(pre + post) * itemsize
-    row_type: MPI.Datatype | None  # a contiguous row; None when a row has no bytes
+    n_blocks: int  # prod(shape[:axis])
+    n_rows: int  # shape[axis]
+    post_bytes: int  # prod(shape[axis + 1:]) * itemsize: one row within one block
+    row_type: MPI.Datatype | None  # a contiguous row (post_bytes), for the one-block case
     even_shape: tuple | None  # this rank's share under the even split
+    even_staged: bool  # staged(even counts)
 
     @property
-    def gathered_shape(self) -> tuple:
-        """The root's buffer: the split axis first."""
-        return (self.shape[self.axis],) + self.shape[: self.axis] + self.shape[self.axis + 1 :]
+    def moves(self) -> bool:
+        """Whether the answer has any bytes to gather."""
+        return bool(self.n_blocks and self.post_bytes and self.n_rows)
 
     def local_shape(self, rows: int) -> tuple:
         """The shape of a share of ``rows`` rows, as the serial model returns it."""
         return self.shape[: self.axis] + (rows,) + self.shape[self.axis + 1 :]
+
+    def staged(self, counts) -> bool:
+        """Whether shares of ``counts`` rows go through a staging buffer (short blocks)."""
+        if self.n_blocks == 1:
+            return False
+        shortest = min((int(c) for c in counts if c > 0), default=0)
+        return shortest * self.post_bytes < SHORT_BLOCK_BYTES
 
 
 @dataclass
@@ -179,13 +193,14 @@ class PlanCache:
         for output, dtype_id in zip(operation.outputs(spec), answer_ids):
             dtype = self._dtypes[dtype_id]
             shape, axis = output.shape, output.axis
-            row_bytes = check_count(
-                int(np.prod(shape[:axis] + shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
-                f"one row of the {operation.name} answer in bytes",
-            )
-            row_type = types.row(row_bytes) if row_bytes else None
+            n_blocks = int(np.prod(shape[:axis], dtype=np.int64))
+            post_bytes = check_count(int(np.prod(shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
+                                     f"one row of the {operation.name} answer in bytes")
+            row_type = types.row(post_bytes) if n_blocks == 1 and post_bytes else None
             even_shape = None if rows is None else shape[:axis] + (rows,) + shape[axis + 1 :]
-            answers.append(Answer(shape, axis, dtype, row_bytes, row_type, even_shape))
+            answer = Answer(shape, axis, dtype, n_blocks, shape[axis], post_bytes, row_type, even_shape, False)
+            answer.even_staged = even is not None and answer.staged(even[0])
+            answers.append(answer)
         return answers
 
 

@@ -163,6 +163,23 @@ class LoopbackComm(MPI.Intracomm):
             world.wait(lambda: world.messages.get(key))
             return pickle.loads(world.messages[key].pop(0))
 
+    def Send(self, buf, dest, tag=0):
+        world = self._world
+        with world.lock:
+            world.messages.setdefault((self._context, self._rank, dest, tag), []).append(_pack(buf))
+            world.lock.notify_all()
+
+    def Irecv(self, buf, source=0, tag=0):
+        """Receives at once (a loopback Send never blocks), returning a completed request."""
+        world = self._world
+        key = (self._context, source, self._rank, tag)
+        with world.lock:
+            world.wait(lambda: world.messages.get(key))
+            data = world.messages[key].pop(0)
+        raw, count, datatype = _buffer(buf)
+        _unpack(data, raw, 0, count, datatype)
+        return MPI.REQUEST_NULL
+
     # ------------------------------------------------- buffer collectives
     def Bcast(self, buf, root=0):
         data = _pack(buf) if self._rank == root else None

@@ -38,6 +38,8 @@ def assert_same(got, want):
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype and got.shape == want.shape
     assert np.array_equal(got, want)
+    # C order as the serial model's: sums over an answer follow its memory layout.
+    assert got.flags.c_contiguous or not want.flags.c_contiguous
 
 
 class RankFailing(SimplePrecessionModel):
