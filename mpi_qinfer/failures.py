@@ -26,15 +26,34 @@ def describe_failure(error: BaseException) -> str:
 
 
 def pickled_exception(error: BaseException) -> bytes | None:
-    """The model's exception, pickled to be raised again on the root, or None if it cannot travel."""
+    """The model's exception, pickled to be raised again on the root, or None if it cannot travel.
+
+    An exception that cannot be rebuilt from its pickle (a class whose
+    ``__init__`` takes other arguments than it passes to ``Exception``, as
+    some of NumPy's do) travels as its nearest built-in base class with the
+    same message, so an ``except TypeError`` on the root still catches it.
+    """
     if not isinstance(error, Exception):
         return None  # KeyboardInterrupt, SystemExit on a worker: not the model's failure
-    try:
-        data = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
-        return data
-    except BaseException:  # noqa: BLE001 - falls back to RemoteError
-        return None
+    for candidate in (error, _builtin_stand_in(error)):
+        try:
+            data = pickle.dumps(candidate, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
+            return data
+        except BaseException:  # noqa: BLE001 - try the stand-in, then give up (RemoteError)
+            continue
+    return None
+
+
+def _builtin_stand_in(error: Exception) -> Exception:
+    """The first built-in exception class among ``error``'s bases, with its message."""
+    for klass in type(error).__mro__:
+        if klass.__module__ == "builtins" and issubclass(klass, Exception):
+            try:
+                return klass(str(error))
+            except BaseException:  # noqa: BLE001 - an unprintable message
+                return klass()
+    return Exception(repr(error))
 
 
 def raise_failure(name: str, error: BaseException | None, failures: dict) -> None:

@@ -77,7 +77,7 @@ class RecordAnswers(SimplePrecessionModel):
         return out
 
 
-class Unrebuildable(Exception):
+class Unrebuildable(ValueError):
     def __init__(self, a, b):
         super().__init__(a)
 
@@ -107,7 +107,7 @@ def test_record_expparams_and_uneven_balance(size):
 
 @pytest.mark.parametrize("error, raised", [
     (ZeroDivisionError("worker"), ZeroDivisionError),  # the model's own type, pickled across
-    (Unrebuildable(1, 2), RemoteError),  # cannot be rebuilt on the root
+    (Unrebuildable(1, 2), ValueError),  # cannot be rebuilt on the root: its built-in base travels
     (KeyboardInterrupt(), RemoteError),  # a worker's interrupt is not the model's failure
 ])
 def test_a_worker_failure_reaches_the_root(error, raised):
@@ -115,6 +115,7 @@ def test_a_worker_failure_reaches_the_root(error, raised):
         with pytest.raises(raised) as caught:
             proxy.likelihood(0, MODELPARAMS, -TIMES)
         remote = caught.value if raised is RemoteError else caught.value.__cause__
+        assert type(caught.value) is raised
         assert remote.ranks == [1] and type(error).__name__ in remote.tracebacks[1]
         assert_same(proxy.likelihood(0, MODELPARAMS, TIMES), SimplePrecessionModel().likelihood(0, MODELPARAMS,
                                                                                                TIMES))

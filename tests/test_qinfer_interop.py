@@ -161,8 +161,9 @@ def test_proxy_passes_qinfer_isinstance_checks(case):
     with proxy:
         for base in (qinfer.Simulatable, qinfer.Model, qinfer.DerivedModel):
             assert isinstance(proxy, base), base
-        # The proxy's class cannot know what its serial model is.
-        assert not isinstance(proxy, qinfer.DifferentiableModel)
+        # The proxy is differentiable exactly when its serial model is.
+        assert isinstance(proxy, qinfer.DifferentiableModel) == isinstance(case.make_model(),
+                                                                            qinfer.DifferentiableModel)
 
 
 def test_qinfer_ale_model_accepts_proxy():
