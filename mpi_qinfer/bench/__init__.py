@@ -58,7 +58,20 @@ names are re-exported here.
 
 from __future__ import annotations
 
-from .cases import MEMORY_FRACTION, METHODS, MODELS, OUTCOMES, Case, Settings, plan_cases, select
+from .cases import (
+    MEMORY_FRACTION,
+    METHODS,
+    MODELS,
+    OUTCOME_COUNTS,
+    OUTCOMES,
+    SPLITS,
+    Case,
+    Settings,
+    outcomes_for,
+    plan_cases,
+    record_outcomes_supported,
+    select,
+)
 from .command import add_arguments, build_parser, main, run
 from .loops import FloorLoop, PickleMapLoop
 from .measure import CASE_SECTIONS, SLOW_CALL_SECONDS, bench_case
@@ -96,4 +109,8 @@ __all__ = [
     "select",
     "check_targets",
     "build_parser",
+    "OUTCOME_COUNTS",
+    "SPLITS",
+    "outcomes_for",
+    "record_outcomes_supported",
 ]
