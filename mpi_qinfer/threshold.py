@@ -22,6 +22,10 @@ pieces), so one outcome's decision must not be applied to six. In each class:
    that), so the choice follows a machine whose load changes without paying
    often for a clear loser.
 
+Costs are smoothed per evaluation; a single sample counts at most twice the
+current estimate, so one call stalled by a busy machine cannot flip a
+decision that many calls have confirmed.
+
 Both paths return bitwise the same answer, so the choice only changes speed.
 """
 
@@ -32,6 +36,10 @@ from collections import Counter
 __all__ = ["ThresholdPolicy", "outcome_class"]
 
 _SMOOTHING = 0.3
+#: A sample above this many times the current estimate counts as this many times it:
+#: a call stalled by a busy machine (a descheduled rank, a page-fault storm) moves the
+#: estimate by 30%, not by 30% of the stall, while a real change still shows in a few calls.
+_SPIKE_CLIP = 2.0
 #: Parallel wins without a serial measurement when its cost is below this share of the estimate.
 _CLEAR_WIN = 0.6
 #: A path this many times faster than the other is re-checked 16 times less often.
@@ -202,4 +210,6 @@ class ThresholdPolicy:
 
 
 def _smoothed(old: float | None, new: float) -> float:
-    return new if old is None else old + _SMOOTHING * (new - old)
+    if old is None:
+        return new
+    return old + _SMOOTHING * (min(new, _SPIKE_CLIP * old) - old)

@@ -105,3 +105,13 @@ def test_fixed_thresholds_ignore_outcomes_and_split():
     assert policy.use_parallel(LIKELIHOOD, 100, n_outcomes=6, split=SPLIT_EXPERIMENTS)
     assert policy.settled_serial(LIKELIHOOD, 99, 6, SPLIT_EXPERIMENTS)
     assert policy.choice(LIKELIHOOD, 99, n_outcomes=3) == "serial"
+
+
+def test_one_stalled_call_does_not_flip_a_settled_decision():
+    policy = ThresholdPolicy(reprobe=8)
+    drive(policy, 5000, serial_s=100e-6, parallel_s=70e-6, estimate_s=120e-6, calls=40)
+    assert policy.choice(LIKELIHOOD, 5000) == "parallel"
+    policy.record(LIKELIHOOD, 5000, True, 50 * 70e-6)  # one call descheduled for 3.5 ms
+    assert policy.choice(LIKELIHOOD, 5000) == "parallel"
+    serial, parallel = policy.summary()[LIKELIHOOD, 13, 0, 0]
+    assert parallel <= 1.3 * 70e-6 / 5000 * 1.0001
