@@ -586,6 +586,32 @@ def probe_fixed(comm, rounds: int) -> list[dict]:
     return out
 
 
+def downstream_check() -> list[dict]:
+    """Does a transposed-view answer change what an SMC update computes from it? (root only, no MPI)
+
+    The update of qinfer's ``SMCUpdater.hypothetical_update``: ``weights * L.transpose(0, 2, 1)``,
+    then a sum over the particles. Equal values in another memory layout can be summed in
+    another order (NumPy's pairwise summation follows the layout), so the normalisation --
+    and every posterior after it -- may differ in the last bits.
+    """
+    rng = np.random.default_rng(0)
+    out = []
+    for n_out, n_models, n_exp in ((1, 10_000, 1), (2, 10_000, 1), (3, 10_000, 1), (2, 1000, 20), (2, 10_000, 100)):
+        answer = rng.uniform(0, 1, (n_out, n_models, n_exp))
+        view = np.ascontiguousarray(answer.transpose(1, 0, 2)).transpose(1, 0, 2)
+        weights = rng.uniform(0, 1, n_models)
+        weights /= weights.sum()
+
+        def update(likelihood, weights=weights):
+            hypothetical = weights * likelihood.transpose(0, 2, 1)
+            norm = np.sum(hypothetical, axis=2)[..., np.newaxis]
+            return hypothetical / norm
+
+        out.append({"shape": (n_out, n_models, n_exp),
+                    "update_bitwise_equal": bool(np.array_equal(update(answer), update(view)))})
+    return out
+
+
 def gather_shapes(quick: bool, max_bytes: int) -> list[tuple]:
     shapes = []
     for n_exp in (1, 100):
@@ -675,6 +701,13 @@ def main(argv=None) -> int:
                   "the Gather rows are round trips (the root waits for the worker)")
             for row in rows:
                 print(f"  {row['what']:28} {row['median_us']:7.1f} [{row['min_us']:6.1f}]")
+    if rank == 0 and not args.check and args.only in (None, "gather"):
+        rows = downstream_check()
+        result["downstream"] = rows
+        print("\nSMC update (qinfer's hypothetical_update sums) from a transposed-view answer, bitwise equal to "
+              "the update from the C-ordered answer?")
+        for row in rows:
+            print(f"  (n_outcomes, n_models, n_exp) = {row['shape']}: {'yes' if row['update_bitwise_equal'] else 'NO'}")
     if rank == 0 and args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1)
