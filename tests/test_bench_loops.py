@@ -17,9 +17,10 @@ from mpi_qinfer.bench.loops import SHORT_BLOCK_BYTES
 from mpi_qinfer.bench.probes import RECORD_OUTCOME_DTYPE, RecordOutcomeModel
 from mpi_qinfer.models import SimplePrecessionModel
 
-#: (n_particles, n_exp, split): vector and staged gathers, uneven splits, fewer rows than ranks.
+#: (n_particles, n_exp, split): vector and staged gathers, uneven splits, fewer rows than ranks,
+#: broadcast inputs inline in the message and too big for it.
 SHAPES = [
-    (1000, 1, "models"), (1001, 3, "models"), (7, 100, "models"), (2, 5, "models"),
+    (1000, 1, "models"), (1001, 3, "models"), (7, 100, "models"), (2, 5, "models"), (3, 1000, "models"),
     (100, 1000, "experiments"), (1000, 10, "experiments"), (3, 2, "experiments"), (40, 7, "experiments"),
 ]
 

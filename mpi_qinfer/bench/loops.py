@@ -78,11 +78,12 @@ class FloorLoop(_WorkerLoop):
     answer's C-ordered layout, as measured by ``scripts/layout_probe.py``.
     One call:
 
-    * ``Bcast`` of a 128-byte message: an ``int64`` header (command,
-      ``n_models``, ``n_modelparams``, ``n_exp``, ``n_outcomes``) and the
-      outcomes' raw bytes inline (a second ``Bcast`` when they do not fit);
-    * ``Bcast`` of the unsplit input's raw bytes (the experiments when the
-      particles are split, the particles otherwise);
+    * ``Bcast`` of a 1 KiB message: an ``int64`` header (command,
+      ``n_models``, ``n_modelparams``, ``n_exp``, ``n_outcomes``), then inline
+      the raw bytes of the outcomes and of the unsplit input (the experiments
+      when the particles are split, the particles otherwise) as far as they
+      fit; one more ``Bcast`` for each that does not (a bigger message costs
+      the same, a second ``Bcast`` about 2 us);
     * ``Scatterv`` of the split input in plain counts (doubles or bytes), even
       split, the root's share in place;
     * the local likelihood, ``(n_outcomes, rows, n_exp)`` or ``(n_outcomes,
@@ -113,7 +114,7 @@ class FloorLoop(_WorkerLoop):
         the same on every rank.
     """
 
-    _MESSAGE_BYTES = 128
+    _MESSAGE_BYTES = 1024
     _HEADER_LEN = 5
 
     def __init__(self, comm, model, root: int = 0, split: str = "models", outcomes_dtype=np.int64):
@@ -171,31 +172,48 @@ class FloorLoop(_WorkerLoop):
         """
         n_models, n_mp = modelparams.shape
         self._header[:] = (1, n_models, n_mp, len(expparams), len(outcomes))
-        raw = outcomes.view(np.uint8).reshape(-1)
-        if raw.nbytes <= self._inline.nbytes:
-            self._inline[: raw.nbytes] = raw
-        self.comm.Bcast([self._message, MPI.BYTE], self.root)
+        whole = expparams if self.split == "models" else modelparams
+        self._broadcast((outcomes, whole))
         return self._call(outcomes, modelparams, expparams)
+
+    def _broadcast(self, arrays) -> None:
+        """The message Bcast, carrying ``arrays``' bytes inline when they fit; then a Bcast per other array.
+
+        On the workers ``arrays`` are the buffers to fill. Both sides decide
+        from the sizes alone, which the header fixes.
+        """
+        raws = [array.view(np.uint8).reshape(-1) for array in arrays]
+        inline, end = [], 0
+        for raw in raws:
+            if end + raw.nbytes > self._inline.nbytes:
+                break
+            inline.append((raw, end))
+            end += raw.nbytes
+        if self.is_root:
+            for raw, offset in inline:
+                self._inline[offset : offset + raw.nbytes] = raw
+            self.comm.Bcast([self._message, MPI.BYTE], self.root)
+        else:
+            for raw, offset in inline:
+                raw[:] = self._inline[offset : offset + raw.nbytes]
+        for raw in raws[len(inline):]:
+            self.comm.Bcast([raw, MPI.BYTE], self.root)
 
     def _call(self, outcomes, modelparams, expparams):
         comm, root, rank = self.comm, self.root, self.rank
         n_models, n_mp, n_exp, n_out = (int(v) for v in self._header[1:5])
         plan = self._plan(n_models, n_mp, n_exp, n_out)
-        if outcomes is None:
+        by_models = self.split == "models"
+        if not self.is_root:  # the message has arrived (in _serve_one); unpack what it carries
             outcomes = plan["outcomes"]
-            raw = outcomes.view(np.uint8).reshape(-1)
-            if raw.nbytes <= self._inline.nbytes:
-                raw[:] = self._inline[: raw.nbytes]
+            if by_models:
+                expparams = plan["expparams"]
             else:
-                comm.Bcast([raw, MPI.BYTE], root)
-        elif outcomes.nbytes > self._inline.nbytes:
-            comm.Bcast([outcomes.view(np.uint8).reshape(-1), MPI.BYTE], root)
+                modelparams = plan.setdefault("modelparams", np.empty((n_models, n_mp), dtype=np.float64))
+            self._broadcast((outcomes, expparams if by_models else modelparams))
         rows, starts = plan["rows"], plan["starts"]
         mine, first = int(rows[rank]), int(starts[rank])
-        if self.split == "models":
-            if expparams is None:
-                expparams = plan["expparams"]
-            comm.Bcast([expparams.view(np.uint8).reshape(-1), MPI.BYTE], root)
+        if by_models:
             if self.is_root:
                 comm.Scatterv([modelparams, rows * n_mp, starts * n_mp, MPI.DOUBLE], MPI.IN_PLACE, root)
                 modelparams = modelparams[first : first + mine]
@@ -203,9 +221,6 @@ class FloorLoop(_WorkerLoop):
                 modelparams = np.empty((mine, n_mp), dtype=np.float64)
                 comm.Scatterv(None, [modelparams, MPI.DOUBLE], root)
         else:
-            if modelparams is None:
-                modelparams = np.empty((n_models, n_mp), dtype=np.float64)
-            comm.Bcast([modelparams, MPI.DOUBLE], root)
             size = plan["expparams"].itemsize
             if self.is_root:
                 comm.Scatterv([expparams.view(np.uint8).reshape(-1), rows * size, starts * size, MPI.BYTE],
