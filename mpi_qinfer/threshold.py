@@ -74,7 +74,9 @@ class ThresholdPolicy:
     Every method takes the call's ``command`` (a
     :class:`~mpi_qinfer.protocol.Command` value), its ``work`` (evaluations,
     ``n_models * n_expparams``) and, as keywords, ``n_outcomes`` (default 1;
-    the likelihood's number of outcomes, 1 for commands without outcomes) and
+    the likelihood's number of outcomes; for another command, the values its
+    answers hold per evaluation, which is what the count stands for: the
+    bytes a parallel call moves back) and
     ``split`` (default 0, :attr:`~mpi_qinfer.protocol.Split.MODELS`; the axis a
     parallel call would divide). Calls differing in any of these learn
     separately.
