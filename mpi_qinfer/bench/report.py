@@ -30,6 +30,10 @@ def _ratios(row: dict) -> None:
     row["auto_over_serial"] = ratio("auto", "serial")
     row["pickle_over_proxy"] = ratio("pickle", "proxy")
     row["speedup"] = ratio("serial", "proxy")
+    # The same from the fastest calls: steadier than the medians on a loaded machine (JSON only).
+    for a, b in (("proxy", "floor"), ("auto", "serial"), ("proxy", "serial")):
+        low_a, low_b = row.get(f"{a}_min_s"), row.get(f"{b}_min_s")
+        row[f"{a}_over_{b}_min"] = None if low_a is None or low_b is None else low_a / low_b
 
 
 def _all_equal(result: dict) -> bool:
