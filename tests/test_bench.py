@@ -24,7 +24,7 @@ TINY = ["--quick", "--cases", ",".join(TINY_CASES + ["smc", "idle", "balance"]),
         "--smc-particles", "200", "--smc-experiments", "5", "--rounds", "1"]
 CASE_KEYS = {"name", "model", "n_particles", "n_exp", "n_outcomes", "split", "evaluations", "outcomes_dtype",
              "bitwise_equal", "proxy_over_floor", "proxy_minus_floor_us", "proxy_over_serial", "auto_over_serial",
-             "pickle_over_proxy", "speedup"}
+             "pickle_over_proxy", "speedup", "proxy_over_floor_min", "auto_over_serial_min"}
 
 
 def check_result(result: dict, ranks: int) -> None:
