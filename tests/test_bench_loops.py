@@ -2,14 +2,19 @@
 
 The floor picks its gather by shape (one message per worker placed by a
 vector type, or a staging buffer for short blocks); both paths, both splits,
-uneven and empty shares and record outcomes are compared with the serial model.
+uneven and empty shares and record outcomes are compared with the serial model;
+and ``scripts/layout_probe.py``, which chose that layout, checks all its ways.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import assert_collectively, verdict_of
+from conftest import assert_collectively, mpiexec_command, needs_mpiexec, verdict_of
 
 from mpi_qinfer.bench import FloorLoop, PickleMapLoop
 from mpi_qinfer.bench.cases import Case, outcomes_for
@@ -112,3 +117,15 @@ def test_case_outcomes():
     assert outcomes.dtype == RECORD_OUTCOME_DTYPE
     assert np.array_equal(case.make_model().likelihood(outcomes, modelparams, expparams),
                           SimplePrecessionModel().likelihood(outcomes["k"], modelparams, expparams))
+
+
+@needs_mpiexec
+def test_layout_probe_checks_every_way_bitwise_at_three_ranks():
+    # The probe behind the floor's layout: every way of gathering, on every shape up
+    # to 1 MB, uneven splits included, must return the serial answer bitwise.
+    argv, env = mpiexec_command(3, timeout=240)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "layout_probe.py"
+    done = subprocess.run([*argv, sys.executable, str(script), "--check", "--only", "gather", "--max-mb", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "correctness at 3 ranks" in done.stdout and "all bitwise equal" in done.stdout
