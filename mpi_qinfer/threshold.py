@@ -2,7 +2,12 @@
 
 A fixed ``serial_threshold`` sends every call with fewer than that many
 evaluations (``n_models * n_expparams``) to the serial model. ``"auto"``
-learns instead, per command and power-of-two size class:
+learns instead, per *size class*: the command, the power-of-two class of the
+evaluations, the power-of-two class of the outcome count and the split axis.
+The outcome count and the split are part of the class because they change
+the cost of the parallel path much more than the serial one's (the answer to
+move grows with the outcomes; the experiments split moves it in other
+pieces), so one outcome's decision must not be applied to six. In each class:
 
 1. The first calls of a class run in parallel. The very first is discarded
    (cold buffers and datatypes make it unrepresentative); the next ones give
@@ -17,6 +22,10 @@ learns instead, per command and power-of-two size class:
    that), so the choice follows a machine whose load changes without paying
    often for a clear loser.
 
+Costs are smoothed per evaluation; a single sample counts at most twice the
+current estimate, so one call stalled by a busy machine cannot flip a
+decision that many calls have confirmed.
+
 Both paths return bitwise the same answer, so the choice only changes speed.
 """
 
@@ -24,9 +33,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["ThresholdPolicy"]
+__all__ = ["ThresholdPolicy", "outcome_class"]
 
 _SMOOTHING = 0.3
+#: A sample above this many times the current estimate counts as this many times it:
+#: a call stalled by a busy machine (a descheduled rank, a page-fault storm) moves the
+#: estimate by 30%, not by 30% of the stall, while a real change still shows in a few calls.
+_SPIKE_CLIP = 2.0
 #: Parallel wins without a serial measurement when its cost is below this share of the estimate.
 _CLEAR_WIN = 0.6
 #: A path this many times faster than the other is re-checked 16 times less often.
@@ -50,8 +63,23 @@ class _SizeClass:
         self.fast_calls = 0  # calls that took the fast path (counted into decisions on demand)
 
 
+def outcome_class(n_outcomes: int) -> int:
+    """The outcome-count class of a call: 0 for one outcome, 1 for two, 2 for 3-4, 3 for 5-8, ..."""
+    return (n_outcomes - 1).bit_length() if n_outcomes > 1 else 0
+
+
 class ThresholdPolicy:
     """Serial-or-parallel decisions for one proxy.
+
+    Every method takes the call's ``command`` (a
+    :class:`~mpi_qinfer.protocol.Command` value), its ``work`` (evaluations,
+    ``n_models * n_expparams``) and, as keywords, ``n_outcomes`` (default 1;
+    the likelihood's number of outcomes; for another command, the values its
+    answers hold per evaluation, which is what the count stands for: the
+    bytes a parallel call moves back) and
+    ``split`` (default 0, :attr:`~mpi_qinfer.protocol.Split.MODELS`; the axis a
+    parallel call would divide). Calls differing in any of these learn
+    separately.
 
     Parameters
     ----------
@@ -71,19 +99,19 @@ class ThresholdPolicy:
         self.threshold = threshold
         self.reprobe = reprobe
         self.learns = threshold == "auto"
-        self._classes: dict[tuple[int, int], _SizeClass] = {}
+        self._classes: dict[tuple[int, int, int, int], _SizeClass] = {}
         self._decisions: Counter = Counter()
 
-    def _size_class(self, command: int, work: int) -> _SizeClass:
-        key = (command, work.bit_length())
+    def _size_class(self, command: int, work: int, n_outcomes: int, split: int) -> _SizeClass:
+        key = (command, work.bit_length(), outcome_class(n_outcomes), split)
         found = self._classes.get(key)
         if found is None:
             found = self._classes[key] = _SizeClass()
         return found
 
-    def use_parallel(self, command: int, work: int) -> bool:
-        """Whether a call of ``work`` evaluations should run in parallel."""
-        decision = self._decide(command, work)
+    def use_parallel(self, command: int, work: int, *, n_outcomes: int = 1, split: int = 0) -> bool:
+        """Whether a call of ``work`` evaluations (and ``n_outcomes`` outcomes, ``split``) should run in parallel."""
+        decision = self._decide(command, work, n_outcomes, split)
         self._decisions[command, decision] += 1
         return decision
 
@@ -91,14 +119,14 @@ class ThresholdPolicy:
     def decisions(self) -> Counter:
         """How many calls took each path: ``decisions[command, parallel]``."""
         counts = Counter(self._decisions)
-        for (command, _), size in self._classes.items():
+        for (command, *_), size in self._classes.items():
             counts[command, False] += size.fast_calls
         return counts
 
-    def _decide(self, command: int, work: int) -> bool:
+    def _decide(self, command: int, work: int, n_outcomes: int, split: int) -> bool:
         if not self.learns:
             return work >= self.threshold
-        size = self._size_class(command, work)
+        size = self._size_class(command, work, n_outcomes, split)
         if size.parallel_calls < _WARMUP_CALLS + _PARALLEL_SAMPLES:
             return True
         serial = size.serial
@@ -116,15 +144,18 @@ class ThresholdPolicy:
         size.until_probe -= 1
         return parallel_wins
 
-    def settled_serial(self, command: int, work: int) -> bool:
+    def settled_serial(self, command: int, work: int, n_outcomes: int = 1, split: int = 0) -> bool:
         """Whether this call should go serially *without* being timed (the fast path).
 
         True for a size class that has settled on the serial path, except on
         the calls due for measurement, which take the ordinary path.
+        ``n_outcomes`` and ``split`` may be given by position here: this is
+        the call on every cheap call's path.
         """
         if not self.learns:
             return work < self.threshold
-        size = self._classes.get((command, work.bit_length()))
+        size = self._classes.get((command, work.bit_length(),
+                                  (n_outcomes - 1).bit_length() if n_outcomes > 1 else 0, split))
         if size is None or not size.serial_wins or size.until_probe <= 0:
             return False
         size.until_probe -= 1
@@ -132,15 +163,16 @@ class ThresholdPolicy:
         return True
 
     def record(self, command: int, work: int, parallel: bool, seconds: float,
-               serial_estimate: float | None = None) -> None:
+               serial_estimate: float | None = None, *, n_outcomes: int = 1, split: int = 0) -> None:
         """Feed back how long a call took on the path it took.
 
         ``serial_estimate``: for a parallel call, the serial seconds the root's
-        own share suggests for the whole call.
+        own share suggests for the whole call. ``n_outcomes`` and ``split``
+        must be those the decision was asked for.
         """
         if not self.learns:
             return
-        size = self._size_class(command, work)
+        size = self._size_class(command, work, n_outcomes, split)
         evaluations = max(work, 1)
         if parallel:
             size.parallel_calls += 1
@@ -153,11 +185,11 @@ class ThresholdPolicy:
             size.serial = _smoothed(size.serial, seconds / evaluations)
         size.serial_wins = size.serial is not None and size.parallel is not None and size.serial <= size.parallel
 
-    def choice(self, command: int, work: int) -> str:
-        """The path calls of this size now take: ``"serial"``, ``"parallel"`` or ``"undecided"``."""
+    def choice(self, command: int, work: int, *, n_outcomes: int = 1, split: int = 0) -> str:
+        """The path calls of this size class now take: ``"serial"``, ``"parallel"`` or ``"undecided"``."""
         if not self.learns:
             return "parallel" if work >= self.threshold else "serial"
-        size = self._classes.get((command, work.bit_length()))
+        size = self._classes.get((command, work.bit_length(), outcome_class(n_outcomes), split))
         if size is None or size.parallel is None:
             return "undecided"
         serial = size.serial if size.serial is not None else size.estimate
@@ -166,10 +198,12 @@ class ThresholdPolicy:
         return "parallel" if size.parallel < serial else "serial"
 
     def summary(self) -> dict:
-        """The learned costs: ``{(command, size class): (serial, parallel)}`` in seconds per evaluation.
+        """The learned costs: ``{(command, work class, outcome class, split): (serial, parallel)}``.
 
-        The size class of ``work`` evaluations is ``work.bit_length()``; a
-        serial cost not yet measured is the estimate from the root's share.
+        Costs are in seconds per evaluation. The work class of ``work``
+        evaluations is ``work.bit_length()``, the outcome class
+        :func:`outcome_class` of the outcome count; a serial cost not yet
+        measured is the estimate from the root's share.
         """
         return {
             key: (c.serial if c.serial is not None else c.estimate, c.parallel)
@@ -178,4 +212,6 @@ class ThresholdPolicy:
 
 
 def _smoothed(old: float | None, new: float) -> float:
-    return new if old is None else old + _SMOOTHING * (new - old)
+    if old is None:
+        return new
+    return old + _SMOOTHING * (min(new, _SPIKE_CLIP * old) - old)

@@ -19,25 +19,29 @@ import pytest
 
 from mpi_qinfer import bench
 
-TINY = ["--quick", "--cases", "cheap-1e3x1,smc,idle,balance", "--idle-seconds", "0.05",
+TINY_CASES = ["cheap-1e3x1", "cheap-1e3x1-o2", "cheap-1e2x1000-o2-exps"]
+TINY = ["--quick", "--cases", ",".join(TINY_CASES + ["smc", "idle", "balance"]), "--idle-seconds", "0.05",
         "--smc-particles", "200", "--smc-experiments", "5", "--rounds", "1"]
-CASE_KEYS = {"name", "model", "n_particles", "n_exp", "bitwise_equal", "proxy_over_floor", "proxy_minus_floor_us",
-             "proxy_over_serial", "auto_over_serial", "pickle_over_proxy", "speedup"}
+CASE_KEYS = {"name", "model", "n_particles", "n_exp", "n_outcomes", "split", "evaluations", "outcomes_dtype",
+             "bitwise_equal", "proxy_over_floor", "proxy_minus_floor_us", "proxy_over_serial", "auto_over_serial",
+             "pickle_over_proxy", "speedup", "proxy_over_floor_min", "auto_over_serial_min"}
 
 
 def check_result(result: dict, ranks: int) -> None:
     for key in ("ranks", "mpi_library", "host", "date", "cases", "smc", "idle", "balance", "targets"):
         assert key in result, key
     assert result["ranks"] == ranks
-    assert [case["name"] for case in result["cases"]] == ["cheap-1e3x1"]
-    case = result["cases"][0]
-    assert CASE_KEYS <= set(case)
-    for method in bench.METHODS:
-        for stat in ("median", "min", "max"):
-            assert case[f"{method}_{stat}_s"] > 0, (method, stat)
-        if method != "serial":
-            assert case[f"{method}_equal"] is True, method
-    assert case["bitwise_equal"] is True
+    assert [case["name"] for case in result["cases"]] == TINY_CASES
+    shapes = [(case["n_outcomes"], case["split"]) for case in result["cases"]]
+    assert shapes == [(1, "models"), (2, "models"), (2, "experiments")]
+    for case in result["cases"]:
+        assert CASE_KEYS <= set(case)
+        for method in bench.METHODS:
+            for stat in ("median", "min", "max"):
+                assert case[f"{method}_{stat}_s"] > 0, (method, stat)
+            if method != "serial":
+                assert case[f"{method}_equal"] is True, method
+        assert case["bitwise_equal"] is True
     assert result["smc"]["bitwise_equal"] is True
     assert result["balance"]["bitwise_equal"] is True
     assert {"spin", "backoff"} <= set(result["idle"])
@@ -55,18 +59,46 @@ def test_bench_in_process_on_one_rank(tmp_path, capsys):
     check_result(result, ranks=1)
     assert "1 rank" in result["note"]
     printed = capsys.readouterr().out
-    assert "cheap-1e3x1" in printed and "all answers bitwise equal to the serial model: yes" in printed
+    assert all(name in printed for name in TINY_CASES)
+    assert "all answers bitwise equal to the serial model: yes" in printed
 
 
 def test_case_filter_and_plan():
-    names = [case.name for case in bench.plan_cases(quick=False, total_memory=2**40)]
+    cases = bench.plan_cases(quick=False, total_memory=2**40)
+    names = [case.name for case in cases]
+    assert len(names) == len(set(names))
     assert "cheap-1e6x100" in names and "costly-1e5x1" in names
-    quick = [case.name for case in bench.plan_cases(quick=True, total_memory=2**40)]
-    assert "cheap-1e6x100" not in quick and "costly-1e5x1" not in quick
+    # The sweep: every outcome count at every particle count, 1 and 100 experiments, split by particles ...
+    for n_exp in (1, 100):
+        for n in ("1e3", "1e4", "1e5", "1e6"):
+            for suffix in ("", "-o2", "-o3", "-o6"):
+                assert f"cheap-{n}x{n_exp}{suffix}" in names
+    # ... and shapes with more experiments than particles, split by experiments.
+    exps = [case for case in cases if case.split == "experiments"]
+    assert {case.n_outcomes for case in exps} == set(bench.OUTCOME_COUNTS)
+    assert all(case.n_exp > case.n_particles and case.name.endswith("-exps") for case in exps)
+    quick_cases = bench.plan_cases(quick=True, total_memory=2**40)
+    quick = [case.name for case in quick_cases]
+    assert "cheap-1e6x100" not in quick and "costly-1e5x1" not in quick and "cheap-1e6x1" not in quick
+    assert {case.n_outcomes for case in quick_cases} == set(bench.OUTCOME_COUNTS)
+    assert any(case.split == "experiments" for case in quick_cases)
+    assert all(case.n_particles * case.n_exp * case.n_outcomes <= 10**7 for case in quick_cases)
     small = bench.plan_cases(quick=False, total_memory=2**30)
     assert any(case.skip for case in small if case.name == "cheap-1e6x100")
+    assert not any(case.skip for case in small if case.name == "cheap-1e3x1-o6")
     assert bench.select(names, ["cheap-1e3x1"]) == {"cheap-1e3x1"}
     assert bench.select(names, ["costly"]) == {"costly-1e3x1", "costly-1e4x1", "costly-1e5x1"}
+    assert bench.select(names, ["-o6-exps"]) == {"cheap-1e2x1000-o6-exps", "cheap-1e3x10000-o6-exps"}
+
+
+def test_the_record_outcome_slot_follows_the_proxy():
+    # The slot is planned in every run; it is measured once the proxy carries record outcomes.
+    record = [case for case in bench.plan_cases(quick=True, total_memory=2**40) if case.model == "record"]
+    assert [case.name for case in record] == ["record-1e4x1-o2"]
+    if bench.record_outcomes_supported():
+        assert record[0].skip is None
+    else:
+        assert "record dtype" in record[0].skip
 
 
 def _mpiexec() -> str | None:

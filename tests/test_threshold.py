@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from mpi_qinfer.threshold import ThresholdPolicy
+from mpi_qinfer.protocol import Command, Split
+from mpi_qinfer.threshold import ThresholdPolicy, outcome_class
 
-LIKELIHOOD = 1
+LIKELIHOOD = int(Command.LIKELIHOOD)
+SPLIT_EXPERIMENTS = int(Split.EXPERIMENTS)
 
 
-def drive(policy, work, serial_s, parallel_s, estimate_s, calls):
+def drive(policy, work, serial_s, parallel_s, estimate_s, calls, n_outcomes=1, split=0):
     """Make ``calls`` calls of ``work`` evaluations; return the paths taken (True: parallel)."""
+    shape = {"n_outcomes": n_outcomes, "split": split}
     paths = []
     for _ in range(calls):
-        if policy.settled_serial(LIKELIHOOD, work):
+        if policy.settled_serial(LIKELIHOOD, work, n_outcomes, split):
             paths.append("fast")
             continue
-        parallel = policy.use_parallel(LIKELIHOOD, work)
+        parallel = policy.use_parallel(LIKELIHOOD, work, **shape)
         paths.append(parallel)
-        policy.record(LIKELIHOOD, work, parallel, parallel_s if parallel else serial_s, estimate_s)
+        policy.record(LIKELIHOOD, work, parallel, parallel_s if parallel else serial_s, estimate_s, **shape)
     return paths
 
 
@@ -68,3 +71,47 @@ def test_size_classes_are_separate():
     assert policy.choice(LIKELIHOOD, 1023) == "serial"
     assert policy.choice(LIKELIHOOD, 1024) == "undecided"
     assert not policy.settled_serial(LIKELIHOOD, 4096)
+
+
+def test_outcome_classes():
+    assert [outcome_class(n) for n in (1, 2, 3, 4, 5, 6, 8, 9)] == [0, 1, 2, 2, 3, 3, 3, 4]
+
+
+def test_outcome_counts_and_splits_learn_separately():
+    # One outcome settles on serial; six outcomes of the same size, parallel
+    # clearly winning there, must not inherit that decision, nor the other split.
+    policy = ThresholdPolicy()
+    drive(policy, 1000, serial_s=15e-6, parallel_s=30e-6, estimate_s=20e-6, calls=20)
+    assert policy.choice(LIKELIHOOD, 1000) == "serial"
+    assert policy.choice(LIKELIHOOD, 1000, n_outcomes=6) == "undecided"
+    assert not policy.settled_serial(LIKELIHOOD, 1000, 6)
+    assert not policy.settled_serial(LIKELIHOOD, 1000, 1, SPLIT_EXPERIMENTS)
+    paths = drive(policy, 1000, serial_s=2e-3, parallel_s=1e-3, estimate_s=2e-3, calls=10, n_outcomes=6)
+    assert "fast" not in paths and policy.choice(LIKELIHOOD, 1000, n_outcomes=6) == "parallel"
+    assert policy.choice(LIKELIHOOD, 1000) == "serial"  # the one-outcome class kept its own decision
+    assert policy.settled_serial(LIKELIHOOD, 1000)
+    # 5 and 6 outcomes share a class; 3 does not.
+    assert policy.choice(LIKELIHOOD, 1000, n_outcomes=5) == "parallel"
+    assert policy.choice(LIKELIHOOD, 1000, n_outcomes=3) == "undecided"
+    drive(policy, 1000, serial_s=15e-6, parallel_s=30e-6, estimate_s=20e-6, calls=20, split=SPLIT_EXPERIMENTS)
+    assert policy.choice(LIKELIHOOD, 1000, split=SPLIT_EXPERIMENTS) == "serial"
+    assert set(policy.summary()) == {(LIKELIHOOD, 10, 0, 0), (LIKELIHOOD, 10, 3, 0),
+                                     (LIKELIHOOD, 10, 0, SPLIT_EXPERIMENTS)}
+    assert sum(policy.decisions.values()) == 51  # 50 driven calls and the settled_serial above
+
+
+def test_fixed_thresholds_ignore_outcomes_and_split():
+    policy = ThresholdPolicy(100)
+    assert policy.use_parallel(LIKELIHOOD, 100, n_outcomes=6, split=SPLIT_EXPERIMENTS)
+    assert policy.settled_serial(LIKELIHOOD, 99, 6, SPLIT_EXPERIMENTS)
+    assert policy.choice(LIKELIHOOD, 99, n_outcomes=3) == "serial"
+
+
+def test_one_stalled_call_does_not_flip_a_settled_decision():
+    policy = ThresholdPolicy(reprobe=8)
+    drive(policy, 5000, serial_s=100e-6, parallel_s=70e-6, estimate_s=120e-6, calls=40)
+    assert policy.choice(LIKELIHOOD, 5000) == "parallel"
+    policy.record(LIKELIHOOD, 5000, True, 50 * 70e-6)  # one call descheduled for 3.5 ms
+    assert policy.choice(LIKELIHOOD, 5000) == "parallel"
+    serial, parallel = policy.summary()[LIKELIHOOD, 13, 0, 0]
+    assert parallel <= 1.3 * 70e-6 / 5000 * 1.0001

@@ -29,7 +29,7 @@ with MPIParallelizedModel(serial_model, serial_threshold="auto") as model:
     if model.is_root:
         for _ in range(5):
             assert np.array_equal(model.likelihood(outcomes, particles, times), expected)
-        # {(command, log2 of evaluations): (serial s/eval, parallel s/eval)}
+        # {(command, log2 of evaluations, outcome class, split): (serial s/eval, parallel s/eval)}
         for size_class, (serial, parallel) in model.threshold_policy.summary().items():
             print("size class", size_class, "serial", serial, "parallel", parallel)
 # [threshold-end]

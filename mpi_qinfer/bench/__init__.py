@@ -1,9 +1,11 @@
 """The ``bench`` sub-command: the proxy against the serial model, the communication floor and a pickle map.
 
 Run it under the launcher, e.g. ``mpiexec -n 2 python -m mpi_qinfer bench --quick``
-(or ``python -m mpi_qinfer.bench``). One run measures, on the same data and
-in the SMC update's call shape (one outcome, a float64 particle cloud, random
-experiment times):
+(or ``python -m mpi_qinfer.bench``). One run measures, on the same data, every
+call shape of the sweep (:func:`~mpi_qinfer.bench.cases.plan_cases`: 1, 2, 3
+and 6 outcomes, 1 and 100 experiments, 1e3 to 1e5 particles -- 1e6 in the full
+run --, split by particles or by experiments, float64 particle clouds, random
+experiment times) with:
 
 ``serial``
     the serial model on the root alone: the cost the proxy must beat;
@@ -14,13 +16,15 @@ experiment times):
     the proxy with the default ``serial_threshold="auto"``, which must never
     be slower than ``serial`` (it may run small calls serially);
 ``floor``
-    the same Bcast / Scatterv / Gatherv sequence written directly against
-    mpi4py's buffer interface in this package (:class:`~mpi_qinfer.bench.loops.FloorLoop`): no
-    validation, no header protocol, no derived datatypes, no status gather.
-    What is left when everything the proxy adds is taken away;
+    the fastest hand-written mpi4py code for the shape that returns the serial
+    layout (:class:`~mpi_qinfer.bench.loops.FloorLoop`): Bcast, Scatterv, and a
+    gather whose layout ``scripts/layout_probe.py`` measured best; no
+    validation, no header protocol, no status gather. What is left when
+    everything the proxy adds is taken away;
 ``pickle``
     a pickle-based map (:class:`~mpi_qinfer.bench.loops.PickleMapLoop`): lowercase ``bcast`` /
-    ``scatter`` of ``np.array_split`` chunks / ``gather`` / ``np.concatenate``,
+    ``scatter`` of ``np.array_split`` chunks of the split axis / ``gather`` /
+    ``np.concatenate``,
     what users write without this package.
 
 Then, in separate sections: an end-to-end SMC run of the costly model (serial
@@ -59,7 +63,20 @@ names are re-exported here.
 
 from __future__ import annotations
 
-from .cases import MEMORY_FRACTION, METHODS, MODELS, OUTCOMES, Case, Settings, plan_cases, select
+from .cases import (
+    MEMORY_FRACTION,
+    METHODS,
+    MODELS,
+    OUTCOME_COUNTS,
+    OUTCOMES,
+    SPLITS,
+    Case,
+    Settings,
+    outcomes_for,
+    plan_cases,
+    record_outcomes_supported,
+    select,
+)
 from .command import add_arguments, build_parser, main, run
 from .loops import FloorLoop, PickleMapLoop
 from .measure import CASE_SECTIONS, SLOW_CALL_SECONDS, bench_case
@@ -98,4 +115,8 @@ __all__ = [
     "select",
     "check_targets",
     "build_parser",
+    "OUTCOME_COUNTS",
+    "SPLITS",
+    "outcomes_for",
+    "record_outcomes_supported",
 ]

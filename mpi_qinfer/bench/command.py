@@ -134,10 +134,12 @@ def add_arguments(parser) -> None:
     parser : argparse.ArgumentParser
     """
     parser.epilog = ("Example: `mpiexec -n 2 python -m mpi_qinfer bench --quick --json bench.json --plot bench.png`. "
-                     "Cases are named like cheap-1e4x100 and costly-1e3x1; the sections are smc, smc-design, idle and "
-                     "balance.")
+                     "Cases are named like cheap-1e4x100 (one outcome, split by particles), cheap-1e4x1-o6 (six "
+                     "outcomes), cheap-1e2x1000-o2-exps (split by experiments) and costly-1e3x1; the sections are "
+                     "smc, smc-design, idle and balance.")
     parser.add_argument("--quick", action="store_true",
-                        help="smaller cases and shorter runs (no cheap-1e6x100, no costly-1e5x1)")
+                        help="smaller cases and shorter runs (no 1e6 particles, no call over 1e7 likelihood values, "
+                        "no costly-1e5x1)")
     parser.add_argument("--json", metavar="FILE", default=None, help="write every number to FILE as JSON")
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="plot latency versus particles (needs matplotlib)")

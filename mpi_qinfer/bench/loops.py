@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-__all__ = ["FloorLoop", "PickleMapLoop"]
+__all__ = ["FloorLoop", "PickleMapLoop", "SHORT_BLOCK_BYTES"]
 
 
 class _WorkerLoop:
@@ -66,17 +66,39 @@ class _WorkerLoop:
         raise NotImplementedError
 
 
-class FloorLoop(_WorkerLoop):
-    """The proxy's collectives written directly against mpi4py's buffer interface: the floor.
+#: Below this many bytes per block, the floor gathers through a staging buffer (see :class:`FloorLoop`).
+SHORT_BLOCK_BYTES = 1024
+_ANSWER_TAG = 23
 
-    One call: ``Bcast`` an ``int64[8]`` header (command, ``n_models``,
-    ``n_modelparams``, ``n_exp``, ``n_outcomes`` and up to three outcomes
-    inline), ``Bcast`` the raw expparams bytes, ``Scatterv`` the float64
-    particle rows (counts in elements, even split, the root's share in
-    place), compute the local likelihood, ``Gatherv`` the ``(n_local,
-    n_outcomes, n_exp)`` float64 answers into an ``(n_models, n_outcomes,
-    n_exp)`` buffer on the root, returned as a transposed view. No checks,
-    no error handling: a model error on a worker kills the job.
+
+class FloorLoop(_WorkerLoop):
+    """The proxy's communication written directly against mpi4py's buffer interface: the floor.
+
+    The fastest hand-written code for each call shape that returns the serial
+    answer's C-ordered layout, as measured by ``scripts/layout_probe.py``.
+    One call:
+
+    * ``Bcast`` of a 1 KiB message: an ``int64`` header (command,
+      ``n_models``, ``n_modelparams``, ``n_exp``, ``n_outcomes``), then inline
+      the raw bytes of the outcomes and of the unsplit input (the experiments
+      when the particles are split, the particles otherwise) as far as they
+      fit; one more ``Bcast`` for each that does not (a bigger message costs
+      the same, a second ``Bcast`` about 2 us);
+    * ``Scatterv`` of the split input in plain counts (doubles or bytes), even
+      split, the root's share in place;
+    * the local likelihood, ``(n_outcomes, rows, n_exp)`` or ``(n_outcomes,
+      n_models, cols)``;
+    * the gather into a fresh ``(n_outcomes, n_models, n_exp)`` answer: the
+      root posts one ``Irecv`` per worker whose ``hvector`` type places the
+      worker's whole share at once (``n_outcomes`` -- or ``n_outcomes *
+      n_models`` -- blocks of contiguous rows) at its byte offset, copies its
+      own share with ``np.copyto`` while they arrive, and waits; the workers
+      ``Send`` their share's bytes. When a block is shorter than
+      :data:`SHORT_BLOCK_BYTES` (many short columns, e.g. the experiments
+      split of many particles), a ``Gatherv`` of the shares' bytes into a
+      staging buffer and one ``np.copyto`` per rank is faster, and is used.
+
+    No checks, no error handling: a model error on a worker kills the job.
 
     Parameters
     ----------
@@ -85,72 +107,162 @@ class FloorLoop(_WorkerLoop):
     model : Model
         This rank's serial model.
     root : int
+    split : {"models", "experiments"}
+        The axis the ranks divide; the same on every rank.
+    outcomes_dtype : numpy.dtype
+        The dtype of the outcomes (any fixed-size dtype, records included);
+        the same on every rank.
     """
 
-    MAX_OUTCOMES = 3
+    _MESSAGE_BYTES = 1024
+    _HEADER_LEN = 5
 
-    def __init__(self, comm, model, root: int = 0):
+    def __init__(self, comm, model, root: int = 0, split: str = "models", outcomes_dtype=np.int64):
         super().__init__(comm, model, root)
-        self._header = np.zeros(8, dtype=np.int64)
+        if split not in ("models", "experiments"):
+            raise ValueError(f"split must be 'models' or 'experiments', got {split!r}")
+        self.split = split
+        self.outcomes_dtype = np.dtype(outcomes_dtype)
+        self._message = np.zeros(self._MESSAGE_BYTES, dtype=np.uint8)
+        self._header = self._message[: 8 * self._HEADER_LEN].view(np.int64)
+        self._inline = self._message[8 * self._HEADER_LEN :]
         self._plans = {}
 
-    def _plan(self, n_models: int, n_mp: int, n_exp: int):
-        """Counts and displacements (in elements) of the scatter and the gather, cached by shape."""
-        key = (n_models, n_mp, n_exp)
+    def _plan(self, n_models: int, n_mp: int, n_exp: int, n_out: int) -> dict:
+        """Everything that follows from the call's shape, cached: counts, buffers, gather types."""
+        key = (n_models, n_mp, n_exp, n_out)
         plan = self._plans.get(key)
-        if plan is None:
-            rows = np.full(self.size, n_models // self.size, dtype=np.int64)
-            rows[: n_models % self.size] += 1
-            starts = np.concatenate(([0], np.cumsum(rows)[:-1]))
-            expparams = np.empty(n_exp, dtype=self.model.expparams_dtype)
-            plan = self._plans[key] = (rows, starts, expparams)
+        if plan is not None:
+            return plan
+        by_models = self.split == "models"
+        n_rows = n_models if by_models else n_exp
+        rows = np.full(self.size, n_rows // self.size, dtype=np.int64)
+        rows[: n_rows % self.size] += 1
+        starts = np.concatenate(([0], np.cumsum(rows)[:-1])).astype(np.int64)
+        # The answer seen as (pre, n_rows, post), split along n_rows.
+        pre, post = (n_out, n_exp) if by_models else (n_out * n_models, 1)
+        block = post * 8  # bytes of one row within one block
+        plan = {"rows": rows, "starts": starts, "pre": pre, "post": post, "n_rows": n_rows,
+                "expparams": np.empty(n_exp, dtype=self.model.expparams_dtype),
+                "outcomes": np.empty(n_out, dtype=self.outcomes_dtype),
+                "staged": bool(pre > 1 and int(rows.min()) * block < SHORT_BLOCK_BYTES)}
+        if self.is_root:
+            if plan["staged"]:
+                counts = rows * pre * block
+                counts[self.rank] = 0  # the root copies its own share
+                plan["stage_counts"], plan["stage_starts"] = counts, np.concatenate(([0], np.cumsum(counts)[:-1]))
+                plan["staging"] = np.empty(int(counts.sum()), dtype=np.uint8)
+            else:
+                types = []
+                for r in range(self.size):
+                    dtype = None
+                    if r != self.rank and rows[r] > 0:
+                        dtype = MPI.BYTE.Create_hvector(pre, int(rows[r]) * block, n_rows * block).Commit()
+                    types.append(dtype)
+                plan["types"] = types
+        self._plans[key] = plan
         return plan
 
     def likelihood(self, outcomes, modelparams, expparams):
-        """Root: the likelihood of ``outcomes`` (at most three int64), all ranks computing.
+        """Root: the likelihood of ``outcomes``, all ranks computing.
 
-        ``modelparams`` must be a C-contiguous float64 ``(n_models,
-        n_modelparams)`` array and ``expparams`` a contiguous array of the
-        model's dtype.
+        ``outcomes`` must be a contiguous array of the loop's outcome dtype,
+        ``modelparams`` a C-contiguous float64 ``(n_models, n_modelparams)``
+        array and ``expparams`` a contiguous array of the model's dtype.
         """
-        n_out = len(outcomes)
-        if n_out > self.MAX_OUTCOMES:
-            raise ValueError(f"the floor carries at most {self.MAX_OUTCOMES} outcomes in its header")
         n_models, n_mp = modelparams.shape
-        h = self._header
-        h[:5] = (1, n_models, n_mp, len(expparams), n_out)
-        h[5 : 5 + n_out] = outcomes
-        self.comm.Bcast(h, self.root)
+        self._header[:] = (1, n_models, n_mp, len(expparams), len(outcomes))
+        whole = expparams if self.split == "models" else modelparams
+        self._broadcast((outcomes, whole))
         return self._call(outcomes, modelparams, expparams)
+
+    def _broadcast(self, arrays) -> None:
+        """The message Bcast, carrying ``arrays``' bytes inline when they fit; then a Bcast per other array.
+
+        On the workers ``arrays`` are the buffers to fill. Both sides decide
+        from the sizes alone, which the header fixes.
+        """
+        raws = [array.view(np.uint8).reshape(-1) for array in arrays]
+        inline, end = [], 0
+        for raw in raws:
+            if end + raw.nbytes > self._inline.nbytes:
+                break
+            inline.append((raw, end))
+            end += raw.nbytes
+        if self.is_root:
+            for raw, offset in inline:
+                self._inline[offset : offset + raw.nbytes] = raw
+            self.comm.Bcast([self._message, MPI.BYTE], self.root)
+        else:
+            for raw, offset in inline:
+                raw[:] = self._inline[offset : offset + raw.nbytes]
+        for raw in raws[len(inline):]:
+            self.comm.Bcast([raw, MPI.BYTE], self.root)
 
     def _call(self, outcomes, modelparams, expparams):
         comm, root, rank = self.comm, self.root, self.rank
-        h = self._header
-        n_models, n_mp, n_exp, n_out = (int(v) for v in h[1:5])
-        rows, starts, buffer = self._plan(n_models, n_mp, n_exp)
-        if expparams is None:
-            expparams = buffer
-        comm.Bcast([expparams.view(np.uint8), MPI.BYTE], root)
-        mine = int(rows[rank])
-        if self.is_root:
-            comm.Scatterv([modelparams, rows * n_mp, starts * n_mp, MPI.DOUBLE], MPI.IN_PLACE, root)
-            local = modelparams[starts[rank] : starts[rank] + mine]
+        n_models, n_mp, n_exp, n_out = (int(v) for v in self._header[1:5])
+        plan = self._plan(n_models, n_mp, n_exp, n_out)
+        by_models = self.split == "models"
+        if not self.is_root:  # the message has arrived (in _serve_one); unpack what it carries
+            outcomes = plan["outcomes"]
+            if by_models:
+                expparams = plan["expparams"]
+            else:
+                modelparams = plan.setdefault("modelparams", np.empty((n_models, n_mp), dtype=np.float64))
+            self._broadcast((outcomes, expparams if by_models else modelparams))
+        rows, starts = plan["rows"], plan["starts"]
+        mine, first = int(rows[rank]), int(starts[rank])
+        if by_models:
+            if self.is_root:
+                comm.Scatterv([modelparams, rows * n_mp, starts * n_mp, MPI.DOUBLE], MPI.IN_PLACE, root)
+                modelparams = modelparams[first : first + mine]
+            else:
+                modelparams = np.empty((mine, n_mp), dtype=np.float64)
+                comm.Scatterv(None, [modelparams, MPI.DOUBLE], root)
         else:
-            outcomes = h[5 : 5 + n_out].copy()
-            local = np.empty((mine, n_mp), dtype=np.float64)
-            comm.Scatterv(None, [local, MPI.DOUBLE], root)
-        answer = self.model.likelihood(outcomes, local, expparams)
-        send = np.ascontiguousarray(answer.transpose(1, 0, 2), dtype=np.float64)
-        block = n_out * n_exp
+            size = plan["expparams"].itemsize
+            if self.is_root:
+                comm.Scatterv([expparams.view(np.uint8).reshape(-1), rows * size, starts * size, MPI.BYTE],
+                              MPI.IN_PLACE, root)
+                expparams = expparams[first : first + mine]
+            else:
+                expparams = np.empty(mine, dtype=plan["expparams"].dtype)
+                comm.Scatterv(None, [expparams.view(np.uint8).reshape(-1), MPI.BYTE], root)
+        share = np.ascontiguousarray(self.model.likelihood(outcomes, modelparams, expparams), dtype=np.float64)
         if not self.is_root:
-            comm.Gatherv([send, MPI.DOUBLE], None, root)
+            if plan["staged"]:
+                comm.Gatherv([share, share.nbytes, MPI.BYTE], None, root)
+            elif mine > 0:  # the root posts no receive for an empty share
+                comm.Send([share, share.nbytes, MPI.BYTE], root, _ANSWER_TAG)
             return None
-        gathered = np.empty((n_models, n_out, n_exp), dtype=np.float64)
-        comm.Gatherv([send, MPI.DOUBLE], [gathered, rows * block, starts * block, MPI.DOUBLE], root)
-        return gathered.transpose(1, 0, 2)
+        return self._gather(plan, share, n_out, n_models, n_exp)
+
+    def _gather(self, plan, share, n_out, n_models, n_exp):
+        comm, rank = self.comm, self.rank
+        pre, post, n_rows = plan["pre"], plan["post"], plan["n_rows"]
+        rows, starts = plan["rows"], plan["starts"]
+        answer = np.empty((n_out, n_models, n_exp), dtype=np.float64)
+        blocks = answer.reshape(pre, n_rows, post)
+        mine, first = int(rows[rank]), int(starts[rank])
+        if plan["staged"]:
+            staging, counts, offsets = plan["staging"], plan["stage_counts"], plan["stage_starts"]
+            comm.Gatherv([share, 0, MPI.BYTE], [staging, counts, offsets, MPI.BYTE], self.root)
+            np.copyto(blocks[:, first : first + mine], share.reshape(pre, mine, post))
+            for r in range(self.size):
+                if r != rank and rows[r] > 0:
+                    part = staging[offsets[r] : offsets[r] + counts[r]].view(np.float64)
+                    np.copyto(blocks[:, starts[r] : starts[r] + rows[r]], part.reshape(pre, int(rows[r]), post))
+            return answer
+        raw = answer.reshape(-1).view(np.uint8)
+        requests = [comm.Irecv([raw[int(starts[r]) * post * 8 :], 1, dtype], r, _ANSWER_TAG)
+                    for r, dtype in enumerate(plan["types"]) if dtype is not None]
+        np.copyto(blocks[:, first : first + mine], share.reshape(pre, mine, post))
+        MPI.Request.Waitall(requests)
+        return answer
 
     def _serve_one(self) -> bool:
-        self.comm.Bcast(self._header, self.root)
+        self.comm.Bcast([self._message, MPI.BYTE], self.root)
         if self._header[0] == 0:
             return False
         self._call(None, None, None)
@@ -158,16 +270,24 @@ class FloorLoop(_WorkerLoop):
 
     def _send_stop(self) -> None:
         self._header[:] = 0
-        self.comm.Bcast(self._header, self.root)
+        self.comm.Bcast([self._message, MPI.BYTE], self.root)
+
+    def _free(self) -> None:
+        for plan in self._plans.values():
+            for dtype in plan.get("types", ()):
+                if dtype is not None:
+                    dtype.Free()
+        self._plans.clear()
+        super()._free()
 
 
 class PickleMapLoop(_WorkerLoop):
-    """A pickle-based map over the particle rows: mpi4py's lowercase collectives.
+    """A pickle-based map over the particles or the experiments: mpi4py's lowercase collectives.
 
-    One call: ``bcast`` of ``(outcomes, expparams)``, ``scatter`` of
-    ``np.array_split(modelparams, size)``, compute, ``gather`` of the answers,
-    ``np.concatenate`` along the models axis on the root. What a user writes
-    without this package (and close to what ``mpi4py.futures`` or
+    One call: ``bcast`` of the outcomes and the unsplit input, ``scatter`` of
+    ``np.array_split`` chunks of the split one, compute, ``gather`` of the
+    answers, ``np.concatenate`` along the split axis on the root. What a user
+    writes without this package (and close to what ``mpi4py.futures`` or
     ipyparallel's map do per call).
 
     Parameters
@@ -177,18 +297,32 @@ class PickleMapLoop(_WorkerLoop):
     model : Model
         This rank's serial model.
     root : int
+    split : {"models", "experiments"}
+        The axis the ranks divide; the same on every rank.
     """
+
+    def __init__(self, comm, model, root: int = 0, split: str = "models"):
+        super().__init__(comm, model, root)
+        if split not in ("models", "experiments"):
+            raise ValueError(f"split must be 'models' or 'experiments', got {split!r}")
+        self.by_models = split == "models"
 
     def likelihood(self, outcomes, modelparams, expparams):
         """Root: the likelihood of ``outcomes``, all ranks computing."""
-        self.comm.bcast((outcomes, expparams), self.root)
-        return self._call(outcomes, expparams, np.array_split(modelparams, self.size))
+        if self.by_models:
+            self.comm.bcast((outcomes, expparams), self.root)
+            return self._call(outcomes, expparams, np.array_split(modelparams, self.size))
+        self.comm.bcast((outcomes, modelparams), self.root)
+        return self._call(outcomes, modelparams, np.array_split(expparams, self.size))
 
-    def _call(self, outcomes, expparams, chunks):
+    def _call(self, outcomes, whole, chunks):
         local = self.comm.scatter(chunks, self.root)
-        answer = self.model.likelihood(outcomes, local, expparams)
+        if self.by_models:
+            answer = self.model.likelihood(outcomes, local, whole)
+        else:
+            answer = self.model.likelihood(outcomes, whole, local)
         parts = self.comm.gather(answer, self.root)
-        return None if parts is None else np.concatenate(parts, axis=1)
+        return None if parts is None else np.concatenate(parts, axis=1 if self.by_models else 2)
 
     def _serve_one(self) -> bool:
         message = self.comm.bcast(None, self.root)

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..engine import Engine
 from ..parallel import MPIParallelizedModel
-from ..protocol import Command
-from .cases import METHODS, MODELS, OUTCOMES, Case, Settings
+from ..protocol import Command, Split
+from .cases import METHODS, MODELS, Case, Settings
 from .loops import FloorLoop, PickleMapLoop
 from .report import _log, _ratios
 from .timing import Timing, time_calls
@@ -18,6 +18,11 @@ __all__ = ["bench_case"]
 
 #: A case whose first serial call takes longer than this runs in one round.
 SLOW_CALL_SECONDS = 0.25
+#: Warm-up calls of the ``auto`` proxy: its exploration of a new size class (one
+#: discarded parallel call, two measured ones, one serial) is a one-time cost per
+#: class, amortised over an SMC run's thousands of calls; the timed calls are the
+#: steady state, re-checks of the other path included.
+AUTO_WARMUP = 4
 
 
 def _compare(results: dict, method: str, reference):
@@ -32,14 +37,20 @@ def _compare(results: dict, method: str, reference):
     return check
 
 
-def _auto_choice(proxy, work: int) -> str:
-    """Which path the ``auto`` proxy settled on for calls of ``work`` evaluations."""
+def _auto_choice(proxy, case: Case) -> str:
+    """Which path the ``auto`` proxy settled on for calls of the case's shape."""
     if proxy.n_engines == 1:
         return "serial (1 rank)"
-    return proxy.threshold_policy.choice(int(Command.LIKELIHOOD), work)
+    policy = proxy.threshold_policy
+    work = case.evaluations
+    split = int(Split.MODELS if case.split == "models" else Split.EXPERIMENTS)
+    choice = policy.choice(int(Command.LIKELIHOOD), work, n_outcomes=case.n_outcomes, split=split)
+    if choice == "undecided":  # a proxy that does not pass the outcomes and split learns in the default class
+        choice = policy.choice(int(Command.LIKELIHOOD), work)
+    return choice
 
 
-def _measure_serial(comm, model, data, row, reference, timing) -> dict:
+def _measure_serial(comm, case, model, data, row, reference, timing) -> dict:
     """The serial model on the root alone (the workers do nothing)."""
     if comm.Get_rank() != 0:
         return {}
@@ -47,29 +58,38 @@ def _measure_serial(comm, model, data, row, reference, timing) -> dict:
     return {"serial": time_calls(lambda: model.likelihood(outcomes, modelparams, expparams), **timing)}
 
 
-def _measure_proxies(comm, model, data, row, reference, timing) -> dict:
+def _measure_proxies(comm, case, model, data, row, reference, timing) -> dict:
     """The always-parallel proxy and the auto proxy, sharing one engine (one worker loop serves both)."""
     engine = Engine(comm)
-    proxies = {"proxy": MPIParallelizedModel(model, serial_threshold=0, engine=engine),
-               "auto": MPIParallelizedModel(model, engine=engine)}
+    proxies = {"proxy": MPIParallelizedModel(model, serial_threshold=0, split=case.split, engine=engine),
+               "auto": MPIParallelizedModel(model, split=case.split, engine=engine)}
     timings = {}
     with engine:
         if engine.is_root:
             outcomes, modelparams, expparams = data
             for method, proxy in proxies.items():
                 check = _compare(row, method, reference) if reference is not None else None
+                warmup = AUTO_WARMUP if method == "auto" else 2
                 timings[method] = time_calls(lambda proxy=proxy: proxy.likelihood(outcomes, modelparams, expparams),
-                                             check=check, **timing)
-            row["auto_choice"] = _auto_choice(proxies["auto"], len(modelparams) * len(expparams))
+                                             check=check, warmup=warmup, **timing)
+            row["auto_choice"] = _auto_choice(proxies["auto"], case)
             row["idle"] = engine.idle
     return timings
 
 
-def _measure_loop(loop_class, method):
+def _floor_loop(comm, case, model):
+    return FloorLoop(comm, model, split=case.split, outcomes_dtype=case.outcomes_dtype)
+
+
+def _pickle_loop(comm, case, model):
+    return PickleMapLoop(comm, model, split=case.split)
+
+
+def _measure_loop(make_loop, method):
     """A section measuring one of the hand-written loops (:class:`FloorLoop`, :class:`PickleMapLoop`)."""
 
-    def measure(comm, model, data, row, reference, timing) -> dict:
-        with loop_class(comm, model) as loop:
+    def measure(comm, case, model, data, row, reference, timing) -> dict:
+        with make_loop(comm, case, model) as loop:
             if not loop.is_root:
                 return {}
             outcomes, modelparams, expparams = data
@@ -81,8 +101,8 @@ def _measure_loop(loop_class, method):
 
 
 #: The sections of one case's round, in their first round's order (later rounds rotate it).
-CASE_SECTIONS = (_measure_serial, _measure_proxies, _measure_loop(FloorLoop, "floor"),
-                 _measure_loop(PickleMapLoop, "pickle"))
+CASE_SECTIONS = (_measure_serial, _measure_proxies, _measure_loop(_floor_loop, "floor"),
+                 _measure_loop(_pickle_loop, "pickle"))
 
 
 def bench_case(comm, case: Case, settings: Settings) -> dict | None:
@@ -107,9 +127,10 @@ def bench_case(comm, case: Case, settings: Settings) -> dict | None:
     model = case.make_model()
     row = data = reference = rounds = None
     if is_root:
-        row = {"name": case.name, "model": case.model, "model_class": MODELS[case.model][0],
-               "n_particles": case.n_particles, "n_exp": case.n_exp, "n_outcomes": len(OUTCOMES)}
         data = case.data(settings.seed)
+        row = {"name": case.name, "model": case.model, "model_class": MODELS[case.model][0],
+               "n_particles": case.n_particles, "n_exp": case.n_exp, "n_outcomes": case.n_outcomes,
+               "split": case.split, "outcomes_dtype": str(data[0].dtype), "evaluations": case.evaluations}
         start = time.perf_counter()
         reference = model.likelihood(*data)
         rounds = settings.rounds if time.perf_counter() - start < SLOW_CALL_SECONDS else 1
@@ -119,7 +140,7 @@ def bench_case(comm, case: Case, settings: Settings) -> dict | None:
     for round_ in range(rounds):
         order = CASE_SECTIONS[round_ % len(CASE_SECTIONS):] + CASE_SECTIONS[: round_ % len(CASE_SECTIONS)]
         for section in order:
-            measured = section(comm, model, data, row, reference if round_ == 0 else None, timing)
+            measured = section(comm, case, model, data, row, reference if round_ == 0 else None, timing)
             for method, timing_ in measured.items():
                 samples[method].append(timing_)
     if not is_root:

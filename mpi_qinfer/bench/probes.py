@@ -1,4 +1,4 @@
-"""The probe models of the sections: a rank's CPU clock as a likelihood, and an Ising chain made slower."""
+"""The probe models: a rank's CPU clock as a likelihood, an Ising chain made slower, outcomes of a record dtype."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import numpy as np
 
 from ..models import IsingChainModel, SimplePrecessionModel
 
-__all__ = ["ProcessTimeProbe", "UnevenIsingModel"]
+__all__ = ["ProcessTimeProbe", "UnevenIsingModel", "RecordOutcomeModel", "RECORD_OUTCOME_DTYPE"]
+
+#: The outcome dtype of :class:`RecordOutcomeModel`: a record whose field ``k`` is the outcome.
+RECORD_OUTCOME_DTYPE = np.dtype([("k", "<i8"), ("shots", "<i8")])
 
 
 class ProcessTimeProbe(SimplePrecessionModel):
@@ -46,3 +49,16 @@ class UnevenIsingModel(IsingChainModel):
         for _ in range(self.slowdown):
             answer = super().likelihood(outcomes, modelparams, expparams)
         return answer
+
+
+class RecordOutcomeModel(SimplePrecessionModel):
+    """:class:`~mpi_qinfer.models.SimplePrecessionModel` whose outcomes are records of :data:`RECORD_OUTCOME_DTYPE`.
+
+    Outcomes with named fields, as qinfer's multinomial-style models use: the
+    likelihood is the precession model's for the field ``k`` (the bench
+    calls only :meth:`likelihood`).
+    """
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        """The precession likelihood of ``outcomes["k"]``."""
+        return super().likelihood(np.asarray(outcomes)["k"], modelparams, expparams)
