@@ -283,8 +283,10 @@ class MPIParallelizedModel(DerivedModel):
         policy = self._policy
         if not random and type(modelparams) is _NDARRAY and modelparams.ndim == 2 and (
                 expparams is None or (type(expparams) is _NDARRAY and expparams.ndim == 1)):
-            work = len(modelparams) * (1 if expparams is None else len(expparams))
-            if policy.settled_serial(command, work):
+            n_models, n_exp = len(modelparams), 1 if expparams is None else len(expparams)
+            split_axis = split if split is not None else self._choose_split(n_models, n_exp, expparams)
+            values = _answer_values(command, outcomes, modelparams.shape[1])
+            if policy.settled_serial(command, n_models * n_exp, values, split_axis):
                 return serial()
         arrays = transportable(self._underlying_model, modelparams, expparams, outcomes, repeat)
         if arrays is None:  # cannot travel: the serial model decides what it means
@@ -296,6 +298,9 @@ class MPIParallelizedModel(DerivedModel):
         work = n_models * n_exp * max(repeat, 1)
         if work == 0:
             return self._serially(serial, random)
+        if split is None:
+            split = self._choose_split(n_models, n_exp, expparams)
+        values = _answer_values(command, outcomes, modelparams.shape[1])
         if random:
             # Which path runs decides the random streams used, so the choice never
             # depends on timings: a fixed threshold decides, or in auto mode a fixed rule.
@@ -304,17 +309,15 @@ class MPIParallelizedModel(DerivedModel):
                 threshold = _SIMULATE_AUTO_THRESHOLD if command == _SIMULATE else None
             parallel = threshold is not None and work >= threshold
         else:
-            parallel = policy.use_parallel(command, work)
+            parallel = policy.use_parallel(command, work, n_outcomes=values, split=split)
         if not parallel:
             if not policy.learns or random:
                 return self._serially(serial, random)
             start = time.perf_counter()
             result = serial()
-            policy.record(command, work, False, time.perf_counter() - start)
+            policy.record(command, work, False, time.perf_counter() - start, n_outcomes=values, split=split)
             return result
 
-        if split is None:
-            split = _BY_MODELS if expparams is None else self._choose_split(n_models, n_exp)
         n_rows = n_models if split == _BY_MODELS else n_exp
         counts = self._balance.counts(n_rows)
         spec = engine.describe(
@@ -330,7 +333,7 @@ class MPIParallelizedModel(DerivedModel):
             elapsed = time.perf_counter() - start
             root_rows, root_seconds = engine.root_share
             estimate = root_seconds * n_rows / root_rows if root_rows else None
-            policy.record(command, work, True, elapsed, estimate)
+            policy.record(command, work, True, elapsed, estimate, n_outcomes=values, split=split)
         if self._balance.learns:
             self._balance.record(engine.last_counts, work // n_rows, engine.compute_seconds)
         return answers
@@ -342,7 +345,9 @@ class MPIParallelizedModel(DerivedModel):
                 return serial()
         return serial()
 
-    def _choose_split(self, n_models: int, n_exp: int) -> int:
+    def _choose_split(self, n_models: int, n_exp: int, expparams) -> int:
+        if expparams is None:
+            return _BY_MODELS  # nothing else to split
         if self._split is not None:
             return self._split
         return _BY_MODELS if n_models >= n_exp else _BY_EXPERIMENTS
@@ -470,6 +475,21 @@ class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableMod
         if not callable(getattr(serial_model, "score", None)):
             raise TypeError(f"{type(serial_model).__name__} has no score(); it is not differentiable")
         super().__init__(serial_model, *args, **kwargs)
+
+
+def _answer_values(command: int, outcomes, n_modelparams: int) -> int:
+    """Values a command's answers hold per evaluation: what a parallel call moves back, per evaluation.
+
+    The threshold policy learns separately for each class of this count
+    (see :mod:`mpi_qinfer.threshold`).
+    """
+    if command == _LIKELIHOOD:
+        return outcomes.size if type(outcomes) is _NDARRAY else int(np.size(outcomes))
+    if command == _SCORE:
+        return n_modelparams * (outcomes.size if type(outcomes) is _NDARRAY else int(np.size(outcomes)))
+    if command == _FISHER:
+        return n_modelparams * n_modelparams
+    return 1
 
 
 def _evaluations(modelparams, expparams, factor) -> int:

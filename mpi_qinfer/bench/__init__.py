@@ -74,7 +74,6 @@ from .cases import (
     Settings,
     outcomes_for,
     plan_cases,
-    record_outcomes_supported,
     select,
 )
 from .command import add_arguments, build_parser, main, run
@@ -118,5 +117,4 @@ __all__ = [
     "OUTCOME_COUNTS",
     "SPLITS",
     "outcomes_for",
-    "record_outcomes_supported",
 ]

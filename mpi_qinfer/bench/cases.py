@@ -21,8 +21,7 @@ import numpy as np
 from ..models import IsingChainModel, SimplePrecessionModel
 from .probes import RECORD_OUTCOME_DTYPE, RecordOutcomeModel
 
-__all__ = ["METHODS", "OUTCOME_COUNTS", "SPLITS", "Settings", "Case", "plan_cases", "select", "outcomes_for",
-           "record_outcomes_supported"]
+__all__ = ["METHODS", "OUTCOME_COUNTS", "SPLITS", "Settings", "Case", "plan_cases", "select", "outcomes_for"]
 
 #: The methods of the per-case table, in the order they are measured.
 METHODS = ("serial", "proxy", "auto", "floor", "pickle")
@@ -51,24 +50,6 @@ def outcomes_for(n_outcomes: int, record: bool = False) -> np.ndarray:
     outcomes = np.zeros(n_outcomes, dtype=RECORD_OUTCOME_DTYPE)
     outcomes["k"] = values
     return outcomes
-
-
-def record_outcomes_supported() -> bool:
-    """Whether the proxy carries outcomes of a record dtype (the record case runs only then).
-
-    Today the proxy validates outcomes as plain numbers and its header codes
-    only plain dtypes, so this is False and the record case is listed as
-    skipped. It turns True by itself once both accept the record dtype.
-    """
-    from ..protocol import dtype_code
-    from ..validation import as_outcomes
-
-    try:
-        as_outcomes(outcomes_for(2, record=True))
-        dtype_code(np.dtype(RECORD_OUTCOME_DTYPE))
-    except (TypeError, ValueError, KeyError):
-        return False
-    return True
 
 
 @dataclass
@@ -237,10 +218,7 @@ def plan_cases(quick: bool, total_memory: int | None = None) -> list[Case]:
         if quick and n > 10**4:
             continue
         cases.append(Case("costly", n, 1))
-    record = Case("record", 10**4, 1, 2)
-    if not record_outcomes_supported():
-        record.skip = "outcomes of a record dtype: the proxy does not carry them yet"
-    cases.append(record)
+    cases.append(Case("record", 10**4, 1, 2))
     total = _total_memory() if total_memory is None else total_memory
     if total:
         for case in cases:

@@ -16,7 +16,7 @@ from mpi4py import MPI
 
 from .cases import Settings, plan_cases, select
 from .measure import bench_case
-from .report import _all_equal, _jsonable, _log, check_targets, format_report, plot_cases
+from .report import all_equal, check_targets, format_report, jsonable, log, plot_cases
 from .sections import bench_balance, bench_design, bench_idle, bench_smc
 
 __all__ = ["run", "add_arguments", "main", "build_parser"]
@@ -82,11 +82,11 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
                 continue
             if case.skip:
                 if is_root:
-                    _log(f"skipping {case.name}: {case.skip}")
+                    log(f"skipping {case.name}: {case.skip}")
                     result["skipped"].append({"name": case.name, "reason": case.skip})
                 continue
             if is_root:
-                _log(f"{case.name} ...")
+                log(f"{case.name} ...")
             row = bench_case(comm, case, settings)
             if is_root:
                 result["cases"].append(row)
@@ -94,12 +94,12 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
                               ("balance", bench_balance)):
             if name in chosen:
                 if is_root:
-                    _log(f"{name} ...")
+                    log(f"{name} ...")
                 result_part = section(comm, settings)
                 if is_root:
                     result[name] = result_part
         if is_root:
-            result["all_bitwise_equal"] = _all_equal(result)
+            result["all_bitwise_equal"] = all_equal(result)
             result["targets"] = check_targets(result)
         return result
     finally:
@@ -193,7 +193,7 @@ def main(args, comm=None) -> int:
         print(format_report(result), flush=True)
         if args.json is not None:
             with open(args.json, "w") as out:
-                json.dump(result, out, indent=1, default=_jsonable)
+                json.dump(result, out, indent=1, default=jsonable)
             print(f"JSON written to {args.json}")
         if args.plot is not None and plot_cases(result, args.plot):
             print(f"plot written to {args.plot}")

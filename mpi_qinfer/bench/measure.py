@@ -11,10 +11,10 @@ from ..parallel import MPIParallelizedModel
 from ..protocol import Command, Split
 from .cases import METHODS, MODELS, Case, Settings
 from .loops import FloorLoop, PickleMapLoop
-from .report import _log, _ratios
+from .report import log, ratios
 from .timing import Timing, time_calls
 
-__all__ = ["bench_case"]
+__all__ = ["bench_case", "compare"]
 
 #: A case whose first serial call takes longer than this runs in one round.
 SLOW_CALL_SECONDS = 0.25
@@ -25,14 +25,14 @@ SLOW_CALL_SECONDS = 0.25
 AUTO_WARMUP = 4
 
 
-def _compare(results: dict, method: str, reference):
+def compare(results: dict, method: str, reference):
     """A ``check`` for :func:`time_calls`: record whether ``method`` matched ``reference`` bitwise."""
 
     def check(answer):
         equal = bool(np.array_equal(np.asarray(answer), reference))
         results[f"{method}_equal"] = equal
         if not equal:
-            _log(f"!!! BITWISE MISMATCH: {method} differs from the serial model on {results['name']} !!!")
+            log(f"!!! BITWISE MISMATCH: {method} differs from the serial model on {results['name']} !!!")
 
     return check
 
@@ -68,7 +68,7 @@ def _measure_proxies(comm, case, model, data, row, reference, timing) -> dict:
         if engine.is_root:
             outcomes, modelparams, expparams = data
             for method, proxy in proxies.items():
-                check = _compare(row, method, reference) if reference is not None else None
+                check = compare(row, method, reference) if reference is not None else None
                 warmup = AUTO_WARMUP if method == "auto" else 2
                 timings[method] = time_calls(lambda proxy=proxy: proxy.likelihood(outcomes, modelparams, expparams),
                                              check=check, warmup=warmup, **timing)
@@ -93,7 +93,7 @@ def _measure_loop(make_loop, method):
             if not loop.is_root:
                 return {}
             outcomes, modelparams, expparams = data
-            check = _compare(row, method, reference) if reference is not None else None
+            check = compare(row, method, reference) if reference is not None else None
             return {method: time_calls(lambda: loop.likelihood(outcomes, modelparams, expparams),
                                        check=check, **timing)}
 
@@ -150,5 +150,5 @@ def bench_case(comm, case: Case, settings: Settings) -> dict | None:
     for method, timings in samples.items():
         row.update(Timing.merge(timings).as_dict(method))
     row["bitwise_equal"] = all(row[f"{m}_equal"] for m in METHODS if f"{m}_equal" in row)
-    _ratios(row)
+    ratios(row)
     return row

@@ -8,14 +8,14 @@ import numpy as np
 
 from .cases import METHODS, MODELS
 
-__all__ = ["check_targets", "format_report", "plot_cases"]
+__all__ = ["check_targets", "format_report", "plot_cases", "log", "ratios", "all_equal", "jsonable"]
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _ratios(row: dict) -> None:
+def ratios(row: dict) -> None:
     """Add the ratios of the medians to a case's row (where both methods were measured)."""
 
     def med(method):
@@ -36,7 +36,7 @@ def _ratios(row: dict) -> None:
         row[f"{a}_over_{b}_min"] = None if low_a is None or low_b is None else low_a / low_b
 
 
-def _all_equal(result: dict) -> bool:
+def all_equal(result: dict) -> bool:
     parts = list(result["cases"]) + [result[name] for name in ("smc", "smc-design", "balance") if result.get(name)]
     return all(part.get("bitwise_equal", True) for part in parts)
 
@@ -246,7 +246,7 @@ def plot_cases(result: dict, path) -> bool:
     return True
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

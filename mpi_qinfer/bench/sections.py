@@ -15,9 +15,9 @@ from ..models import IsingChainModel, SimplePrecessionModel
 from ..parallel import MPIParallelizedModel
 from ..smc import SMCUpdater
 from .cases import MODELS, OUTCOMES, Case, Settings
-from .measure import _compare
+from .measure import compare
 from .probes import ProcessTimeProbe, UnevenIsingModel
-from .report import _log
+from .report import log
 from .timing import Timing, time_calls
 
 __all__ = ["bench_smc", "bench_design", "bench_idle", "bench_balance"]
@@ -91,7 +91,7 @@ def bench_smc(comm, settings: Settings) -> dict | None:
         result[f"{name}_equal"] = same
         equal &= same
         if not same:
-            _log(f"!!! BITWISE MISMATCH: the SMC run through {name} ended on different particles !!!")
+            log(f"!!! BITWISE MISMATCH: the SMC run through {name} ended on different particles !!!")
     result["bitwise_equal"] = equal
     result["speedup"] = result["serial_median_s"] / result["proxy_median_s"]
     result["auto_speedup"] = result["serial_median_s"] / result["auto_median_s"]
@@ -171,7 +171,7 @@ def bench_design(comm, settings: Settings) -> dict | None:
         result[f"{name}_equal"] = same
         equal &= same
         if not same:
-            _log(f"!!! BITWISE MISMATCH: the designed SMC run through {name} chose or ended differently !!!")
+            log(f"!!! BITWISE MISMATCH: the designed SMC run through {name} chose or ended differently !!!")
     result["bitwise_equal"] = equal
     result["speedup"] = result["serial_median_s"] / result["proxy_median_s"]
     result["auto_speedup"] = result["serial_median_s"] / result["auto_median_s"]
@@ -264,7 +264,7 @@ def bench_balance(comm, settings: Settings) -> dict | None:
             if is_root:
                 result["name"] = case.name
                 measured = time_calls(lambda proxy=proxy: proxy.likelihood(outcomes, modelparams, expparams),
-                                      warmup=6, check=_compare(result, balance, reference), **settings.timing())
+                                      warmup=6, check=compare(result, balance, reference), **settings.timing())
                 result.update(measured.as_dict(balance))
                 shares = proxy.balance.shares
                 result[f"{balance}_shares"] = None if shares is None else shares.tolist()
