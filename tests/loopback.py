@@ -10,6 +10,7 @@ the MPI library itself is the MPI suites' business.
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 
@@ -18,7 +19,8 @@ from mpi4py import MPI
 
 __all__ = ["LoopbackAborted", "LoopbackComm", "run_ranks"]
 
-_TIMEOUT = 60.0
+#: Seconds a loopback rank waits before calling it a hang (short under mutation testing).
+_TIMEOUT = float(os.environ.get("LOOPBACK_TIMEOUT", 60.0))
 
 
 class LoopbackAborted(Exception):
