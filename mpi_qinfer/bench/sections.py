@@ -50,6 +50,26 @@ def _smc_run(model, settings: Settings) -> dict:
             "estimate": updater.est_mean().tolist(), "truth": truth[0].tolist()}
 
 
+def _interleaved_runs(comm, run, repeats: int) -> dict | None:
+    """``run(model)`` with the costly model serially, through the proxy and in auto mode, interleaved.
+
+    Collective; returns ``{way: [result, ...]}`` on the root, None on the workers.
+    """
+    serial_model = IsingChainModel(n_qubits=3)
+    engine = Engine(comm)
+    proxy = MPIParallelizedModel(serial_model, serial_threshold=0, engine=engine)
+    auto = MPIParallelizedModel(serial_model, engine=engine)
+    with engine:
+        if not engine.is_root:
+            return None
+        ways = {"serial": serial_model, "proxy": proxy, "auto": auto}
+        runs = {name: [] for name in ways}
+        for _ in range(repeats):
+            for name, model in ways.items():
+                runs[name].append(run(model))
+    return runs
+
+
 def bench_smc(comm, settings: Settings) -> dict | None:
     """End-to-end SMC on the costly model: serial versus proxy versus auto (collective).
 
@@ -63,19 +83,9 @@ def bench_smc(comm, settings: Settings) -> dict | None:
         On the root: per way the median and minimum wall seconds, the
         speedups and the bitwise verdict; None elsewhere.
     """
-    is_root = comm.Get_rank() == 0
-    serial_model = IsingChainModel(n_qubits=3)
-    engine = Engine(comm)
-    proxy = MPIParallelizedModel(serial_model, serial_threshold=0, engine=engine)
-    auto = MPIParallelizedModel(serial_model, engine=engine)
-    with engine:
-        if not is_root:
-            return None
-        ways = {"serial": serial_model, "proxy": proxy, "auto": auto}
-        runs = {name: [] for name in ways}
-        for _ in range(settings.smc_repeats):
-            for name, model in ways.items():
-                runs[name].append(_smc_run(model, settings))
+    runs = _interleaved_runs(comm, lambda model: _smc_run(model, settings), settings.smc_repeats)
+    if runs is None:
+        return None
     reference = runs["serial"][0]
     result = {"model": MODELS["costly"][0], "n_particles": settings.smc_particles,
               "n_experiments": settings.smc_experiments, "heuristic": "PGH", "seed": settings.seed,
@@ -143,19 +153,9 @@ def bench_design(comm, settings: Settings) -> dict | None:
         On the root: per way the median and minimum wall seconds, the
         speedups and the bitwise verdict; None elsewhere.
     """
-    is_root = comm.Get_rank() == 0
-    serial_model = IsingChainModel(n_qubits=3)
-    engine = Engine(comm)
-    proxy = MPIParallelizedModel(serial_model, serial_threshold=0, engine=engine)
-    auto = MPIParallelizedModel(serial_model, engine=engine)
-    with engine:
-        if not is_root:
-            return None
-        ways = {"serial": serial_model, "proxy": proxy, "auto": auto}
-        runs = {name: [] for name in ways}
-        for _ in range(settings.design_repeats):
-            for name, model in ways.items():
-                runs[name].append(_design_run(model, settings))
+    runs = _interleaved_runs(comm, lambda model: _design_run(model, settings), settings.design_repeats)
+    if runs is None:
+        return None
     reference = runs["serial"][0]
     result = {"model": MODELS["costly"][0], "n_particles": settings.design_particles,
               "n_candidates": settings.design_candidates, "n_experiments": settings.design_experiments,
