@@ -431,3 +431,50 @@ def test_a_proxy_of_a_proxy_and_pickles():
         expparams["x"], expparams["n_meas"] = [1.0, 2.0], [5, 7]
         assert_same(copy.likelihood(np.arange(3), np.ones((4, 1)), expparams),
                     proxy.likelihood(np.arange(3), np.ones((4, 1)), expparams))
+
+
+# ------------------------------------------------------------ the proxy alone
+def test_seed_means_the_same_on_one_rank_as_on_many():
+    from mpi_qinfer.operations import rank_seed_sequence, seeded
+
+    modelparams = np.linspace(0.1, 1, 50)[:, None]
+    times = np.linspace(0.5, 5, 4)
+    draws = []
+    for seed in (5, 5, 6):
+        with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF, seed=seed) as proxy:
+            draws.append(proxy.simulate_experiment(modelparams, times, repeat=3))
+    assert np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[0], draws[2])
+    # One rank draws what rank 0 of a parallel call with the same seed draws.
+    model = SimplePrecessionModel()
+    with seeded(model, rank_seed_sequence(int(np.random.default_rng(5).integers(0, 2**63 - 1)), 0)):
+        assert np.array_equal(draws[0], model.simulate_experiment(modelparams, times, repeat=3))
+
+
+def test_qinfer_spellings_are_accepted_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="serial_threshold=None"):
+        proxy = MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF, serial_threshold=None)
+    assert proxy.serial_threshold == "auto"
+    proxy.shutdown()
+    with pytest.warns(DeprecationWarning, match="purge_client"):
+        MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF, purge_client=True).shutdown()
+
+
+def test_the_proxy_is_what_its_model_is():
+    from mpi_qinfer import DifferentiableMPIParallelizedModel, DifferentiableModel
+
+    class WithExtras(RamseyModel):
+        step_scale = 0.25
+
+        def est_update_covariance(self, modelparams):
+            return np.eye(self.n_modelparams) * self.step_scale
+
+    with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF) as proxy:
+        assert isinstance(proxy, DifferentiableMPIParallelizedModel) and isinstance(proxy, DifferentiableModel)
+    with MPIParallelizedModel(WithExtras(), comm=MPI.COMM_SELF) as proxy:
+        assert not isinstance(proxy, DifferentiableModel)
+        assert proxy.step_scale == 0.25
+        assert np.array_equal(proxy.est_update_covariance(np.ones((1, 2))), 0.25 * np.eye(2))
+        with pytest.raises(AttributeError, match="no_such_thing"):
+            proxy.no_such_thing  # noqa: B018 - the attribute access is the test
+    with pytest.raises(TypeError, match="no score"):
+        DifferentiableMPIParallelizedModel(RamseyModel(), comm=MPI.COMM_SELF)
