@@ -460,7 +460,7 @@ def test_qinfer_spellings_are_accepted_with_a_deprecation_warning():
 
 
 def test_the_proxy_is_what_its_model_is():
-    from mpi_qinfer import DifferentiableMPIParallelizedModel, DifferentiableModel
+    from mpi_qinfer import DifferentiableModel, DifferentiableMPIParallelizedModel
 
     class WithExtras(RamseyModel):
         step_scale = 0.25
