@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import posterior
+from .posterior import credible_region, entropy, marginal
 
 __all__ = ["LiuWestResampler", "SMCUpdater", "ApproximationWarning", "ResamplerWarning", "ZERO_WEIGHT_POLICIES"]
 
@@ -686,7 +686,7 @@ class SMCUpdater:
         -------
         float
         """
-        return posterior.entropy(self.particle_weights)
+        return entropy(self.particle_weights)
 
     def est_credible_region(self, level: float = 0.95, return_outside: bool = False, modelparam_slice=None):
         """The particles of a credible region: the heaviest first, until their weight reaches ``level``.
@@ -708,7 +708,7 @@ class SMCUpdater:
         outside : numpy.ndarray, shape (n_particles - n_credible, n_selected_params)
             Only with ``return_outside=True``.
         """
-        return posterior.credible_region(self.particle_weights, self.particle_locations, level,
+        return credible_region(self.particle_weights, self.particle_locations, level,
                                          return_outside=return_outside, modelparam_slice=modelparam_slice)
 
     def posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
@@ -734,7 +734,7 @@ class SMCUpdater:
         grid : numpy.ndarray, shape (res,)
         density : numpy.ndarray, shape (res,)
         """
-        return posterior.marginal(self.particle_weights, self.particle_locations, idx_param, res,
+        return marginal(self.particle_weights, self.particle_locations, idx_param, res,
                                   smoothing=smoothing, range_min=range_min, range_max=range_max)
 
     def plot_posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,

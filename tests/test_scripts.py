@@ -176,3 +176,12 @@ def test_scaling_with_the_real_benchmark(tmp_path):
         assert {"name", "serial_median_s", "proxy_median_s"} <= set(data["cases"][0])
     table = [line.split() for line in done.stdout.splitlines() if line.startswith("cheap-1e3x1 ")]
     assert [row[1] for row in table] == ["1", "2"]
+
+
+def test_the_package_has_no_import_cycle():
+    import subprocess
+
+    script = Path(__file__).parent.parent / "scripts" / "import_cycles.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+    assert "0 import cycle(s)" in done.stdout
