@@ -10,11 +10,14 @@ number of ranks, so for a given seed the estimate printed is too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
 import numpy as np
 
+from . import termination
+from .checkpoint import Checkpointer, CheckpointError, load_checkpoint, parse_every
 from .distributions import UniformDistribution
 from .heuristics import PGH, ExpSparseHeuristic
 from .model import DerivedModel
@@ -115,7 +118,8 @@ class _TimedLikelihood(DerivedModel):
 # ------------------------------------------------------------------ the run
 def run_demo(model: str = "precession", particles: int = 4000, experiments: int = 100, *,
              qubits: int = 3, heuristic: str | None = None, seed: int = 42,
-             serial_threshold="auto", progress: bool = True, comm=None) -> dict | None:
+             serial_threshold="auto", progress: bool = True, comm=None,
+             checkpoint=None, resume=None, checkpoint_every: str = "10") -> dict | None:
     """Run the demo estimation (collective over ``comm``).
 
     Parameters
@@ -137,6 +141,13 @@ def run_demo(model: str = "precession", particles: int = 4000, experiments: int 
         Show a tqdm progress bar on stderr (root only).
     comm : mpi4py.MPI.Intracomm, optional
         Default ``MPI.COMM_WORLD``.
+    checkpoint : str or os.PathLike, optional
+        Write the run's state to this file every ``checkpoint_every`` and when
+        a :class:`~mpi_qinfer.termination.TerminationRequested` stops it.
+    resume : str or os.PathLike, optional
+        Continue from this checkpoint (same model, particles, seed, heuristic).
+    checkpoint_every : str
+        ``"N"`` updates or ``"Ts"`` seconds (see :func:`~mpi_qinfer.checkpoint.parse_every`).
 
     Returns
     -------
@@ -147,15 +158,17 @@ def run_demo(model: str = "precession", particles: int = 4000, experiments: int 
     heuristic = DEFAULT_HEURISTIC[model] if heuristic is None else heuristic
     if heuristic not in HEURISTICS:
         raise ValueError(f"heuristic must be one of {HEURISTICS}, got {heuristic!r}")
+    saving = {"checkpoint": checkpoint, "resume": resume, "every": parse_every(checkpoint_every)}
     with MPIParallelizedModel(make_model(model, qubits), comm=comm, serial_threshold=serial_threshold) as proxy:
         if not proxy.is_root:
             return None
-        results = _estimate(proxy, model, particles, experiments, qubits, heuristic, seed, progress)
+        results = _estimate(proxy, model, particles, experiments, qubits, heuristic, seed, progress, saving)
         results["idle"] = proxy.engine.idle
     return results
 
 
-def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name, seed, progress) -> dict:
+def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name, seed, progress,
+              saving=None) -> dict:
     """The root's part of :func:`run_demo`: simulate data and update on it."""
     from tqdm.auto import tqdm
 
@@ -170,15 +183,19 @@ def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name,
     updater = SMCUpdater(timed, particles, prior, rng=updater_rng)
     design = make_heuristic(heuristic_name, updater)
     means, sigmas = [], []
+    checkpoints = _checkpoints(saving or {}, proxy, updater, design, data_rng, means, sigmas,
+                               dict(model=model_name, qubits=qubits, heuristic=heuristic_name, seed=seed))
     start = time.perf_counter()
-    with tqdm(total=experiments, desc=f"SMC on {proxy.n_engines} rank(s)", unit="exp", file=sys.stderr,
-              disable=not progress, mininterval=0.5, leave=False) as bar:
-        for _ in range(experiments):
+    with checkpoints, tqdm(total=experiments, initial=len(means), desc=f"SMC on {proxy.n_engines} rank(s)",
+                           unit="exp", file=sys.stderr, disable=not progress, mininterval=0.5, leave=False) as bar:
+        for _ in range(len(means), experiments):
+            termination.check()  # a safe point: between two updates
             expparams = design()
             outcome = true_model.simulate_experiment(truth, expparams)
             updater.update(outcome, expparams)
             means.append(updater.est_mean())
             sigmas.append(np.sqrt(np.diag(updater.est_covariance_mtx())))
+            checkpoints.step()
             bar.update()
     wall = time.perf_counter() - start
 
@@ -208,6 +225,34 @@ def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name,
         "serial_calls": timed.calls - parallel,
         "resample_count": updater.resample_count,
     }
+
+
+class _NoCheckpoints(contextlib.nullcontext):
+    def step(self) -> bool:
+        return False
+
+
+def _checkpoints(saving, proxy, updater, design, data_rng, means, sigmas, run):
+    """The demo's Checkpointer (after loading ``saving["resume"]``), or one that does nothing."""
+    if saving.get("resume") is not None:
+        meta = load_checkpoint(saving["resume"], updater, proxy=proxy, heuristic=design,
+                               generators={"data": data_rng})
+        saved = meta["user"]
+        odd = {key: (saved.get(key), value) for key, value in run.items() if saved.get(key) != value}
+        if odd:
+            raise CheckpointError(f"the checkpoint {saving['resume']!r} is of another demo run: "
+                                  + ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in odd.items()))
+        means.extend(np.array(saved["history_mean"]))
+        sigmas.extend(np.array(saved["history_sigma"]))
+    if saving.get("checkpoint") is None:
+        return _NoCheckpoints()
+    every_updates, every_seconds = saving["every"]
+
+    def user():
+        return dict(run, history_mean=np.asarray(means).tolist(), history_sigma=np.asarray(sigmas).tolist())
+
+    return Checkpointer(saving["checkpoint"], updater, proxy=proxy, heuristic=design, generators={"data": data_rng},
+                        every_updates=every_updates, every_seconds=every_seconds, user=user)
 
 
 def within_sigmas(results: dict, n_sigma: float = 3.0) -> bool:
@@ -337,6 +382,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _interval(text: str) -> str:
+    try:
+        parse_every(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_arguments(parser) -> None:
     """Add ``demo``'s options to ``parser``.
 
@@ -362,6 +415,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="save posterior marginals and the error per experiment (needs matplotlib)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--checkpoint", metavar="FILE", default=None,
+                        help="save the SMC state to FILE (.npz) periodically and when SIGTERM/SIGINT stops the run")
+    parser.add_argument("--resume", metavar="FILE", default=None,
+                        help="continue the run saved in FILE (same model, particles, seed)")
+    parser.add_argument("--checkpoint-every", type=_interval, default="10", metavar="N|Ts",
+                        help="with --checkpoint: every N updates, or every T seconds (30s, 5m) (default: %(default)s)")
 
 
 def main(args) -> int:
@@ -380,12 +439,21 @@ def main(args) -> int:
     from .info import warn_if_misslaunched
 
     warn_if_misslaunched()
-    results = run_demo(
-        args.model, args.particles, args.experiments, qubits=args.qubits, heuristic=args.heuristic,
-        seed=args.seed, serial_threshold=args.serial_threshold, progress=args.progress,
-    )
+    if args.checkpoint is not None:
+        termination.install()  # every rank parses the same command line
+    try:
+        results = run_demo(
+            args.model, args.particles, args.experiments, qubits=args.qubits, heuristic=args.heuristic,
+            seed=args.seed, serial_threshold=args.serial_threshold, progress=args.progress,
+            checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every,
+        )
+    except termination.TerminationRequested as stop:
+        print(f"mpi_qinfer demo: {stop}; the state is in {args.checkpoint} "
+              f"(continue with --resume {args.checkpoint})", file=sys.stderr, flush=True)
+        return stop.exit_status
     if results is None:
-        return 0
+        stopped_by = termination.stopped_by()
+        return 0 if stopped_by is None else termination.exit_status(stopped_by)
     report(results)
     if args.plot is not None and plot_results(results, args.plot):
         print(f"  plot written to {args.plot}")

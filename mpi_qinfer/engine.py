@@ -30,6 +30,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import idle as idle_wait
+from . import termination
 from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError, RemoteError
 from .info import check_launcher
@@ -348,6 +349,9 @@ class Engine:
         if not self.is_root:
             raise RuntimeError("parallel calls are made on the root; workers run serve()")
         self._check_open()
+        # Termination hook: a stop request (a signal here, or a worker's notice) ends the run here, before
+        # this call communicates anything; see mpi_qinfer.termination.
+        termination.check(self._comm, self._root)
         n_models, n_mp = (0, 0) if modelparams is None else modelparams.shape
         explicit = counts is not None
         if explicit:
@@ -388,6 +392,7 @@ class Engine:
     def sync_model(self, model_id: int, model) -> None:
         """Send the root's ``model`` to every worker, replacing its copy (pickled once)."""
         self._check_open()
+        termination.check(self._comm, self._root)  # termination hook, as in call()
         data = np.frombuffer(bytearray(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)), dtype=np.uint8)
         h = self._header
         h[:] = 0

@@ -7,6 +7,11 @@ any rank, that rank prints its traceback with every line prefixed
 instead of leaving the other ranks waiting in a collective until the batch
 allocation runs out. Choosing ``run`` is the user's opt-in to this global
 behaviour; the library itself never aborts.
+
+``run`` also installs :mod:`mpi_qinfer.termination` on every rank first:
+``SIGTERM`` or ``SIGINT`` stops the run at its next safe point, the
+target's ``with`` blocks release the workers, and the job ends with
+status ``128 + signum`` (a second signal aborts at once).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import traceback
 
 from mpi4py import MPI
 
+from . import termination
 from .info import warn_if_misslaunched
 
 __all__ = ["add_arguments", "main", "run_target", "exit_status"]
@@ -56,7 +62,10 @@ def main(args) -> int:
     -------
     int
         0 when the target finished (or exited with status 0), 2 for a bad
-        command line. A failing target never returns: the job is aborted.
+        command line, ``128 + signum`` when a signal stopped the run (143 for
+        ``SIGTERM``, 130 for ``SIGINT``; see :mod:`mpi_qinfer.termination`),
+        on the ranks that got it or learned of it. A failing target never
+        returns: the job is aborted.
     """
     if args.module is not None:
         if not args.module or args.script is not None:
@@ -67,6 +76,7 @@ def main(args) -> int:
     else:
         return _usage_error("give a SCRIPT or -m MODULE to run")
     warn_if_misslaunched()
+    termination.install()  # on every rank, before the target builds any proxy
     try:
         run_target(target, argv, is_module)
     except SystemExit as exc:
@@ -75,11 +85,16 @@ def main(args) -> int:
             if not isinstance(exc.code, int):
                 print(exc.code, file=sys.stderr)
             _abort(status, f"exited with status {status}")
+    except termination.TerminationRequested as exc:
+        # The target unwound (its `with` blocks released the workers): end this rank, no abort.
+        termination.report(exc)
+        return exc.exit_status
     except KeyboardInterrupt as exc:
         _abort(128 + signal.SIGINT, _user_traceback(exc))
     except BaseException as exc:  # noqa: BLE001 - whatever escapes the user's code ends the job
         _abort(1, _user_traceback(exc))
-    return 0
+    stopped_by = termination.stopped_by()
+    return 0 if stopped_by is None else termination.exit_status(stopped_by)
 
 
 def run_target(target: str, argv: list[str], is_module: bool = False) -> None:
