@@ -77,6 +77,8 @@ _RECORD_ARRAYS = ("particle_locations", "particle_weights", "data_record", "norm
 _EXPLICIT = {"model", "prior", "resampler", "rng", "particle_locations", "particle_weights",
              "_data_record", "_normalization_record"}
 _SCALARS = (bool, int, float, str, type(None))
+# Attributes of a foreign updater that the freshly built one keeps.
+_FOREIGN_KEPT = {"model", "prior", "resampler"}
 
 
 class CheckpointError(MPIQinferError, ValueError):
@@ -212,7 +214,10 @@ def _heuristic_state(heuristic) -> dict | None:
 
 
 def _record_array(values, name: str) -> np.ndarray:
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError:  # NumPy refuses ragged sequences
+        array = np.empty(0, dtype=object)
     if array.dtype == object:
         raise CheckpointError(f"the updater's {name} holds values that are not plain numbers or arrays "
                               "of one shape; it cannot be checkpointed")
@@ -285,9 +290,11 @@ def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None)
         arrays["data_record"] = _record_array(updater.data_record, "data_record")
         arrays["normalization_record"] = np.asarray(updater.normalization_record, dtype=np.float64).copy()
     else:
-        # A foreign updater: its attributes, pickled without the (live, unpicklable) model.
-        state = dict(vars(updater))
-        state.pop("model", None)
+        # A foreign updater: its attributes, pickled, without the live model and without the prior
+        # and resampler, which may hold references to NumPy's global generator (qinfer's LiuWestResampler
+        # draws from np.random.randn); the resampler's parameters are saved like ours.
+        state = {name: value for name, value in vars(updater).items() if name not in _FOREIGN_KEPT}
+        meta["resampler"] = _resampler_state(updater.resampler)
         try:
             blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as error:  # noqa: BLE001 - any pickling failure means: cannot checkpoint
@@ -482,6 +489,11 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
 
     # Every assignment is prepared (and checked) first, then applied at once.
     apply = []
+    resampler = meta.get("resampler") or {}
+    _expect(resampler.get("type") == _qualname(updater.resampler), path,
+            f"it was saved with a {resampler.get('type')} resampler, this updater has a "
+            f"{_qualname(updater.resampler)}")
+    apply.append((updater.resampler, dict(resampler.get("params", {}))))
     for name, state in (meta.get("generators") or {}).items():
         target = (generators or {}).get(name)
         _expect(target is not None, path, f"it holds the generator {name!r}, which was not given")
@@ -505,12 +517,6 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
                 "its records disagree in length")
         apply.append((updater.rng.bit_generator,
                       _checked_generator_state(meta.get("updater_rng"), updater.rng, "updater rng")))
-        resampler = meta.get("resampler", {})
-        _expect(resampler.get("type") == _qualname(updater.resampler), path,
-                f"it was saved with a {resampler.get('type')} resampler, this updater has a "
-                f"{_qualname(updater.resampler)}")
-        for name, value in resampler.get("params", {}).items():
-            apply.append((updater.resampler, {name: value}))
         for name, value in meta.get("scalars", {}).items():
             attributes[name] = value
         lists = set(meta.get("list_attributes", []))
@@ -531,6 +537,7 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
         except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad checkpoint
             raise CheckpointError(f"{os.fspath(path)!r}: the pickled updater state cannot be read: {error}") from error
         _expect(isinstance(state, dict), path, "the pickled updater state is not a dict of attributes")
+        _expect(not _FOREIGN_KEPT & set(state), path, "the pickled updater state holds its model, prior or resampler")
         attributes.update(state)
         global_state = _from_json(meta["numpy_global"])
         try:
