@@ -197,6 +197,7 @@ def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name,
             sigmas.append(np.sqrt(np.diag(updater.est_covariance_mtx())))
             checkpoints.step()
             bar.update()
+        checkpoints.write()  # the final state: a later --resume with more --experiments continues it
     wall = time.perf_counter() - start
 
     parallel = proxy.threshold_policy.decisions[int(Command.LIKELIHOOD), True]
@@ -230,6 +231,9 @@ def _estimate(proxy, model_name, particles, experiments, qubits, heuristic_name,
 class _NoCheckpoints(contextlib.nullcontext):
     def step(self) -> bool:
         return False
+
+    def write(self) -> None:
+        return None
 
 
 def _checkpoints(saving, proxy, updater, design, data_rng, means, sigmas, run):
