@@ -52,6 +52,9 @@ def check_launcher(comm=None, environ=None) -> str | None:
                 f"started {wanted}. mpi4py's MPI library ({_library_line()}) does not match the "
                 "launcher, so every process runs alone as a singleton. Rebuild mpi4py against the "
                 "MPI of your launcher (or launch with that MPI's own mpiexec)."
+                + (" Under srun, also choose a PMI plugin your MPI speaks: srun --mpi=pmi2 for MPICH "
+                   "(and the mpich wheel), --mpi=pmix for Open MPI 5; srun --mpi=list lists them."
+                   if name == "SLURM_NTASKS" else "")
             )
     return None
 
