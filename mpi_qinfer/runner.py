@@ -81,6 +81,9 @@ def main(args) -> int:
         run_target(target, argv, is_module)
     except SystemExit as exc:
         status = exit_status(exc.code)
+        stopped_by = termination.stopped_by()
+        if status and stopped_by is not None and status == termination.exit_status(stopped_by):
+            return status  # the target stopped for the signal itself (`run -m mpi_qinfer demo --checkpoint ...`)
         if status:
             if not isinstance(exc.code, int):
                 print(exc.code, file=sys.stderr)
