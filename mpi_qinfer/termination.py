@@ -61,6 +61,7 @@ REPEAT_GRACE_SECONDS = 2.0
 NOTICE_TAG = 0x7E57
 _FIRST_SLEEP = 1e-6
 _DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 class TerminationRequested(BaseException):
@@ -297,6 +298,10 @@ def broadcast_message(comm, buf, root: int, mode: str, backoff_max: float) -> No
         if mode == "backoff":
             time.sleep(delay)
             delay = min(2 * delay, backoff_max)
+        else:
+            # Spinning, but yielding the core between tests as MPI libraries do inside a blocking
+            # wait: on a loaded node a loop that never yields delays the root by whole time slices.
+            _yield()
     if state.signum is not None:
         _notify_root(comm, root)
 

@@ -128,12 +128,12 @@ print(f"rank {rank} left the with block", flush=True)
 class Job:
     """A job under ``mpiexec ... python -m mpi_qinfer run``, read line by line."""
 
-    def __init__(self, tmp_path, n_ranks, phase):
+    def __init__(self, tmp_path, n_ranks, phase, idle="backoff"):
         script = tmp_path / "job.py"
         script.write_text(textwrap.dedent(JOB))
         self.checkpoint = tmp_path / "run.npz"
         argv, env = mpiexec_command(n_ranks, timeout=60)
-        env["MPI_QINFER_IDLE"] = "backoff"  # two cores for up to three ranks
+        env["MPI_QINFER_IDLE"] = idle  # backoff by default: two cores for up to three ranks
         self.process = subprocess.Popen(
             argv + [sys.executable, "-m", "mpi_qinfer", "run", str(script), str(self.checkpoint), phase],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -208,6 +208,24 @@ def test_sigterm_ends_the_job_within_seconds_with_a_checkpoint(tmp_path, n_ranks
     assert saved["n_updates"] == job.completed >= 3  # every completed update is in the checkpoint
     # The workers were released by the root's `with`, not killed.
     assert all(f"rank {r} left the with block" in job.output for r in range(1, n_ranks)), job.output
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("target", ["root", "worker"])
+def test_spinning_workers_see_signals_too(tmp_path, target):
+    # A spinning worker would sit in MPI_Bcast, where no Python signal handler runs; watched, it tests an Ibcast.
+    job = Job(tmp_path, 2, "idle", idle="spin")
+    try:
+        job.wait_for("completed 3")
+        sent = time.monotonic()
+        os.kill(_target_pid(job, target, 2), signal.SIGTERM)
+        err = job.finish(timeout=30)
+        seconds = time.monotonic() - sent
+    finally:
+        job.kill()
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert job.process.returncode == 143, err
+    assert read_metadata(job.checkpoint)["n_updates"] == job.completed
 
 
 @needs_mpiexec
