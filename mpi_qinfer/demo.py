@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from . import termination
-from .checkpoint import Checkpointer, CheckpointError, load_checkpoint, parse_every
+from .checkpoint import Checkpointer, CheckpointError, load_checkpoint, parse_every, read_metadata
 from .distributions import UniformDistribution
 from .heuristics import PGH, ExpSparseHeuristic
 from .model import DerivedModel
@@ -159,6 +159,8 @@ def run_demo(model: str = "precession", particles: int = 4000, experiments: int 
     if heuristic not in HEURISTICS:
         raise ValueError(f"heuristic must be one of {HEURISTICS}, got {heuristic!r}")
     saving = {"checkpoint": checkpoint, "resume": resume, "every": parse_every(checkpoint_every)}
+    if resume is not None:
+        read_metadata(resume)  # a corrupt file fails on every rank, before any communication
     with MPIParallelizedModel(make_model(model, qubits), comm=comm, serial_threshold=serial_threshold) as proxy:
         if not proxy.is_root:
             return None
@@ -451,6 +453,9 @@ def main(args) -> int:
             seed=args.seed, serial_threshold=args.serial_threshold, progress=args.progress,
             checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every,
         )
+    except CheckpointError as error:
+        print(f"mpi_qinfer demo: error: --resume {args.resume}: {error}", file=sys.stderr, flush=True)
+        return 2
     except termination.TerminationRequested as stop:
         print(f"mpi_qinfer demo: {stop}; the state is in {args.checkpoint} "
               f"(continue with --resume {args.checkpoint})", file=sys.stderr, flush=True)
