@@ -454,7 +454,10 @@ def main(args) -> int:
             checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every,
         )
     except CheckpointError as error:
-        print(f"mpi_qinfer demo: error: --resume {args.resume}: {error}", file=sys.stderr, flush=True)
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.Get_rank() == 0:  # every rank found it; one says so
+            print(f"mpi_qinfer demo: error: --resume {args.resume}: {error}", file=sys.stderr, flush=True)
         return 2
     except termination.TerminationRequested as stop:
         print(f"mpi_qinfer demo: {stop}; the state is in {args.checkpoint} "
