@@ -59,6 +59,10 @@ __all__ = [
 REPEAT_GRACE_SECONDS = 2.0
 #: Point-to-point tag of a worker's notice to the root (distinct from the engine's tags).
 NOTICE_TAG = 0x7E57
+#: The root looks for workers' notices at most this often (a probe per call would tax small calls).
+PROBE_INTERVAL_SECONDS = 0.005
+#: A spinning watched worker yields its core after this many tests of its broadcast.
+_TESTS_PER_YIELD = 64
 _FIRST_SLEEP = 1e-6
 _DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
@@ -122,6 +126,9 @@ class _State:
         self.roots: list = []  # (comm, root) this rank is the root of
         self.notified: set = set()  # ids of the communicators a notice went out on
         self.notices: list = []  # buffers of notices in flight (MPI may still read them)
+        self.probed_at = -float("inf")
+        self.status = None  # an MPI.Status and a receive buffer, made on first use
+        self.notice = np.zeros(2, dtype=np.int64)
 
 
 _state = _State()
@@ -235,7 +242,10 @@ def check(comm=None, root: int | None = None) -> None:
     if state.signum is not None:
         raise TerminationRequested(state.signum, _own_rank(comm))
     if state.remote is None:
-        _receive_notices()
+        now = time.monotonic()
+        if now - state.probed_at >= PROBE_INTERVAL_SECONDS:
+            state.probed_at = now
+            _receive_notices()
     if state.remote is not None:
         raise TerminationRequested(*state.remote)
 
@@ -255,8 +265,9 @@ def _receive_notices() -> None:
     from mpi4py import MPI
 
     state = _state
-    status = MPI.Status()
-    notice = np.zeros(2, dtype=np.int64)
+    if state.status is None:
+        state.status = MPI.Status()
+    status, notice = state.status, state.notice
     for comm, _ in state.roots:
         if not _live(comm):
             continue
@@ -292,6 +303,7 @@ def broadcast_message(comm, buf, root: int, mode: str, backoff_max: float) -> No
     state = _state
     request = comm.Ibcast(buf, root)
     delay = _FIRST_SLEEP
+    tests = 0
     while not request.Test():
         if state.signum is not None:
             _notify_root(comm, root)
@@ -299,9 +311,11 @@ def broadcast_message(comm, buf, root: int, mode: str, backoff_max: float) -> No
             time.sleep(delay)
             delay = min(2 * delay, backoff_max)
         else:
-            # Spinning, but yielding the core between tests as MPI libraries do inside a blocking
+            # Spinning, but yielding the core now and then, as MPI libraries do inside a blocking
             # wait: on a loaded node a loop that never yields delays the root by whole time slices.
-            _yield()
+            tests += 1
+            if tests % _TESTS_PER_YIELD == 0:
+                _yield()
     if state.signum is not None:
         _notify_root(comm, root)
 
