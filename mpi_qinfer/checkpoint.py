@@ -224,6 +224,15 @@ def _record_array(values, name: str) -> np.ndarray:
     return array.copy()
 
 
+def _checked_user(user) -> dict:
+    user = dict(user or {})
+    try:
+        json.dumps(user)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"user data must be JSON-serialisable: {error}") from error
+    return user
+
+
 def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None) -> Snapshot:
     """Capture the state of an SMC run in memory (no file is written).
 
@@ -264,12 +273,8 @@ def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None)
         "proxy_seeds": None if seeds is None else _generator_state(seeds),
         "heuristic": _heuristic_state(heuristic),
         "generators": {name: _generator_state(gen) for name, gen in (generators or {}).items()},
-        "user": dict(user or {}),
+        "user": _checked_user(user),
     }
-    try:
-        json.dumps(meta["user"])
-    except TypeError as error:
-        raise CheckpointError(f"user data must be JSON-serialisable: {error}") from error
 
     if _is_our_updater(updater):
         meta["updater_rng"] = _generator_state(updater.rng)
@@ -616,8 +621,9 @@ class Checkpointer:
     every_seconds : float, optional
         Write when this much wall time has passed since the last write.
     user : callable or dict, optional
-        Caller's JSON data saved with each checkpoint (a callable is called at
-        each snapshot).
+        Caller's JSON data saved with each checkpoint. A callable is called
+        when a checkpoint is written (not at every step, which keeps steps
+        cheap); it must describe the run as of the last :meth:`step`.
 
     Examples
     --------
@@ -650,8 +656,7 @@ class Checkpointer:
 
     def take(self) -> Snapshot:
         """Snapshot the run's state now (in memory) and keep it as the latest."""
-        user = self._user() if callable(self._user) else self._user
-        self._last = snapshot(self.updater, user=user, **self._parts)
+        self._last = snapshot(self.updater, **self._parts)
         return self._last
 
     def step(self) -> bool:
@@ -674,7 +679,8 @@ class Checkpointer:
         snap = self._last if self._last is not None else self.take()
         if self._written_updates == snap.n_updates and os.path.exists(self.path):
             return self.path  # already on disk
-        write_snapshot(snap, self.path)
+        user = self._user() if callable(self._user) else self._user
+        write_snapshot(Snapshot(snap.arrays, dict(snap.metadata, user=_checked_user(user))), self.path)
         self._written_updates = snap.n_updates
         self._written_at = time.monotonic()
         self.writes += 1

@@ -321,3 +321,28 @@ def test_the_demo_refuses_a_checkpoint_of_another_run(tmp_path):
     again = run_demo("precession", 300, 10, seed=1, progress=False, resume=path)
     assert np.array_equal(again["estimate"], whole["estimate"])
     assert np.array_equal(again["history_mean"], whole["history_mean"])
+
+
+@needs_mpiexec
+def test_the_demo_under_run_stops_with_the_signals_status_without_an_abort(tmp_path):
+    path = tmp_path / "demo.npz"
+
+    def stop_after_first_checkpoint(process):
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+
+    argv, env = mpiexec_command(2, timeout=300)
+    env["MPI_QINFER_IDLE"] = "backoff"
+    process = subprocess.Popen(argv + [sys.executable, "-m", "mpi_qinfer", "run", *DEMO, "--checkpoint", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        stop_after_first_checkpoint(process)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert "MPI_Abort" not in err and "aborting" not in err, err
+    assert read_metadata(path)["n_updates"] >= 10
