@@ -13,13 +13,14 @@ BENCH_ARGS ?=
 PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install -q --disable-pip-version-check
 
-.PHONY: help venv demo test test-mpich test-openmpi test-qinfer test-serial test-wheel bench docs lint clean
+.PHONY: help venv demo test test-mpich test-openmpi test-qinfer test-serial test-wheel test-slurm bench docs lint clean
 
 help:
 	@echo "make demo        run the demo: mpiexec -n $(NP) python -m mpi_qinfer demo (MPICH wheel)"
 	@echo "make test        the whole test suite: serial, MPICH at 2 and 3 ranks, the wheel, Open MPI, qinfer interop, docs"
 	@echo "make test-mpich  serial tests and MPI tests on MPICH only (fastest useful check)"
 	@echo "make test-wheel  build the wheel, install it in fresh venvs (with mpich: the demo; without MPI: import, info)"
+	@echo "make test-slurm  the batch scripts on a one-node Slurm brought up here (installs Slurm if it can)"
 	@echo "make bench       the benchmark at NP ranks: ratios proxy/floor/serial/pickle"
 	@echo "make docs        build the Sphinx docs with warnings as errors"
 	@echo "make clean       remove venvs, builds and caches"
@@ -68,11 +69,26 @@ test-openmpi: $(OPENMPI_VENV)/.installed
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 
 test-qinfer: $(QINFER_VENV)/.installed
-	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_posterior.py tests/test_qinfer_dropin.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py
+	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_posterior.py tests/test_qinfer_dropin.py tests/test_checkpoint.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py
 
-test: test-mpich test-wheel test-openmpi test-qinfer docs
+# A one-node Slurm (scripts/slurm_cluster.sh) under a temporary directory, the batch-script suite
+# against it, the daemons stopped again. Skipped, with the reason, only where Slurm cannot be installed.
+test-slurm: $(VENV)/.installed
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/mpiq-slurm.XXXXXX"); status=0; \
+	scripts/slurm_cluster.sh up "$$dir" || status=$$?; \
+	if [ $$status -eq 3 ]; then \
+		echo "make test-slurm: SKIPPED: Slurm cannot be installed here (the reason is above)"; \
+		rm -rf "$$dir"; exit 0; \
+	fi; \
+	if [ $$status -eq 0 ]; then \
+		MPI_QINFER_SLURM_CONF="$$dir/slurm.conf" timeout -k 15 900 \
+			$(PY) -m pytest -q -p no:cacheprovider tests/test_slurm.py || status=$$?; \
+	fi; \
+	scripts/slurm_cluster.sh down "$$dir"; rm -rf "$$dir"; exit $$status
+
+test: test-mpich test-wheel test-openmpi test-qinfer test-slurm docs
 
 bench: $(VENV)/.installed
 	timeout -k 15 1800 $(VENV)/bin/mpiexec -n $(NP) $(PY) -m mpi_qinfer bench $(BENCH_ARGS)

@@ -23,6 +23,7 @@ experiment per iteration), :func:`print_header` and :func:`report` (output).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -30,6 +31,8 @@ import time
 
 import numpy as np
 
+from . import termination
+from .checkpoint import Checkpointer, CheckpointError, load_checkpoint, parse_every, read_metadata
 from .distributions import UniformDistribution
 from .heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
 from .launcher import print_on_rank_0, warn_if_misslaunched
@@ -253,7 +256,7 @@ class _TimedLikelihood(DerivedModel):
 def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int = 100, *,
              qubits: int = 3, heuristic: str | None = None, seed: int = 42,
              serial_threshold="auto", progress: bool = True, compare_serial: bool = False,
-             header_file=None, comm=None) -> dict | None:
+             header_file=None, comm=None, checkpoint=None, resume=None, checkpoint_every: str = "10") -> dict | None:
     """Run the demo estimation (collective over ``comm``).
 
     Parameters
@@ -282,6 +285,13 @@ def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int
         None prints nothing until the end.
     comm : mpi4py.MPI.Intracomm, optional
         Default ``MPI.COMM_WORLD``.
+    checkpoint : str or os.PathLike, optional
+        Write the run's state to this file every ``checkpoint_every`` and when
+        a :class:`~mpi_qinfer.termination.TerminationRequested` stops it.
+    resume : str or os.PathLike, optional
+        Continue from this checkpoint (same model, particles, seed, heuristic).
+    checkpoint_every : str
+        ``"N"`` updates or ``"Ts"`` seconds (see :func:`~mpi_qinfer.checkpoint.parse_every`).
 
     Returns
     -------
@@ -301,6 +311,10 @@ def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int
     if heuristic not in HEURISTICS:
         raise ValueError(f"heuristic must be one of {HEURISTICS}, got {heuristic!r}")
     check_size(model, particles, qubits)
+    saving = {"checkpoint": checkpoint, "resume": resume, "every": parse_every(checkpoint_every)}
+    if resume is not None:
+        read_metadata(resume)  # a corrupt file fails on every rank, before any communication
+    compare_serial = compare_serial and checkpoint is None and resume is None
     load_mpi()  # without an MPI library: one clear MPIUnavailableError
     from .parallel import MPIParallelizedModel
 
@@ -318,7 +332,7 @@ def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int
         serial = None
         if compare_serial:
             serial = _estimate(make_model(model, qubits), *problem, "serial on the root", progress)
-        results = _estimate(proxy, *problem, f"SMC on {proxy.n_engines} rank(s)", progress)
+        results = _estimate(proxy, *problem, f"SMC on {proxy.n_engines} rank(s)", progress, saving, proxy)
         parallel_calls = proxy.threshold_policy.decisions[int(Command.LIKELIHOOD), True]
         results.update(settings)
         results.update({
@@ -340,12 +354,14 @@ def _model_repr(model_name: str, qubits: int) -> str:
     return {"precession": "SimplePrecessionModel()", "ising": f"IsingChainModel(n_qubits={qubits})"}[model_name]
 
 
-def _estimate(model, model_name, particles, experiments, qubits, heuristic_name, seed, label, progress) -> dict:
+def _estimate(model, model_name, particles, experiments, qubits, heuristic_name, seed, label, progress,
+              saving=None, proxy=None) -> dict:
     """The root's estimation loop: simulate data from a seeded truth and update ``model``'s SMC on it.
 
     ``model`` is the proxy or the serial model; for a given seed both give
     bitwise the same results. One iteration per experiment: design, simulate,
-    update, record.
+    update, record. ``saving`` (checkpoint, resume, every) applies to the
+    proxy's run.
     """
     prior = make_prior(model_name)
     # Independent streams for the truth, the data and the updater, all from the one seed.
@@ -358,15 +374,22 @@ def _estimate(model, model_name, particles, experiments, qubits, heuristic_name,
     updater = SMCUpdater(timed, particles, prior, rng=updater_rng)
     design = make_heuristic(heuristic_name, updater)
     means, sigmas = [], []
+    checkpoints = _checkpoints(saving or {}, proxy, updater, design, data_rng, means, sigmas,
+                               dict(model=model_name, qubits=qubits, heuristic=heuristic_name, seed=seed))
     start = time.perf_counter()
-    with Progress(experiments, label, enabled=progress) as bar:
-        for _ in range(experiments):
+    with checkpoints, Progress(experiments, label, enabled=progress) as bar:
+        if means:
+            bar.update(len(means))  # resumed: the updates already done
+        for _ in range(len(means), experiments):
+            termination.check()  # a safe point: between two updates
             expparams = design()
             outcome = true_model.simulate_experiment(truth, expparams)
             updater.update(outcome, expparams)
             means.append(updater.est_mean())
             sigmas.append(np.sqrt(np.diag(updater.est_covariance_mtx())))
+            checkpoints.step()
             bar.update()
+        checkpoints.write()  # the final state: a later --resume with more --experiments continues it
     wall = time.perf_counter() - start
     return {
         "truth": truth[0],
@@ -381,6 +404,37 @@ def _estimate(model, model_name, particles, experiments, qubits, heuristic_name,
         "likelihood_seconds": timed.seconds,
         "resample_count": updater.resample_count,
     }
+
+
+class _NoCheckpoints(contextlib.nullcontext):
+    def step(self) -> bool:
+        return False
+
+    def write(self) -> None:
+        return None
+
+
+def _checkpoints(saving, proxy, updater, design, data_rng, means, sigmas, run):
+    """The demo's Checkpointer (after loading ``saving["resume"]``), or one that does nothing."""
+    if saving.get("resume") is not None:
+        meta = load_checkpoint(saving["resume"], updater, proxy=proxy, heuristic=design,
+                               generators={"data": data_rng})
+        saved = meta["user"]
+        odd = {key: (saved.get(key), value) for key, value in run.items() if saved.get(key) != value}
+        if odd:
+            raise CheckpointError(f"the checkpoint {saving['resume']!r} is of another demo run: "
+                                  + ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in odd.items()))
+        means.extend(np.array(saved["history_mean"]))
+        sigmas.extend(np.array(saved["history_sigma"]))
+    if saving.get("checkpoint") is None:
+        return _NoCheckpoints()
+    every_updates, every_seconds = saving["every"]
+
+    def user():
+        return dict(run, history_mean=np.asarray(means).tolist(), history_sigma=np.asarray(sigmas).tolist())
+
+    return Checkpointer(saving["checkpoint"], updater, proxy=proxy, heuristic=design, generators={"data": data_rng},
+                        every_updates=every_updates, every_seconds=every_seconds, user=user)
 
 
 def within_sigmas(results: dict, n_sigma: float = 3.0) -> bool:
@@ -569,6 +623,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _interval(text: str) -> str:
+    try:
+        parse_every(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_arguments(parser) -> None:
     """Add ``demo``'s options to ``parser``.
 
@@ -598,6 +660,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="save posterior marginals and the error per experiment (needs matplotlib)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress report")
+    parser.add_argument("--checkpoint", metavar="FILE", default=None,
+                        help="save the SMC state to FILE (.npz) periodically and when SIGTERM/SIGINT stops the run")
+    parser.add_argument("--resume", metavar="FILE", default=None,
+                        help="continue the run saved in FILE (same model, particles, seed)")
+    parser.add_argument("--checkpoint-every", type=_interval, default="10", metavar="N|Ts",
+                        help="with --checkpoint: every N updates, or every T seconds (30s, 5m) (default: %(default)s)")
 
 
 def main(args) -> int:
@@ -620,14 +688,29 @@ def main(args) -> int:
         print_on_rank_0(f"python -m mpi_qinfer demo: error: {error}\n")
         return 2
     warn_if_misslaunched()
-    results = run_demo(
-        args.model, args.particles, args.experiments, qubits=args.qubits, heuristic=args.heuristic,
-        seed=args.seed, serial_threshold=args.serial_threshold, progress=args.progress,
-        compare_serial=args.compare, header_file=sys.stdout,
-    )
+    if args.checkpoint is not None:
+        termination.install()  # every rank parses the same command line
+    try:
+        results = run_demo(
+            args.model, args.particles, args.experiments, qubits=args.qubits, heuristic=args.heuristic,
+            seed=args.seed, serial_threshold=args.serial_threshold, progress=args.progress,
+            compare_serial=args.compare, header_file=sys.stdout,
+            checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every,
+        )
+    except CheckpointError as error:
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.Get_rank() == 0:  # every rank found it; one says so
+            print(f"mpi_qinfer demo: error: --resume {args.resume}: {error}", file=sys.stderr, flush=True)
+        return 2
+    except termination.TerminationRequested as stop:
+        print(f"mpi_qinfer demo: {stop}; the state is in {args.checkpoint} "
+              f"(continue with --resume {args.checkpoint})", file=sys.stderr, flush=True)
+        return stop.exit_status
     if results is None:
-        return 0
-    report(results, header=False)
+        stopped_by = termination.stopped_by()
+        return 0 if stopped_by is None else termination.exit_status(stopped_by)
+    report(results)
     if args.plot is not None and plot_results(results, args.plot):
         print(f"  plot written to {args.plot}")
     return 0

@@ -35,6 +35,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import idle as idle_wait
+from . import termination
 from .datatypes import RowTypes
 from .errors import EngineClosedError, ModelMismatchError
 from .failures import describe_failure, pickled_exception, raise_failure
@@ -390,12 +391,16 @@ class Engine:
             raise EngineClosedError("the engine has been shut down; build a new MPIParallelizedModel")
 
     def _check_root(self) -> None:
+        """Before the root sends anything: it is the root, the engine is open, no stop was asked for."""
         if not self.is_root:
             raise RuntimeError(
                 f"rank {self._rank} is not the root: parallel calls are made on the root (rank {self._root}) "
                 "while the other ranks serve; guard the inference code with `if model.is_root:`"
             )
         self._check_open()
+        # A stop request (a signal here, or a worker's notice) ends the run here, before this
+        # command communicates anything; see mpi_qinfer.termination.
+        termination.check(self._comm, self._root)
 
     def __enter__(self):
         if not self.is_root:

@@ -15,6 +15,8 @@ import time
 
 from mpi4py import MPI
 
+from . import termination
+
 __all__ = ["IDLE_MODES", "resolve_idle_mode", "broadcast_message", "node_is_oversubscribed"]
 
 IDLE_MODES = ("auto", "spin", "backoff")
@@ -68,6 +70,8 @@ def resolve_backoff_max(requested: float | None) -> float:
 
 def broadcast_message(comm: MPI.Intracomm, buf, root: int, mode: str, backoff_max: float) -> None:
     """Broadcast the fixed-size message from the root, waiting as ``mode`` says."""
+    if termination.watching():  # termination hook: a wait in which signals reach Python (mpi_qinfer.termination)
+        return termination.broadcast_message(comm, buf, root, mode, backoff_max)
     if mode == "spin":
         comm.Bcast(buf, root)
         return

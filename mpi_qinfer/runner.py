@@ -12,6 +12,11 @@ Before anything runs, every rank checks that the target exists; if it is
 missing on any rank, rank 0 prints one line and every rank exits with
 status 2 (no traceback, no abort). Usage errors are likewise printed by
 rank 0 only.
+
+``run`` also installs :mod:`mpi_qinfer.termination` on every rank first:
+``SIGTERM`` or ``SIGINT`` stops the run at its next safe point, the
+target's ``with`` blocks release the workers, and the job ends with
+status ``128 + signum`` (a second signal aborts at once).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import sys
 import time
 import traceback
 
+from . import termination
 from .errors import MPIUnavailableError
 from .launcher import print_on_rank_0, warn_if_misslaunched
 from .mpi_library import load_mpi
@@ -66,7 +72,10 @@ def main(args) -> int:
     int
         0 when the target finished (or exited with status 0), 2 for a bad
         command line or a target missing on some rank, 1 without an MPI
-        library. A failing target never returns: the job is aborted.
+        library, ``128 + signum`` when a signal stopped the run (143 for
+        ``SIGTERM``, 130 for ``SIGINT``; see :mod:`mpi_qinfer.termination`),
+        on the ranks that got it or learned of it. A failing target never
+        returns: the job is aborted.
     """
     if args.module is not None:
         if not args.module or args.script is not None:
@@ -79,19 +88,28 @@ def main(args) -> int:
     status = _preflight(target, is_module)
     if status is not None:
         return status
+    termination.install()  # on every rank, before the target builds any proxy
     try:
         run_target(target, argv, is_module)
     except SystemExit as exc:
         status = exit_status(exc.code)
+        stopped_by = termination.stopped_by()
+        if status and stopped_by is not None and status == termination.exit_status(stopped_by):
+            return status  # the target stopped for the signal itself (`run -m mpi_qinfer demo --checkpoint ...`)
         if status:
             if not isinstance(exc.code, int):
                 print(exc.code, file=sys.stderr)
             _abort(status, f"exited with status {status}")
+    except termination.TerminationRequested as exc:
+        # The target unwound (its `with` blocks released the workers): end this rank, no abort.
+        termination.report(exc)
+        return exc.exit_status
     except KeyboardInterrupt as exc:
         _abort(128 + signal.SIGINT, _user_traceback(exc))
     except BaseException as exc:  # noqa: BLE001 - whatever escapes the user's code ends the job
         _abort(1, _user_traceback(exc))
-    return 0
+    stopped_by = termination.stopped_by()
+    return 0 if stopped_by is None else termination.exit_status(stopped_by)
 
 
 def _preflight(target: str, is_module: bool) -> int | None:

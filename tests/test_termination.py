@@ -1,0 +1,348 @@
+"""Graceful termination: a signalled job stops within seconds, with its checkpoint written and nothing lost.
+
+The job tests launch their own ``mpiexec`` (they are serial tests), send
+SIGTERM to ``mpiexec``, to the root or to one worker, during a long parallel
+call or while the workers are idle, at 2 and 3 ranks, and check that the job
+ends within 10 s with status 143 and a checkpoint holding every completed
+update.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from conftest import mpiexec_command, needs_mpiexec
+
+from mpi_qinfer import termination
+from mpi_qinfer.checkpoint import read_metadata
+from mpi_qinfer.termination import TerminationRequested
+
+
+# ------------------------------------------------------------------ in this process
+@pytest.fixture
+def installed():
+    termination.install()
+    yield
+    termination.uninstall()
+
+
+def test_termination_requested_is_not_an_exception():
+    error = TerminationRequested(signal.SIGTERM, 1)
+    assert isinstance(error, BaseException) and not isinstance(error, Exception)
+    assert error.exit_status == 143 and error.rank == 1 and "SIGTERM on rank 1" in str(error)
+    assert TerminationRequested(signal.SIGINT).exit_status == 130
+
+
+def test_check_does_nothing_when_not_installed():
+    assert not termination.watching()
+    termination.check()
+
+
+def test_a_signal_only_sets_a_flag_and_check_raises(installed):
+    termination.check()  # nothing yet
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(100):  # the handler runs between bytecodes
+        if termination.requested() is not None:
+            break
+        time.sleep(0.001)
+    assert termination.requested() == signal.SIGTERM
+    with pytest.raises(TerminationRequested) as raised:
+        termination.check()
+    assert raised.value.signum == signal.SIGTERM
+    with pytest.raises(TerminationRequested):  # the request stands until the run has stopped
+        termination.check()
+    assert termination.stopped_by() == signal.SIGTERM
+
+
+def test_a_repeat_within_the_grace_period_is_the_same_request(installed, monkeypatch):
+    aborted = []
+    monkeypatch.setattr(termination, "_abort_now", aborted.append)
+    termination._handle(signal.SIGTERM, None)
+    termination._handle(signal.SIGTERM, None)  # srun and the step daemon both deliver it
+    assert aborted == [] and termination._state.repeats == 1
+    termination._state.first_at -= termination.REPEAT_GRACE_SECONDS
+    termination._handle(signal.SIGINT, None)
+    assert aborted == [signal.SIGINT]
+
+
+def test_uninstall_restores_the_previous_handlers():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    termination.install()
+    assert signal.getsignal(signal.SIGTERM) is termination._handle
+    termination.install()  # idempotent
+    termination.uninstall()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert not termination.watching() and termination.requested() is None
+
+
+# ------------------------------------------------------------------ whole jobs
+JOB = """
+import os, sys, time
+import numpy as np
+from mpi4py import MPI
+from mpi_qinfer import MPIParallelizedModel, SMCUpdater, UniformDistribution, termination
+from mpi_qinfer.checkpoint import Checkpointer
+from mpi_qinfer.models import SimplePrecessionModel
+
+path, phase = sys.argv[1], sys.argv[2]
+rank = MPI.COMM_WORLD.Get_rank()
+CALL_SECONDS = {"call": 2.0, "long": 60.0}.get(phase, 0.0)
+
+
+class Slow(SimplePrecessionModel):
+    def likelihood(self, outcomes, modelparams, expparams):
+        if CALL_SECONDS and len(modelparams) > 1:
+            print(f"rank {rank} in call", flush=True)
+            time.sleep(CALL_SECONDS)
+        return super().likelihood(outcomes, modelparams, expparams)
+
+
+with open(f"{path}.pid{rank}", "w") as file:
+    file.write(str(os.getpid()))
+with MPIParallelizedModel(Slow(), serial_threshold=0) as proxy:
+    if proxy.is_root:
+        updater = SMCUpdater(proxy, 300, UniformDistribution([0, 1]), rng=5)
+        truth, data = np.array([[0.4]]), np.random.default_rng(6)
+        simulator = SimplePrecessionModel()
+        simulator.rng = data
+        with Checkpointer(path, updater, proxy=proxy, generators={"data": data}, every_updates=1000) as saved:
+            for k in range(10_000):
+                termination.check()
+                if phase == "idle":
+                    time.sleep(0.2)  # the root is busy on its own: the workers wait
+                expparams = np.array([1.1 ** (k % 40)])
+                updater.update(simulator.simulate_experiment(truth, expparams), expparams)
+                saved.step()
+                print(f"completed {len(updater.data_record)}", flush=True)
+print(f"rank {rank} left the with block", flush=True)
+"""
+
+
+class Job:
+    """A job under ``mpiexec ... python -m mpi_qinfer run``, read line by line."""
+
+    def __init__(self, tmp_path, n_ranks, phase, idle="backoff"):
+        script = tmp_path / "job.py"
+        script.write_text(textwrap.dedent(JOB))
+        self.checkpoint = tmp_path / "run.npz"
+        argv, env = mpiexec_command(n_ranks, timeout=60)
+        env["MPI_QINFER_IDLE"] = idle  # backoff by default: two cores for up to three ranks
+        self.process = subprocess.Popen(
+            argv + [sys.executable, "-m", "mpi_qinfer", "run", str(script), str(self.checkpoint), phase],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.n_ranks = n_ranks
+        self.lines = []
+
+    def wait_for(self, text, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+            if text in line:
+                return
+        self.kill()
+        pytest.fail(f"the job never printed {text!r}:\n" + "\n".join(self.lines) + self.process.stderr.read())
+
+    def finish(self, timeout):
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            out, err = self.process.communicate()
+            pytest.fail(f"the job did not end within {timeout} s of the signal:\n{out}\n{err}")
+        self.lines += out.splitlines()
+        return err
+
+    def pid(self, rank) -> int:
+        return int((self.checkpoint.parent / f"{self.checkpoint.name}.pid{rank}").read_text())
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+
+    @property
+    def completed(self) -> int:
+        done = [int(line.split()[1]) for line in self.lines if line.startswith("completed ")]
+        return done[-1] if done else 0
+
+
+def _target_pid(job, target, n_ranks):
+    if target == "mpiexec":
+        return job.process.pid
+    return job.pid(0 if target == "root" else n_ranks - 1)
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+@pytest.mark.parametrize("phase", ["call", "idle"])
+@pytest.mark.parametrize("target", ["mpiexec", "root", "worker"])
+def test_sigterm_ends_the_job_within_seconds_with_a_checkpoint(tmp_path, n_ranks, phase, target):
+    job = Job(tmp_path, n_ranks, phase)
+    try:
+        job.wait_for("completed 3")
+        if phase == "call":
+            job.wait_for(f"rank {n_ranks - 1} in call")  # every rank is inside a 2-second call
+        sent = time.monotonic()
+        os.kill(_target_pid(job, target, n_ranks), signal.SIGTERM)
+        err = job.finish(timeout=30)
+        seconds = time.monotonic() - sent
+    finally:
+        job.kill()
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert job.process.returncode == 143, err
+    assert "SIGTERM" in err, err
+    saved = read_metadata(job.checkpoint)
+    assert saved["n_updates"] == job.completed >= 3  # every completed update is in the checkpoint
+    # The workers were released by the root's `with`, not killed.
+    assert all(f"rank {r} left the with block" in job.output for r in range(1, n_ranks)), job.output
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("target", ["root", "worker"])
+def test_spinning_workers_see_signals_too(tmp_path, target):
+    # A spinning worker would sit in MPI_Bcast, where no Python signal handler runs; watched, it tests an Ibcast.
+    job = Job(tmp_path, 2, "idle", idle="spin")
+    try:
+        job.wait_for("completed 3")
+        sent = time.monotonic()
+        os.kill(_target_pid(job, target, 2), signal.SIGTERM)
+        err = job.finish(timeout=30)
+        seconds = time.monotonic() - sent
+    finally:
+        job.kill()
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert job.process.returncode == 143, err
+    assert read_metadata(job.checkpoint)["n_updates"] == job.completed
+
+
+@needs_mpiexec
+def test_a_repeated_signal_is_one_request(tmp_path):
+    job = Job(tmp_path, 2, "call")
+    try:
+        job.wait_for("completed 2")
+        job.wait_for("rank 1 in call")
+        os.kill(job.pid(0), signal.SIGTERM)
+        os.kill(job.pid(0), signal.SIGTERM)  # as srun and slurmstepd both deliver a cancellation
+        err = job.finish(timeout=30)
+    finally:
+        job.kill()
+    assert job.process.returncode == 143, err
+    assert read_metadata(job.checkpoint)["n_updates"] == job.completed
+
+
+@needs_mpiexec
+def test_a_second_signal_aborts_at_once(tmp_path):
+    job = Job(tmp_path, 2, "long")  # 60-second calls: only an abort ends one early
+    try:
+        job.wait_for("rank 1 in call")
+        os.kill(job.pid(0), signal.SIGTERM)
+        time.sleep(termination.REPEAT_GRACE_SECONDS + 0.5)
+        sent = time.monotonic()
+        os.kill(job.pid(0), signal.SIGTERM)
+        err = job.finish(timeout=30)
+        seconds = time.monotonic() - sent
+    finally:
+        job.kill()
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert job.process.returncode != 0
+    assert "second SIGTERM: aborting the job now (status 143)" in err, err
+
+
+# ------------------------------------------------------------------ the demo
+DEMO = ["-m", "mpi_qinfer", "demo", "--model", "ising", "--particles", "2000", "--experiments", "150",
+        "--no-progress", "--serial-threshold", "0"]
+
+
+def _demo(extra, n_ranks=2, timeout=300, until=None):
+    argv, env = mpiexec_command(n_ranks, timeout=timeout)
+    env["MPI_QINFER_IDLE"] = "backoff"
+    process = subprocess.Popen(argv + [sys.executable, *DEMO, *extra], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        if until is not None:
+            until(process)
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, out, err
+
+
+def _estimate_line(out):
+    return [line for line in out.splitlines() if line.startswith("estimate (repr)")]
+
+
+@needs_mpiexec
+def test_the_demo_killed_half_way_resumes_to_the_uninterrupted_estimate(tmp_path):
+    path = tmp_path / "demo.npz"
+
+    def stop_after_first_checkpoint(process):
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)  # to mpiexec, which forwards it to every rank
+
+    status, _, err = _demo(["--checkpoint", str(path), "--checkpoint-every", "10"], until=stop_after_first_checkpoint)
+    assert status == 143, err
+    assert f"continue with --resume {path}" in err
+    stopped_at = read_metadata(path)["n_updates"]
+    assert 10 <= stopped_at < 150
+    status, resumed, err = _demo(["--resume", str(path)])
+    assert status == 0, err
+    status, whole, err = _demo([])
+    assert status == 0, err
+    assert _estimate_line(resumed) == _estimate_line(whole) != []
+
+
+def test_the_demo_refuses_a_checkpoint_of_another_run(tmp_path):
+    from mpi_qinfer.checkpoint import CheckpointError
+    from mpi_qinfer.demo import run_demo
+
+    path = tmp_path / "demo.npz"
+    run_demo("precession", 300, 5, seed=1, progress=False, checkpoint=path)
+    with pytest.raises(CheckpointError, match="seed 1 there, 2 here"):
+        run_demo("precession", 300, 10, seed=2, progress=False, resume=path)
+    with pytest.raises(CheckpointError, match="particles"):
+        run_demo("precession", 400, 10, seed=1, progress=False, resume=path)
+    whole = run_demo("precession", 300, 10, seed=1, progress=False)
+    again = run_demo("precession", 300, 10, seed=1, progress=False, resume=path)
+    assert np.array_equal(again["estimate"], whole["estimate"])
+    assert np.array_equal(again["history_mean"], whole["history_mean"])
+
+
+@needs_mpiexec
+def test_the_demo_under_run_stops_with_the_signals_status_without_an_abort(tmp_path):
+    path = tmp_path / "demo.npz"
+
+    def stop_after_first_checkpoint(process):
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+
+    argv, env = mpiexec_command(2, timeout=300)
+    env["MPI_QINFER_IDLE"] = "backoff"
+    process = subprocess.Popen(argv + [sys.executable, "-m", "mpi_qinfer", "run", *DEMO, "--checkpoint", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        stop_after_first_checkpoint(process)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert "MPI_Abort" not in err and "aborting" not in err, err
+    assert read_metadata(path)["n_updates"] >= 10
