@@ -697,11 +697,8 @@ def main(args) -> int:
             compare_serial=args.compare, header_file=sys.stdout,
             checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every,
         )
-    except CheckpointError as error:
-        from mpi4py import MPI
-
-        if MPI.COMM_WORLD.Get_rank() == 0:  # every rank found it; one says so
-            print(f"mpi_qinfer demo: error: --resume {args.resume}: {error}", file=sys.stderr, flush=True)
+    except CheckpointError as error:  # every rank found it; rank 0 says so
+        print_on_rank_0(f"mpi_qinfer demo: error: --resume {args.resume}: {error}\n")
         return 2
     except termination.TerminationRequested as stop:
         print(f"mpi_qinfer demo: {stop}; the state is in {args.checkpoint} "
@@ -710,7 +707,7 @@ def main(args) -> int:
     if results is None:
         stopped_by = termination.stopped_by()
         return 0 if stopped_by is None else termination.exit_status(stopped_by)
-    report(results)
+    report(results, header=False)
     if args.plot is not None and plot_results(results, args.plot):
         print(f"  plot written to {args.plot}")
     return 0
