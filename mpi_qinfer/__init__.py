@@ -11,6 +11,7 @@ from .distributions import (
     ProductDistribution,
     UniformDistribution,
 )
+from .distributed import DistributedSMCUpdater as DistributedSMCUpdater
 from .engine import Engine
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, RemoteError
 from .heuristics import PGH, ExpSparseHeuristic
