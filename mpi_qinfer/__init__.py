@@ -5,13 +5,13 @@ The public API, re-exported; see :mod:`mpi_qinfer.parallel` for the proxy.
 
 import sys as _sys
 
+from .distributed import DistributedSMCUpdater as DistributedSMCUpdater
 from .distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
     ProductDistribution,
     UniformDistribution,
 )
-from .distributed import DistributedSMCUpdater as DistributedSMCUpdater
 from .engine import Engine
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, RemoteError
 from .heuristics import PGH, ExpSparseHeuristic
