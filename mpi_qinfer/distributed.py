@@ -533,9 +533,10 @@ class DistributedSMCUpdater:
             timestep = getattr(self.model, "update_timestep", None)
             new_x = x if timestep is None else np.ascontiguousarray(timestep(x, expparams)[:, :, 0], dtype=np.float64)
             terms[0] = weighted.sum()
-            terms[1] = weighted @ weighted
+            # einsum, not matmul: a BLAS call may wake threads, costly on a loaded node for so little work.
+            terms[1] = np.einsum("i,i->", weighted, weighted)
             terms[2] = np.count_nonzero(weighted < 0)
-            terms[3:] = weighted @ new_x
+            terms[3:] = np.einsum("i,im->m", weighted, new_x)
         except Exception as exc:  # noqa: BLE001 - nothing changes anywhere; the root raises
             error = exc
         reduced = self._allsum(terms, error, "update")
@@ -547,7 +548,7 @@ class DistributedSMCUpdater:
         if negatives > 0 or norm < 0:
             smallest = float(self._comm.allreduce(weights.min(initial=np.inf), op=self._MPI.MIN))
             weights = np.clip(weights, 0, 1)
-            sum_sq, total = self._allsum([weights @ weights, weights.sum()], None, "update")
+            sum_sq, total = self._allsum([np.einsum("i,i->", weights, weights), weights.sum()], None, "update")
         else:
             sum_sq, total = sum_sq / (safe * safe), norm / safe
         self._weights, self._locations = weights, new_x
@@ -635,7 +636,8 @@ class DistributedSMCUpdater:
             new_x = np.empty_like(parents)
             todo = np.arange(parents.shape[0])
             for _ in range(lw.maxiter):
-                new_x[todo] = mus[todo] + own.standard_normal((todo.size, self._n_mp)) @ scale.T
+                noise = own.standard_normal((todo.size, self._n_mp))
+                new_x[todo] = mus[todo] + np.einsum("im,nm->in", noise, scale)
                 valid = np.asarray(self.model.are_models_valid(new_x[todo]), dtype=bool).reshape(-1)
                 todo = todo[~valid]
                 if todo.size == 0:

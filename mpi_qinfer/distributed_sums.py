@@ -49,8 +49,9 @@ def local_moments(weights: np.ndarray, locations: np.ndarray, shift: np.ndarray)
     numpy.ndarray, shape (1 + n_mp + n_mp**2,)
     """
     y = locations - shift
-    wy = weights[:, np.newaxis] * y
-    return np.concatenate(([weights.sum()], wy.sum(axis=0), (wy.T @ y).ravel()))
+    # einsum, not matmul: no BLAS threads to wake for a few flops per particle.
+    return np.concatenate(([weights.sum()], np.einsum("i,im->m", weights, y),
+                           np.einsum("i,im,in->mn", weights, y, y).ravel()))
 
 
 def moments_from_sums(sums: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,9 +154,9 @@ def local_design_sums(model, weights, locations, shift, expparams, blocks) -> np
         weighted = likelihood * weights
         block = np.empty((outcomes.size, n_block, n_mp + 3))
         block[..., 0] = weighted.sum(axis=2)
-        block[..., 1 : 1 + n_mp] = weighted @ y
-        block[..., 1 + n_mp] = weighted @ qy2
-        block[..., 2 + n_mp] = _xlogx(likelihood) @ weights
+        block[..., 1 : 1 + n_mp] = np.einsum("oen,nm->oem", weighted, y)
+        block[..., 1 + n_mp] = np.einsum("oen,n->oe", weighted, qy2)
+        block[..., 2 + n_mp] = np.einsum("oen,n->oe", _xlogx(likelihood), weights)
         parts.append(block.ravel())
     return np.concatenate(parts) if parts else np.zeros(0)
 

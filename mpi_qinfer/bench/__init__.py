@@ -60,6 +60,7 @@ from __future__ import annotations
 
 from .cases import MEMORY_FRACTION, METHODS, MODELS, OUTCOMES, Case, Settings, plan_cases, select
 from .command import add_arguments, build_parser, main, run
+from .distributed import bench_distributed
 from .loops import FloorLoop, PickleMapLoop
 from .measure import CASE_SECTIONS, SLOW_CALL_SECONDS, bench_case
 from .probes import ProcessTimeProbe, UnevenIsingModel
@@ -81,6 +82,7 @@ __all__ = [
     "bench_smc",
     "bench_idle",
     "bench_balance",
+    "bench_distributed",
     "run",
     "format_report",
     "plot_cases",

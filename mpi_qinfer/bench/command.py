@@ -15,6 +15,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .cases import Settings, plan_cases, select
+from .distributed import bench_distributed
 from .measure import bench_case
 from .report import _all_equal, _jsonable, _log, check_targets, format_report, plot_cases
 from .sections import bench_balance, bench_idle, bench_smc
@@ -52,7 +53,7 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
     settings : Settings
     patterns : list of str, optional
         ``--cases``: which cases and sections to run (see :func:`~mpi_qinfer.bench.cases.select`).
-        Sections are named ``smc``, ``idle`` and ``balance``.
+        Sections are named ``smc``, ``idle``, ``balance`` and ``distributed``.
     comm : mpi4py.MPI.Intracomm, optional
         Default ``MPI.COMM_WORLD``; duplicated for the benchmark's own messages.
 
@@ -68,11 +69,12 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
         environment = _environment(comm)
         cases = plan_cases(settings.quick) if is_root else None
         cases = comm.bcast(cases, 0)
-        chosen = select([c.name for c in cases] + ["smc", "idle", "balance"], patterns)
+        chosen = select([c.name for c in cases] + ["smc", "idle", "balance", "distributed"], patterns)
         result = None
         if is_root:
             result = {**environment, "quick": settings.quick, "seed": settings.seed,
-                      "cases": [], "skipped": [], "smc": None, "idle": None, "balance": None}
+                      "cases": [], "skipped": [], "smc": None, "idle": None, "balance": None,
+                      "distributed": None}
             if comm.Get_size() == 1:
                 result["note"] = ("1 rank: the proxy and auto run the serial model on the root (the engine has "
                                   "no workers), floor and pickle run their collectives on one rank; the ratios "
@@ -90,7 +92,8 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
             row = bench_case(comm, case, settings)
             if is_root:
                 result["cases"].append(row)
-        for name, section in (("smc", bench_smc), ("idle", bench_idle), ("balance", bench_balance)):
+        for name, section in (("smc", bench_smc), ("idle", bench_idle), ("balance", bench_balance),
+                              ("distributed", bench_distributed)):
             if name in chosen:
                 if is_root:
                     _log(f"{name} ...")
@@ -133,7 +136,8 @@ def add_arguments(parser) -> None:
     parser : argparse.ArgumentParser
     """
     parser.epilog = ("Example: `mpiexec -n 2 python -m mpi_qinfer bench --quick --json bench.json --plot bench.png`. "
-                     "Cases are named like cheap-1e4x100 and costly-1e3x1; the sections are smc, idle and balance.")
+                     "Cases are named like cheap-1e4x100 and costly-1e3x1; "
+                     "the sections are smc, idle, balance and distributed.")
     parser.add_argument("--quick", action="store_true",
                         help="smaller cases and shorter runs (no cheap-1e6x100, no costly-1e5x1)")
     parser.add_argument("--json", metavar="FILE", default=None, help="write every number to FILE as JSON")
