@@ -22,6 +22,7 @@ import atexit
 import enum
 import inspect
 import pickle
+import sys
 import traceback
 import warnings
 import weakref
@@ -30,7 +31,7 @@ import numpy as np
 
 from . import distributed_resampling as resampling
 from . import distributed_sums as sums
-from . import idle as idle_wait
+from .distributed_region import credible_mask
 from .errors import EngineClosedError, ModelMismatchError, RemoteError
 from .partition import even_counts, weighted_counts
 from .smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, _canonicalize, _covariance_factor
@@ -65,6 +66,9 @@ class _Failed(Exception):
 @atexit.register
 def _release_workers_at_exit():
     # A root that never closed would leave its workers waiting forever.
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or mpi.Is_finalized():
+        return
     for updater in list(_open_roots):
         try:
             updater.close()
@@ -220,17 +224,21 @@ class DistributedSMCUpdater:
 
     def _setup(self, balance, rng, idle, backoff_max) -> None:
         """The collective part of construction: agree, sample the prior, all-or-nothing."""
+        from . import idle as idle_wait  # imports MPI: only once an updater is built
+
         comm, MPI = self._comm, self._MPI
         try:
             local = (_signature(self.model), self.n_particles, self.draws, None)
         except Exception as error:  # noqa: BLE001 - reported on every rank below
             local = ("<not a model>", repr(error), None, None)
         settings = None
+        self.rng = None
         if self.is_root:
             try:
                 counts = _target_counts(balance, self.n_particles, self._size)
-                oversubscribed = None if self._engine is not None else True
-                settings = (counts, int(np.random.default_rng(rng).integers(0, 2**63 - 1)), oversubscribed)
+                # The root's generator (the caller's, if given) seeds every random step, the prior first.
+                self.rng = np.random.default_rng(rng)
+                settings = (counts, int(self.rng.integers(0, 2**63 - 1)))
             except Exception as error:  # noqa: BLE001 - raised on every rank below
                 settings = error
         everyone = comm.allgather(local)
@@ -256,10 +264,9 @@ class DistributedSMCUpdater:
                 f"the root (rank {self._root}) has {reference[:3]}, but\n{lines}"
             )
         counts, seed, self._idle, self._backoff_max = settings
+        self._wait_for_message = idle_wait.broadcast_message
         self._counts = np.asarray(counts, dtype=np.int64)
         self._n_mp = int(self.model.n_modelparams)
-        # The root's generator continues the stream that drew the construction seed.
-        self.rng = np.random.default_rng(seed) if self.is_root else None
 
         error = None
         n_local = int(self._counts[self._rank])
@@ -439,7 +446,7 @@ class DistributedSMCUpdater:
         if self._engine is not None:  # the workers are already waiting in this very call
             self._comm.Bcast(self._message, self._root)
         else:
-            idle_wait.broadcast_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
+            self._wait_for_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
 
     def _serve_one(self) -> None:
         """Worker: receive one command and run this rank's part of it."""
@@ -815,9 +822,9 @@ class DistributedSMCUpdater:
         """The highest-weight particles whose weight first exceeds ``level`` (qinfer's credible region).
 
         The weight threshold is found by bisection over the float64 weights
-        (about 64 tiny reductions); only the selected particles travel to the
-        root. Particles of equal weight at the threshold are taken in global
-        order.
+        (about 64 tiny reductions, see :mod:`~mpi_qinfer.distributed_region`);
+        only the particles travel that the root returns. Particles of equal
+        weight at the threshold are taken in global order.
 
         Parameters
         ----------
@@ -844,36 +851,7 @@ class DistributedSMCUpdater:
 
     def _op_credible(self, level, columns, return_outside):
         w = self._weights
-        ascending = np.sort(w)
-        # suffix[i] = sum(ascending[i:]): the mass of the weights >= ascending[i].
-        suffix = np.append(np.cumsum(ascending[::-1])[::-1], 0.0)
-
-        def mass_at_least(threshold):
-            return self._allsum([suffix[ascending.searchsorted(threshold, side="left")]], None,
-                                "est_credible_region")[0]
-
-        inside = np.ones(w.size, dtype=bool)
-        if mass_at_least(0.0) > level:
-            # The largest weight v with mass(w >= v) > level, by bisection over the ordered float64 bit patterns.
-            largest = self._comm.allreduce(float(ascending[-1]) if w.size else 0.0, op=self._MPI.MAX)
-            lo, hi = 0, int(np.float64(largest).view(np.int64)) + 1
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if mass_at_least(np.int64(mid).view(np.float64)) > level:
-                    lo = mid
-                else:
-                    hi = mid
-            v = float(np.int64(lo).view(np.float64))
-            above = w > v
-            mass_above = self._allsum([w[above].sum()], None, "est_credible_region")[0]
-            ties = np.flatnonzero(w == v)
-            tie_counts = np.empty(self._size, dtype=np.int64)
-            self._comm.Allgather(np.array([ties.size], dtype=np.int64), tie_counts)
-            # qinfer keeps the particles whose cumulative weight is <= level, and one more.
-            wanted = int(np.floor((level - mass_above) / v)) + 1
-            take = int(np.clip(wanted - tie_counts[: self._rank].sum(), 0, ties.size))
-            inside = above
-            inside[ties[:take]] = True
+        inside = credible_mask(self._comm, w, level, lambda terms: self._allsum(terms, None, "est_credible_region"))
         x = self._locations[:, columns]
         parts = self._comm.gather((w[inside], x[inside], w[~inside], x[~inside]), self._root)
         if not self.is_root:
