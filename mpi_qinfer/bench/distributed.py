@@ -37,7 +37,7 @@ from ..parallel import MPIParallelizedModel
 from ..smc import SMCUpdater
 from .report import _log
 
-__all__ = ["bench_distributed", "WAYS"]
+__all__ = ["bench_distributed", "root_memory", "WAYS"]
 
 #: The ways compared, in their first round's order.
 WAYS = ("serial", "proxy", "distributed")
@@ -159,7 +159,19 @@ def _memory_of(comm, way: str, n_particles: int, seed: int):
     return None
 
 
-def _memory(comm, n_particles: int, seed: int) -> dict | None:
+def root_memory(comm, n_particles: int, seed: int = 1234) -> dict | None:
+    """The root's peak memory with DistributedSMCUpdater and with SMCUpdater (collective).
+
+    Each is built at ``n_particles`` on the cheap model, updated three times,
+    resampled, and asked for its mean; the peak is ``VmHWM`` after a reset
+    (``/proc/self/clear_refs``) minus ``VmRSS`` before.
+
+    Returns
+    -------
+    dict or None
+        On the root: both peaks in KiB, their ratio, the cloud's size in all
+        and per rank, and whether the peak could be reset; None elsewhere.
+    """
     peaks = {way: _memory_of(comm, way, n_particles, seed) for way in ("distributed", "serial")}
     if comm.Get_rank() != 0:
         return None
@@ -197,7 +209,7 @@ def bench_distributed(comm, settings) -> dict | None:
     memory_particles = 10**6 if quick else 10**7
     if comm.Get_rank() == 0:
         _log(f"distributed: root memory at {memory_particles} particles ...")
-    memory = _memory(comm, memory_particles, settings.seed)
+    memory = root_memory(comm, memory_particles, settings.seed)
     if comm.Get_rank() != 0:
         return None
     return {"ranks": comm.Get_size(), "rows": rows, "memory": memory}
