@@ -281,7 +281,7 @@ class DistributedSMCUpdater:
             locations = np.ascontiguousarray(_canonicalize(self.model, drawn), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - every rank must agree below
             error = exc
-        mean = self._allsum(locations.sum(axis=0) / self.n_particles, error, "prior sampling")
+        mean = self._allsum(locations.sum(axis=0) / self.n_particles, error, "prior sampling", everywhere=True)
         self._locations = locations
         self._weights = np.full(n_local, 1.0 / self.n_particles)
         self._shift = mean  # a point near the cloud, the same on every rank (see distributed_sums)
@@ -471,12 +471,13 @@ class DistributedSMCUpdater:
     def _run(self, op: _Op, args):
         return getattr(self, f"_op_{op.name.lower()}")(*args)
 
-    def _allsum(self, terms, error: BaseException | None, name: str) -> np.ndarray:
+    def _allsum(self, terms, error: BaseException | None, name: str, everywhere: bool = False) -> np.ndarray:
         """The sum over ranks of ``terms`` (identical bits on every rank); raises if any rank failed.
 
         ``terms`` must have the same length on every rank; a failed rank sends
         zeros. On failure every rank's traceback reaches the root, which raises
-        :class:`~mpi_qinfer.errors.RemoteError`; the workers raise ``_Failed``.
+        :class:`~mpi_qinfer.errors.RemoteError`; the workers raise ``_Failed``
+        (or, ``everywhere``, the same RemoteError: during construction).
         """
         terms = np.asarray(terms, dtype=np.float64).reshape(-1)
         vector = np.zeros(terms.size + 1)
@@ -488,13 +489,13 @@ class DistributedSMCUpdater:
         self._comm.Allgather(vector, gathered)
         total = gathered.sum(axis=0)  # rank order, on every rank alike
         if total[0] > 0:
-            self._report_failure(name, error)
+            self._report_failure(name, error, everywhere)
         return total[1:]
 
-    def _report_failure(self, name: str, error: BaseException | None):
+    def _report_failure(self, name: str, error: BaseException | None, everywhere: bool = False):
         text = None if error is None else "".join(traceback.format_exception(error))
-        texts = self._comm.gather(text, self._root)
-        if self.is_root:
+        texts = self._comm.allgather(text) if everywhere else self._comm.gather(text, self._root)
+        if self.is_root or everywhere:
             raise RemoteError(name, {rank: t for rank, t in enumerate(texts) if t is not None}) from error
         raise _Failed(name)
 

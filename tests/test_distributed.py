@@ -355,6 +355,25 @@ def test_bad_constructor_arguments_raise_on_every_rank_without_communicating(wor
                               **arguments)
 
 
+class _FailingPrior:
+    """A prior whose sampling fails on the last rank only."""
+
+    def __init__(self, failing):
+        self.failing = failing
+
+    def sample(self, n=1, rng=None):
+        if self.failing:
+            raise OSError("the prior failed")
+        return np.random.default_rng(rng).random((n, 1))
+
+
+def test_a_failing_prior_raises_remote_error_on_every_rank(world):
+    last = world.Get_size() - 1
+    with pytest.raises(RemoteError, match="the prior failed") as raised:
+        DistributedSMCUpdater(SimplePrecessionModel(), 50, _FailingPrior(world.Get_rank() == last), comm=world)
+    assert raised.value.ranks == [last]
+
+
 def test_bad_balance_raises_on_every_rank(world):
     with pytest.raises(ValueError, match="balance"):
         DistributedSMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), comm=world,
