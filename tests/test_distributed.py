@@ -257,6 +257,33 @@ def test_same_seed_and_ranks_reproduce_bitwise_and_another_seed_does_not(world):
     assert_collectively(world, verdict_of(compare) if world.Get_rank() == 0 else None)
 
 
+def test_batch_update_is_updates_with_a_resampling_check_every_interval(world):
+    times = 1.2 ** np.arange(12)
+    outcomes = np.arange(12) % 2
+    clouds = []
+
+    def batch(updater):
+        updater.batch_update(outcomes, times, resample_interval=3)
+        clouds.append((updater.gather(), updater.resample_count, list(updater.data_record)))
+
+    def by_hand(updater):
+        for index, (outcome, t) in enumerate(zip(outcomes, times)):
+            updater.update(outcome, np.array([t]), check_for_resample=False)
+            if (index + 1) % 3 == 0 and updater.n_ess < 0.5 * updater.n_particles:
+                updater.resample()
+        clouds.append((updater.gather(), updater.resample_count, list(updater.data_record)))
+
+    for check in (batch, by_hand):
+        on_root(world, (SimplePrecessionModel(), 400, UniformDistribution([0, 1])), check, rng=8)
+
+    def compare():
+        ((w1, x1), count1, record1), ((w2, x2), count2, record2) = clouds
+        assert count1 == count2 > 0 and record1 == record2
+        assert np.array_equal(w1, w2) and np.array_equal(x1, x2)
+
+    assert_collectively(world, verdict_of(compare) if world.Get_rank() == 0 else None)
+
+
 # --------------------------------------------------------------------- failures
 class _FlakyPrecession(SimplePrecessionModel):
     """On a failing rank: the likelihood fails for times above 5, and are_models_valid from the third update on.
