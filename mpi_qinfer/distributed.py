@@ -538,6 +538,7 @@ class DistributedSMCUpdater:
             outcomes = outcome if isinstance(outcome, np.ndarray) else np.array([outcome])
             likelihood = np.asarray(self.model.likelihood(outcomes, x, expparams))[0, :, 0]
             weighted = w * likelihood
+            del likelihood  # the cloud's memory, on the root too: keep as few particle-sized arrays as possible
             timestep = getattr(self.model, "update_timestep", None)
             new_x = x if timestep is None else np.ascontiguousarray(timestep(x, expparams)[:, :, 0], dtype=np.float64)
             terms[0] = weighted.sum()
@@ -551,11 +552,12 @@ class DistributedSMCUpdater:
         norm, sum_sq, negatives = reduced[:3]
         # An impossible outcome leaves every weight zero instead of NaN (as SMCUpdater).
         safe = 1.0 if abs(norm) < np.spacing(1) else norm
-        weights = weighted / safe
+        weights = weighted
+        weights /= safe
         smallest = None
         if negatives > 0 or norm < 0:
             smallest = float(self._comm.allreduce(weights.min(initial=np.inf), op=self._MPI.MIN))
-            weights = np.clip(weights, 0, 1)
+            np.clip(weights, 0, 1, out=weights)
             sum_sq, total = self._allsum([np.einsum("i,i->", weights, weights), weights.sum()], None, "update")
         else:
             sum_sq, total = sum_sq / (safe * safe), norm / safe
@@ -640,16 +642,21 @@ class DistributedSMCUpdater:
         n_invalid = 0
         new_x = parents
         try:
-            mus = lw.a * parents + (1 - lw.a) * mean
-            new_x = np.empty_like(parents)
-            todo = np.arange(parents.shape[0])
-            for _ in range(lw.maxiter):
+            mus = parents
+            mus *= lw.a  # in place: parents is this step's own copy
+            mus += (1 - lw.a) * mean
+            # The first round on whole arrays (no fancy-indexed copies of the cloud), then only the invalid rows.
+            new_x = np.einsum("im,nm->in", own.standard_normal(mus.shape), scale)
+            new_x += mus
+            valid = np.asarray(self.model.are_models_valid(new_x), dtype=bool).reshape(-1)
+            todo = np.flatnonzero(~valid)
+            for _ in range(lw.maxiter - 1):
+                if todo.size == 0:
+                    break
                 noise = own.standard_normal((todo.size, self._n_mp))
                 new_x[todo] = mus[todo] + np.einsum("im,nm->in", noise, scale)
                 valid = np.asarray(self.model.are_models_valid(new_x[todo]), dtype=bool).reshape(-1)
                 todo = todo[~valid]
-                if todo.size == 0:
-                    break
             n_invalid = todo.size
             new_x = np.ascontiguousarray(_canonicalize(self.model, new_x), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - nothing changes anywhere; the root raises
