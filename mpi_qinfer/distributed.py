@@ -127,10 +127,11 @@ class DistributedSMCUpdater:
 
     Parameters
     ----------
-    model : Model
+    model : Model or MPIParallelizedModel
         This rank's serial model (``likelihood``, ``are_models_valid`` and, if
         present, ``update_timestep``, ``canonicalize``, ``clear_cache``,
-        ``domain``, ``Q``).
+        ``domain``, ``Q``). A proxy stands for its serial model and its
+        engine (as if given ``engine=proxy.engine``).
     n_particles : int
         Particles in all, shared between the ranks.
     prior : Distribution
@@ -186,6 +187,15 @@ class DistributedSMCUpdater:
         # Every rank checks the same arguments, so every rank raises the same error, with no communication.
         _check_arguments(n_particles, resample_thresh, resampler, draws)
         from mpi4py import MPI
+
+        from .parallel import MPIParallelizedModel
+
+        if isinstance(model, MPIParallelizedModel):  # share the proxy's engine; compute with its serial model
+            if engine is not None and engine is not model.engine:
+                raise ValueError("engine must be None or the proxy's own engine when model is an MPIParallelizedModel")
+            engine, model = model.engine, model.serial_model
+            if engine is None:
+                raise EngineClosedError("this proxy has no MPI engine (it was unpickled or copied)")
 
         self._MPI = MPI
         self.model = model

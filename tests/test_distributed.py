@@ -413,6 +413,7 @@ def test_sharing_an_engine_serves_the_updater_and_a_proxy_from_one_loop(world):
     proxy = MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0, engine=engine)
     updater = DistributedSMCUpdater(SimplePrecessionModel(), 500, UniformDistribution([0, 1]), rng=2,
                                     engine=engine)
+    from_proxy = DistributedSMCUpdater(proxy, 300, UniformDistribution([0, 1]), rng=3)
     verdict = None
     with engine:
         if engine.is_root:
@@ -424,10 +425,14 @@ def test_sharing_an_engine_serves_the_updater_and_a_proxy_from_one_loop(world):
                     updater.resample()
                     assert updater.gather()[0].size == 500
                 assert updater.closed
+                with from_proxy:
+                    from_proxy.update(1, np.array([2.0]))
+                    assert from_proxy.gather()[1].shape == (300, 1)
+                    assert from_proxy.model is proxy.serial_model
 
             verdict = verdict_of(check)
     assert_collectively(world, verdict)
-    assert updater.closed
+    assert updater.closed and from_proxy.closed
 
 
 # --------------------------------------------------------------- pure helpers
