@@ -23,7 +23,6 @@ import enum
 import inspect
 import pickle
 import sys
-import traceback
 import warnings
 import weakref
 
@@ -32,10 +31,11 @@ import numpy as np
 from . import distributed_resampling as resampling
 from . import distributed_sums as sums
 from .distributed_region import credible_mask
-from .errors import EngineClosedError, ModelMismatchError, RemoteError
+from .errors import EngineClosedError, ModelMismatchError
+from .failures import describe_failure, pickled_exception, raise_failure
 from .partition import even_counts, weighted_counts
 from .smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, _canonicalize, _covariance_factor
-from .validation import as_expparams
+from .validation import _fields_match, as_array
 
 __all__ = ["DistributedSMCUpdater"]
 
@@ -57,6 +57,17 @@ class _Op(enum.IntEnum):
     PICK = 6
     GATHER = 7
     CREDIBLE = 8
+
+
+def _as_experiments(expparams, model) -> np.ndarray:
+    """The experiments as a non-empty 1-d array with the model's fields (checked on the root, before sending)."""
+    array = as_array(expparams, (1,))
+    want = np.dtype(model.expparams_dtype)
+    if array is None or not _fields_match(array.dtype, want):
+        raise TypeError(f"expparams must be a 1-d array of the model's expparams_dtype {want}, got {expparams!r}")
+    if array.size < 1:
+        raise ValueError("expparams must hold at least one experiment, got an empty array")
+    return array
 
 
 class _Failed(Exception):
@@ -227,8 +238,8 @@ class DistributedSMCUpdater:
             self._free()
             raise
         if engine is not None:
-            # Workers serve this updater from the engine's loop; see Engine.register_collective.
-            self._hook = engine.register_collective(self._serve_one)
+            # Every rank runs this updater's commands from the engine's loop; see Engine.register_collective.
+            self._hook = engine.register_collective(self._engine_command)
         if self.is_root:
             _open_roots.add(self)
 
@@ -438,13 +449,13 @@ class DistributedSMCUpdater:
             raise EngineClosedError("the updater has been closed")
         if not self.is_root:
             raise RuntimeError("the updater is driven from the root; workers serve")
+        if self._engine is not None:  # the command travels as the engine's collective argument
+            return self._engine.run_collective(self._hook, (int(op), args))
         payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
         header = self._message[:_HEADER_BYTES].view(np.int64)
         header[0], header[1] = int(op), len(payload)
         if len(payload) <= _INLINE_BYTES:
             self._message[_HEADER_BYTES : _HEADER_BYTES + len(payload)] = np.frombuffer(payload, dtype=np.uint8)
-        if self._engine is not None:
-            self._engine.run_collective(self._hook)
         self._broadcast()
         if len(payload) > _INLINE_BYTES:
             self._comm.Bcast([np.frombuffer(bytearray(payload), dtype=np.uint8), self._MPI.BYTE], self._root)
@@ -453,10 +464,21 @@ class DistributedSMCUpdater:
         return self._run(op, args)
 
     def _broadcast(self) -> None:
-        if self._engine is not None:  # the workers are already waiting in this very call
-            self._comm.Bcast(self._message, self._root)
-        else:
-            self._wait_for_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
+        self._wait_for_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
+
+    def _engine_command(self, engine, command):
+        """Every rank, inside :meth:`Engine.run_collective <mpi_qinfer.engine.Engine.run_collective>`: one command."""
+        op, args = _Op(command[0]), command[1]
+        if op == _Op.CLOSE:
+            self._free()
+            return None
+        if self.is_root:
+            return self._run(op, args)
+        try:
+            self._run(op, args)
+        except Exception:  # noqa: BLE001 - _Failed, or an error every rank met alike: the root raises it
+            pass
+        return None
 
     def _serve_one(self) -> None:
         """Worker: receive one command and run this rank's part of it."""
@@ -485,9 +507,11 @@ class DistributedSMCUpdater:
         """The sum over ranks of ``terms`` (identical bits on every rank); raises if any rank failed.
 
         ``terms`` must have the same length on every rank; a failed rank sends
-        zeros. On failure every rank's traceback reaches the root, which raises
-        :class:`~mpi_qinfer.errors.RemoteError`; the workers raise ``_Failed``
-        (or, ``everywhere``, the same RemoteError: during construction).
+        zeros. On failure every failing rank's exception and traceback reach
+        the root, which raises the model's exception with a
+        :class:`~mpi_qinfer.errors.RemoteError` as its cause; the workers
+        raise ``_Failed`` (or, ``everywhere``, the model's exception too:
+        during construction).
         """
         terms = np.asarray(terms, dtype=np.float64).reshape(-1)
         vector = np.zeros(terms.size + 1)
@@ -503,10 +527,11 @@ class DistributedSMCUpdater:
         return total[1:]
 
     def _report_failure(self, name: str, error: BaseException | None, everywhere: bool = False):
-        text = None if error is None else "".join(traceback.format_exception(error))
-        texts = self._comm.allgather(text) if everywhere else self._comm.gather(text, self._root)
+        """Raise what the model raised (as the proxy does), with every failing rank's traceback as the cause."""
+        mine = None if error is None else (pickled_exception(error), describe_failure(error))
+        reports = self._comm.allgather(mine) if everywhere else self._comm.gather(mine, self._root)
         if self.is_root or everywhere:
-            raise RemoteError(name, {rank: t for rank, t in enumerate(texts) if t is not None}) from error
+            raise_failure(name, error, {rank: report for rank, report in enumerate(reports) if report is not None})
         raise _Failed(name)
 
     # ------------------------------------------------------------- updating
@@ -514,7 +539,9 @@ class DistributedSMCUpdater:
         """Condition the posterior on one observed outcome (every rank updates its shard).
 
         Atomic: if the model fails on any rank, every shard is left as it was
-        and the root raises :class:`~mpi_qinfer.errors.RemoteError`.
+        and the root raises the model's exception, with a
+        :class:`~mpi_qinfer.errors.RemoteError` holding every failing rank's
+        traceback as its ``__cause__`` (as the proxy does).
 
         Parameters
         ----------
@@ -531,9 +558,7 @@ class DistributedSMCUpdater:
             self._maybe_resample()
 
     def _checked_datum(self, outcome, expparams):
-        expparams = as_expparams(expparams, np.dtype(self.model.expparams_dtype))
-        if expparams.size < 1:
-            raise ValueError("expparams must hold the experiment performed, got an empty array")
+        expparams = _as_experiments(expparams, self.model)
         if not isinstance(outcome, np.ndarray):
             array = np.asarray(outcome)
             if array.ndim != 0 or array.dtype.kind not in "biu":
@@ -816,9 +841,7 @@ class DistributedSMCUpdater:
         return self._design("gain", expparams)
 
     def _design(self, kind: str, expparams) -> np.ndarray:
-        expparams = as_expparams(expparams, np.dtype(self.model.expparams_dtype))
-        if expparams.size < 1:
-            raise ValueError("expparams must hold at least one experiment")
+        expparams = _as_experiments(expparams, self.model)
         block_rows = _DESIGN_BLOCK_ELEMENTS // max(int(self._counts.max()), 1)
         blocks = sums.outcome_blocks(self.model, expparams, block_rows)  # on the root, before any communication
         return self._send(_Op.DESIGN, (kind, expparams, blocks))
