@@ -414,8 +414,14 @@ class DistributedSMCUpdater:
             raise RuntimeError("serve() runs on the workers; the root updates and calls close()")
         if self._engine is not None:
             raise RuntimeError("this updater is served by its engine's worker loop")
-        while not self._closed:
-            self._serve_one()
+        try:
+            while not self._closed:
+                self._serve_one()
+        except BaseException as error:  # noqa: BLE001 - out of step with the root: end the job rather than hang it
+            sys.stderr.write(f"mpi_qinfer: rank {self._rank} failed outside the model while serving a "
+                             f"DistributedSMCUpdater; ending the job.\n{describe_failure(error)}")
+            sys.stderr.flush()
+            self._comm.Abort(1)
 
     def close(self) -> None:
         """Release the workers' share of the updater and free the communicator (root; idempotent)."""
