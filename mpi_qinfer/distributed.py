@@ -9,8 +9,9 @@ Estimates are sums over particles: per-rank partial sums, combined once.
 Resampling draws offspring where the weights live and rebalances the cloud
 with one ``MPI_Alltoallv`` (see :mod:`mpi_qinfer.distributed_resampling`).
 
-Like :class:`~mpi_qinfer.engine.Engine`, root and workers run the same code
-for every command, so they cannot disagree on the sequence of collectives.
+Root and workers run the same code for every command
+(:mod:`mpi_qinfer.distributed_loop`), so they cannot disagree on the
+sequence of collectives.
 Sums that steer the control flow are formed by an ``MPI_Allgather`` of the
 per-rank terms, added on every rank in rank order: every rank gets the same
 bits, whatever the MPI library's reduction order.
@@ -18,37 +19,29 @@ bits, whatever the MPI library's reduction order.
 
 from __future__ import annotations
 
-import atexit
 import enum
 import inspect
-import pickle
-import sys
 import warnings
-import weakref
 
 import numpy as np
 
 from . import distributed_resampling as resampling
 from . import distributed_sums as sums
+from .distributed_loop import CLOSE, CommandLoop, new_message
 from .distributed_region import credible_mask
 from .errors import EngineClosedError, ModelMismatchError
-from .failures import describe_failure, pickled_exception, raise_failure
 from .partition import even_counts, weighted_counts
 from .smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, _canonicalize, _covariance_factor
 from .validation import _fields_match, as_array
 
 __all__ = ["DistributedSMCUpdater"]
 
-_MESSAGE_BYTES = 1024
-_HEADER_BYTES = 16  # int64 operation, int64 payload length
-_INLINE_BYTES = _MESSAGE_BYTES - _HEADER_BYTES
 #: Experiments per block of a risk or information-gain computation, times the local particles.
 _DESIGN_BLOCK_ELEMENTS = 4_000_000
-_open_roots: "weakref.WeakSet[DistributedSMCUpdater]" = weakref.WeakSet()
 
 
 class _Op(enum.IntEnum):
-    CLOSE = 0
+    CLOSE = CLOSE
     UPDATE = 1
     RESAMPLE = 2
     MOMENTS = 3
@@ -68,23 +61,6 @@ def _as_experiments(expparams, model) -> np.ndarray:
     if array.size < 1:
         raise ValueError("expparams must hold at least one experiment, got an empty array")
     return array
-
-
-class _Failed(Exception):
-    """On a worker: the command failed somewhere and was abandoned on every rank."""
-
-
-@atexit.register
-def _release_workers_at_exit():
-    # A root that never closed would leave its workers waiting forever.
-    mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is None or mpi.Is_finalized():
-        return
-    for updater in list(_open_roots):
-        try:
-            updater.close()
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
-            pass
 
 
 def _signature(model) -> tuple:
@@ -119,7 +95,7 @@ def _target_counts(balance, n_particles: int, size: int) -> np.ndarray:
     return weighted_counts(n_particles, weights)
 
 
-class DistributedSMCUpdater:
+class DistributedSMCUpdater(CommandLoop):
     """Sequential Monte Carlo whose particle cloud lives sharded on the ranks that compute it.
 
     Construction is collective: every rank passes its own serial model and
@@ -230,7 +206,7 @@ class DistributedSMCUpdater:
         self._rank = self._comm.Get_rank()
         self._size = self._comm.Get_size()
         self._closed = False
-        self._message = np.zeros(_MESSAGE_BYTES, dtype=np.uint8)
+        self._message = new_message()
         self._hook = None
         try:
             self._setup(balance, rng, idle, backoff_max)
@@ -240,8 +216,7 @@ class DistributedSMCUpdater:
         if engine is not None:
             # Every rank runs this updater's commands from the engine's loop; see Engine.register_collective.
             self._hook = engine.register_collective(self._engine_command)
-        if self.is_root:
-            _open_roots.add(self)
+        self._opened()
 
     def _setup(self, balance, rng, idle, backoff_max) -> None:
         """The collective part of construction: agree, sample the prior, all-or-nothing."""
@@ -313,37 +288,10 @@ class DistributedSMCUpdater:
         self._just_resampled = False
         self._n_ess = float(self.n_particles)
 
+    def _run(self, op: int, args):
+        return getattr(self, f"_op_{_Op(op).name.lower()}")(*args)
+
     # -------------------------------------------------------------- state
-    @property
-    def comm(self):
-        """The updater's private duplicate of the communicator."""
-        return self._comm
-
-    @property
-    def root(self) -> int:
-        """Rank of the root in :attr:`comm`."""
-        return self._root
-
-    @property
-    def rank(self) -> int:
-        """This process's rank in :attr:`comm`."""
-        return self._rank
-
-    @property
-    def size(self) -> int:
-        """Number of ranks holding particles."""
-        return self._size
-
-    @property
-    def is_root(self) -> bool:
-        """Whether this rank runs the inference."""
-        return self._rank == self._root
-
-    @property
-    def closed(self) -> bool:
-        """Whether the updater has been closed (its communicator freed)."""
-        return self._closed
-
     @property
     def shard_counts(self) -> np.ndarray:
         """Particles each rank holds (after the last resampling, ``balance``'s shares)."""
@@ -397,148 +345,6 @@ class DistributedSMCUpdater:
     def n_rvs(self) -> int:
         """int : Number of model parameters."""
         return self._n_mp
-
-    # ------------------------------------------------------------ lifecycle
-    def __enter__(self):
-        if self._engine is None and not self.is_root:
-            self.serve()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-        return False
-
-    def serve(self) -> None:
-        """Serve the root's commands until it closes the updater (workers of an updater without an engine)."""
-        if self.is_root:
-            raise RuntimeError("serve() runs on the workers; the root updates and calls close()")
-        if self._engine is not None:
-            raise RuntimeError("this updater is served by its engine's worker loop")
-        try:
-            while not self._closed:
-                self._serve_one()
-        except BaseException as error:  # noqa: BLE001 - out of step with the root: end the job rather than hang it
-            sys.stderr.write(f"mpi_qinfer: rank {self._rank} failed outside the model while serving a "
-                             f"DistributedSMCUpdater; ending the job.\n{describe_failure(error)}")
-            sys.stderr.flush()
-            self._comm.Abort(1)
-
-    def close(self) -> None:
-        """Release the workers' share of the updater and free the communicator (root; idempotent)."""
-        if self._closed or not self.is_root:
-            return
-        _open_roots.discard(self)
-        if self._engine is not None and self._engine.closed:
-            self._free()  # the workers left with the engine; nothing to tell them
-            return
-        try:
-            self._send(_Op.CLOSE, None)
-        finally:
-            self._free()
-
-    def _free(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self._MPI.Is_finalized():
-            self._comm.Free()
-
-    # ------------------------------------------------------------ protocol
-    def _streams(self, seed: int):
-        """A generator in the same state on every rank, and this rank's own one, from one seed."""
-        return (np.random.default_rng(np.random.SeedSequence(seed)),
-                np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(self._rank,))))
-
-    def _send(self, op: _Op, args):
-        """Root: broadcast one command and run the root's part of it; return its result."""
-        if self._closed:
-            raise EngineClosedError("the updater has been closed")
-        if not self.is_root:
-            raise RuntimeError("the updater is driven from the root; workers serve")
-        if self._engine is not None:  # the command travels as the engine's collective argument
-            return self._engine.run_collective(self._hook, (int(op), args))
-        payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
-        header = self._message[:_HEADER_BYTES].view(np.int64)
-        header[0], header[1] = int(op), len(payload)
-        if len(payload) <= _INLINE_BYTES:
-            self._message[_HEADER_BYTES : _HEADER_BYTES + len(payload)] = np.frombuffer(payload, dtype=np.uint8)
-        self._broadcast()
-        if len(payload) > _INLINE_BYTES:
-            self._comm.Bcast([np.frombuffer(bytearray(payload), dtype=np.uint8), self._MPI.BYTE], self._root)
-        if op == _Op.CLOSE:
-            return None
-        return self._run(op, args)
-
-    def _broadcast(self) -> None:
-        self._wait_for_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
-
-    def _engine_command(self, engine, command):
-        """Every rank, inside :meth:`Engine.run_collective <mpi_qinfer.engine.Engine.run_collective>`: one command."""
-        op, args = _Op(command[0]), command[1]
-        if op == _Op.CLOSE:
-            self._free()
-            return None
-        if self.is_root:
-            return self._run(op, args)
-        try:
-            self._run(op, args)
-        except Exception:  # noqa: BLE001 - _Failed, or an error every rank met alike: the root raises it
-            pass
-        return None
-
-    def _serve_one(self) -> None:
-        """Worker: receive one command and run this rank's part of it."""
-        if self._closed:
-            return
-        self._broadcast()
-        op, length = (int(v) for v in self._message[:_HEADER_BYTES].view(np.int64))
-        if length <= _INLINE_BYTES:
-            payload = self._message[_HEADER_BYTES : _HEADER_BYTES + length].tobytes()
-        else:
-            buffer = np.empty(length, dtype=np.uint8)
-            self._comm.Bcast([buffer, self._MPI.BYTE], self._root)
-            payload = buffer.tobytes()
-        if op == _Op.CLOSE:
-            self._free()
-            return
-        try:
-            self._run(_Op(op), pickle.loads(payload))
-        except Exception:  # noqa: BLE001 - _Failed, or an error every rank met alike: the root raises it
-            pass
-
-    def _run(self, op: _Op, args):
-        return getattr(self, f"_op_{op.name.lower()}")(*args)
-
-    def _allsum(self, terms, error: BaseException | None, name: str, everywhere: bool = False) -> np.ndarray:
-        """The sum over ranks of ``terms`` (identical bits on every rank); raises if any rank failed.
-
-        ``terms`` must have the same length on every rank; a failed rank sends
-        zeros. On failure every failing rank's exception and traceback reach
-        the root, which raises the model's exception with a
-        :class:`~mpi_qinfer.errors.RemoteError` as its cause; the workers
-        raise ``_Failed`` (or, ``everywhere``, the model's exception too:
-        during construction).
-        """
-        terms = np.asarray(terms, dtype=np.float64).reshape(-1)
-        vector = np.zeros(terms.size + 1)
-        if error is None:
-            vector[1:] = terms
-        else:
-            vector[0] = 1.0
-        gathered = np.empty((self._size, vector.size))
-        self._comm.Allgather(vector, gathered)
-        total = gathered.sum(axis=0)  # rank order, on every rank alike
-        if total[0] > 0:
-            self._report_failure(name, error, everywhere)
-        return total[1:]
-
-    def _report_failure(self, name: str, error: BaseException | None, everywhere: bool = False):
-        """Raise what the model raised (as the proxy does), with every failing rank's traceback as the cause."""
-        mine = None if error is None else (pickled_exception(error), describe_failure(error))
-        reports = self._comm.allgather(mine) if everywhere else self._comm.gather(mine, self._root)
-        if self.is_root or everywhere:
-            raise_failure(name, error, {rank: report for rank, report in enumerate(reports) if report is not None})
-        raise _Failed(name)
 
     # ------------------------------------------------------------- updating
     def update(self, outcome, expparams, check_for_resample: bool = True) -> None:
