@@ -16,6 +16,10 @@ Three measurements, all collective:
     and resampled at 1e7 particles (1e6 with ``--quick``): ``VmHWM`` after
     resetting it (``/proc/self/clear_refs``) minus ``VmRSS`` before.
 
+Run it with one BLAS thread per rank (``OMP_NUM_THREADS=1
+OPENBLAS_NUM_THREADS=1``, as for any MPI run): a threaded BLAS makes the
+serial baseline's matrix products compete with the ranks for the cores.
+
 The posterior means of the ways are reported side by side: they agree within
 Monte Carlo error, not bitwise (the distributed updater draws its prior and
 resampling from per-rank streams).
