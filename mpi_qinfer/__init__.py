@@ -12,6 +12,7 @@ library, and importing the package does not initialise MPI.
 import importlib as _importlib
 import sys as _sys
 
+from .distributed import DistributedSMCUpdater as DistributedSMCUpdater
 from .distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,

@@ -137,6 +137,10 @@ class PGH(Heuristic):
     def _draw_pair(self) -> tuple[np.ndarray, np.ndarray]:
         up = self._updater
         rng = up.rng if self.rng is None else self.rng
+        pick = getattr(up, "particles_at", None)
+        if pick is not None:  # a sharded cloud (DistributedSMCUpdater): fetch the two particles by global index
+            locs = pick(rng.random(2))
+            return locs[0:1], locs[1:2]
         cumsum = np.cumsum(up.particle_weights)
         idx = np.minimum(cumsum.searchsorted(rng.random(2), side="right"), cumsum.size - 1)
         locs = up.particle_locations[idx]

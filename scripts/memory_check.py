@@ -4,6 +4,7 @@ Usage (every rank runs this script)::
 
     timeout 1200 mpiexec -n 2 python scripts/memory_check.py [--calls 100000] [--particles 1000]
     timeout 1200 mpiexec -n 2 python scripts/memory_check.py --peak
+    timeout 1200 mpiexec -n 2 python scripts/memory_check.py --distributed [--particles 10000000]
 
 Growth (default)
     100,000 likelihood calls of the cheap model (1e3 particles x 1
@@ -32,6 +33,15 @@ Peak (``--peak``)
     The ratio proxy/serial of the increments is printed against the 1.5
     target (exit status 1 above it). The workers' peak increments are printed
     too, for information.
+
+Distributed (``--distributed``)
+    The root's peak memory while a ``DistributedSMCUpdater`` and an
+    ``SMCUpdater`` of ``--particles`` particles (default 1e7) are each built,
+    updated three times, resampled and asked for their mean (the same peak
+    reset as above; see :func:`mpi_qinfer.bench.distributed.root_memory`).
+    The ratio distributed/serial is printed against the 0.6 target at two
+    ranks (exit status 1 above it); the cloud each rank holds scales as
+    1/ranks.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from mpi_qinfer.models import SimplePrecessionModel
 
 GROWTH_BOUND_KIB = 2048
 PEAK_RATIO_TARGET = 1.5
+DISTRIBUTED_RATIO_TARGET = 0.6
 
 
 def read_status_kib(field: str) -> int:
@@ -184,6 +195,23 @@ def peak_check(comm, particles: int, n_exp: int) -> int:
     return 0 if ratio <= PEAK_RATIO_TARGET else 1
 
 
+def distributed_check(comm, particles: int) -> int:
+    """The root's peak memory, DistributedSMCUpdater versus SMCUpdater (collective)."""
+    from mpi_qinfer.bench.distributed import root_memory
+
+    result = root_memory(comm, particles)
+    if result is None:
+        return 0
+    ratio = result["distributed_over_serial"]
+    print(f"root peak memory, {particles} particles on {comm.Get_size()} rank(s) (build, 3 updates, resample, mean):")
+    print(f"  peak-reset via /proc/self/clear_refs: {'yes' if result['peak_reset'] else 'NO (upper bounds)'}")
+    print(f"  SMCUpdater {result['serial_peak_kib']} KiB, DistributedSMCUpdater {result['distributed_peak_kib']} KiB; "
+          f"cloud {result['cloud_kib']:.0f} KiB in all, {result['per_rank_cloud_kib']:.0f} KiB per rank")
+    verdict = "PASS" if ratio <= DISTRIBUTED_RATIO_TARGET else "FAIL"
+    print(f"  {verdict}: distributed/serial = {ratio:.2f} (target <= {DISTRIBUTED_RATIO_TARGET} at 2 ranks)")
+    return 0 if ratio <= DISTRIBUTED_RATIO_TARGET else 1
+
+
 def main(argv=None) -> int:
     """Parse the command line and run one of the checks on every rank."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -195,9 +223,13 @@ def main(argv=None) -> int:
     parser.add_argument("--points", type=int, default=4, help="readings after the warm-up (default: %(default)s)")
     parser.add_argument("--peak", action="store_true", help="measure the root's peak memory of one big call instead")
     parser.add_argument("--experiments", type=int, default=1, help="experiments of the --peak call (default: 1)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="the root's peak memory of DistributedSMCUpdater versus SMCUpdater instead")
     args = parser.parse_args(argv)
     comm = MPI.COMM_WORLD
-    if args.peak:
+    if args.distributed:
+        status = distributed_check(comm, args.particles or 10_000_000)
+    elif args.peak:
         status = peak_check(comm, args.particles or 1_000_000, args.experiments)
     else:
         status = growth_check(comm, args.calls, args.particles or 1000, args.warmup, max(args.points, 1))

@@ -77,6 +77,7 @@ from .cases import (
     select,
 )
 from .command import add_arguments, build_parser, main, run
+from .distributed import bench_distributed
 from .loops import FloorLoop, PickleMapLoop
 from .measure import CASE_SECTIONS, SLOW_CALL_SECONDS, bench_case
 from .probes import ProcessTimeProbe, UnevenIsingModel
@@ -99,6 +100,7 @@ __all__ = [
     "bench_design",
     "bench_idle",
     "bench_balance",
+    "bench_distributed",
     "run",
     "format_report",
     "plot_cases",

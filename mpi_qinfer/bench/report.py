@@ -83,7 +83,58 @@ def check_targets(result: dict) -> list[dict]:
     if designed:
         add("SMC with information-gain design: serial/proxy >= 1.8", "smc-design", designed["speedup"], 1.8,
             designed["speedup"] >= 1.8)
+    checks.extend(_distributed_targets(result.get("distributed"), at_two))
     return checks
+
+
+def _distributed_targets(section: dict | None, at_two: bool) -> list[dict]:
+    """The targets of the ``distributed`` section (see :mod:`~mpi_qinfer.bench.distributed`)."""
+    if not section:
+        return []
+    checks = []
+
+    def add(target, case, value, limit, met):
+        checks.append({"target": target, "case": case, "value": value, "limit": limit,
+                       "met": bool(met) if at_two and value is not None else None})
+
+    for row in section["rows"]:
+        case = f"dist-{row['model']}-{row['n_particles']:.0e}".replace("+0", "")
+        if row["model"] == "cheap":
+            add("cheap SMC: distributed/serial <= 0.60", case, row["distributed_over_serial"], 0.60,
+                row["distributed_over_serial"] <= 0.60)
+            add("cheap SMC: distributed/proxy < 1", case, row["distributed_over_proxy"], 1.0,
+                row["distributed_over_proxy"] < 1.0)
+        else:
+            add("costly SMC: serial/distributed >= 1.9", case, row["speedup"], 1.9, row["speedup"] >= 1.9)
+    memory = section.get("memory")
+    if memory:
+        add("root peak memory: distributed/serial <= 0.6", f"dist-mem-{memory['n_particles']:.0e}".replace("+0", ""),
+            memory["distributed_over_serial"], 0.6, memory["distributed_over_serial"] <= 0.6)
+    return checks
+
+
+def _format_distributed(section: dict, out) -> None:
+    out("")
+    out("distributed SMC: wall seconds of the same updates (median over rounds), SMCUpdater on the serial model, "
+        "SMCUpdater over the proxy, DistributedSMCUpdater")
+    out(f"  {'model':<7}{'particles':>10}{'updates':>8}{'serial':>11}{'proxy':>11}{'distrib':>11}"
+        f"{'dist/ser':>9}{'dist/prx':>9}{'prx/ser':>9}   resamplings s/p/d   posterior means s/p/d")
+    for row in section["rows"]:
+        ways = ("serial", "proxy", "distributed")
+        means = " / ".join(", ".join(f"{v:.4f}" for v in row[f"{way}_mean"]) for way in ways)
+        resamples = "/".join(str(row[f"{way}_resamples"]) for way in ways)
+        out(f"  {row['model']:<7}{row['n_particles']:>10}{row['n_updates']:>8}{_seconds(row['serial_median_s']):>11}"
+            f"{_seconds(row['proxy_median_s']):>11}{_seconds(row['distributed_median_s']):>11}"
+            f"{row['distributed_over_serial']:>9.2f}{row['distributed_over_proxy']:>9.2f}"
+            f"{row['proxy_over_serial']:>9.2f}   {resamples:<19} {means}")
+    memory = section.get("memory")
+    if memory:
+        out(f"  root peak memory at {memory['n_particles']} particles (build, 3 updates, resample, mean): "
+            f"serial {memory['serial_peak_kib'] / 1024:.0f} MiB, "
+            f"distributed {memory['distributed_peak_kib'] / 1024:.0f} MiB, "
+            f"ratio {memory['distributed_over_serial']:.2f}; cloud per rank "
+            f"{memory['per_rank_cloud_kib'] / 1024:.0f} MiB of {memory['cloud_kib'] / 1024:.0f} MiB"
+            + ("" if memory["peak_reset"] else " (peak not reset: figures are upper bounds)"))
 
 
 def _seconds(value) -> str:
@@ -177,6 +228,8 @@ def format_report(result: dict) -> str:
         out(f"  even {_seconds(balance['even_median_s'])}   adaptive {_seconds(balance['adaptive_median_s'])}   "
             f"gain even/adaptive {balance['gain']:.2f} (ideal {balance['ideal_gain']:.2f})   adaptive shares "
             f"{shares_text}   bitwise: {'ok' if balance['bitwise_equal'] else 'MISMATCH'}")
+    if result.get("distributed"):
+        _format_distributed(result["distributed"], out)
     if result.get("targets"):
         out("")
         out("targets (stated for 2 ranks):")

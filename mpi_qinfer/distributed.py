@@ -1,0 +1,757 @@
+"""DistributedSMCUpdater: an SMC updater whose particles stay sharded on the ranks that compute them.
+
+Every rank holds a share of the particle locations and weights for the whole
+run. An update broadcasts the outcome and the experiment (a few bytes); each
+rank multiplies its own weights by its own likelihoods and one small
+all-gather of per-rank sums (the normalisation, the sum of squared weights
+for the effective sample size, the mean) finishes the update on every rank.
+Estimates are sums over particles: per-rank partial sums, combined once.
+Resampling draws offspring where the weights live and rebalances the cloud
+with one ``MPI_Alltoallv`` (see :mod:`mpi_qinfer.distributed_resampling`).
+
+Root and workers run the same code for every command
+(:mod:`mpi_qinfer.distributed_loop`), so they cannot disagree on the
+sequence of collectives.
+Sums that steer the control flow are formed by an ``MPI_Allgather`` of the
+per-rank terms, added on every rank in rank order: every rank gets the same
+bits, whatever the MPI library's reduction order.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import warnings
+
+import numpy as np
+
+from . import distributed_resampling as resampling
+from . import distributed_sums as sums
+from .distributed_loop import CLOSE, CommandLoop, new_message
+from .distributed_region import credible_mask
+from .errors import EngineClosedError, ModelMismatchError
+from .partition import even_counts, weighted_counts
+from .smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, _canonicalize, _covariance_factor
+from .validation import _fields_match, as_array
+
+__all__ = ["DistributedSMCUpdater"]
+
+#: Experiments per block of a risk or information-gain computation, times the local particles.
+_DESIGN_BLOCK_ELEMENTS = 4_000_000
+
+
+class _Op(enum.IntEnum):
+    CLOSE = CLOSE
+    UPDATE = 1
+    RESAMPLE = 2
+    MOMENTS = 3
+    ENTROPY = 4
+    DESIGN = 5
+    PICK = 6
+    GATHER = 7
+    CREDIBLE = 8
+
+
+def _as_experiments(expparams, model) -> np.ndarray:
+    """The experiments as a non-empty 1-d array with the model's fields (checked on the root, before sending)."""
+    array = as_array(expparams, (1,))
+    want = np.dtype(model.expparams_dtype)
+    if array is None or not _fields_match(array.dtype, want):
+        raise TypeError(f"expparams must be a 1-d array of the model's expparams_dtype {want}, got {expparams!r}")
+    if array.size < 1:
+        raise ValueError("expparams must hold at least one experiment, got an empty array")
+    return array
+
+
+def _signature(model) -> tuple:
+    kind = type(model)
+    return f"{kind.__module__}.{kind.__qualname__}", int(model.n_modelparams)
+
+
+def _check_arguments(n_particles, resample_thresh, resampler, draws) -> None:
+    if isinstance(n_particles, bool) or not isinstance(n_particles, (int, np.integer)) or n_particles < 1:
+        raise ValueError(f"n_particles must be a positive integer, got {n_particles!r}")
+    if not 0 <= float(resample_thresh) <= 1:
+        raise ValueError(f"resample_thresh must be between 0 and 1, got {resample_thresh!r}")
+    if resampler is not None and not isinstance(resampler, LiuWestResampler):
+        raise TypeError(
+            "resampler must be None or a LiuWestResampler (a serial resampler cannot work on a sharded cloud), "
+            f"got {type(resampler).__name__}"
+        )
+    if draws not in resampling.DRAWS:
+        raise ValueError(f"draws must be one of {resampling.DRAWS}, got {draws!r}")
+
+
+def _target_counts(balance, n_particles: int, size: int) -> np.ndarray:
+    """Particles per rank under ``balance`` ("even" or one weight per rank)."""
+    if balance is None or (isinstance(balance, str) and balance == "even"):
+        return even_counts(n_particles, size)
+    if isinstance(balance, str):
+        raise ValueError(f"balance must be 'even' or one weight per rank, got {balance!r} "
+                         "(an adaptive split would make the draws depend on timings)")
+    weights = np.asarray(balance, dtype=np.float64)
+    if weights.shape != (size,):
+        raise ValueError(f"balance weights must have one entry per rank ({size}), got shape {weights.shape}")
+    return weighted_counts(n_particles, weights)
+
+
+class DistributedSMCUpdater(CommandLoop):
+    """Sequential Monte Carlo whose particle cloud lives sharded on the ranks that compute it.
+
+    Construction is collective: every rank passes its own serial model and
+    prior (nothing is pickled). The root then uses the updater like
+    :class:`~mpi_qinfer.smc.SMCUpdater`; the other ranks serve its commands,
+    either inside ``with`` (their own worker loop) or inside the worker loop
+    of a shared :class:`~mpi_qinfer.engine.Engine`.
+
+    Per update only the outcome and experiment go out and a few numbers per
+    rank come back, whatever the number of particles; the root never holds
+    the cloud. Results are reproducible for a given seed and number of ranks
+    (and ``balance``); across rank counts they agree with
+    :class:`~mpi_qinfer.smc.SMCUpdater`'s within Monte Carlo error, not
+    bitwise: each rank draws its share of the prior and of every resampling
+    from its own random stream, and sums are added in another order.
+
+    Parameters
+    ----------
+    model : Model or MPIParallelizedModel
+        This rank's serial model (``likelihood``, ``are_models_valid`` and, if
+        present, ``update_timestep``, ``canonicalize``, ``clear_cache``,
+        ``domain``, ``Q``). A proxy stands for its serial model and its
+        engine (as if given ``engine=proxy.engine``).
+    n_particles : int
+        Particles in all, shared between the ranks.
+    prior : Distribution
+        Every rank samples its own share; its ``sample`` is given the rank's
+        generator when it accepts an ``rng`` keyword (otherwise the draws use
+        numpy's global state and are not reproducible).
+    resampler : LiuWestResampler or None, optional
+        The parameters ``a``, ``h``, ``maxiter`` and ``zero_cov_comp`` of the
+        Liu--West move; None gives ``LiuWestResampler(a=0.98)``.
+    resample_thresh : float, optional
+        Resample when ``n_ess < resample_thresh * n_particles`` (default 0.5).
+    rng : numpy.random.Generator, int or None, optional
+        The root's generator, or a seed for one. It seeds every random step
+        (the prior, each resampling) and draws :meth:`sample` and the
+        particle guess heuristic's picks. Ignored on the workers.
+    comm : mpi4py.MPI.Intracomm, optional
+        The ranks to use (duplicated). Default ``MPI.COMM_WORLD``. Ignored
+        when ``engine`` is given.
+    root : int, optional
+        Rank that runs the inference. Ignored when ``engine`` is given.
+    engine : Engine, optional
+        Share this engine's worker loop (and ranks) instead of running one's
+        own. Build the updater on every rank before entering the engine.
+    balance : "even" or sequence of float, optional
+        How many particles each rank holds: evenly, or in proportion to one
+        weight per rank (e.g. relative core speeds). Kept after every
+        resampling.
+    draws : {"multinomial", "systematic"}, optional
+        How resampling draws offspring: independent draws as
+        :class:`~mpi_qinfer.smc.SMCUpdater` (default), or systematic.
+    idle, backoff_max
+        How idle workers wait in their own loop; see
+        :class:`~mpi_qinfer.engine.Engine`.
+
+    Examples
+    --------
+    Every rank runs the same script::
+
+        with DistributedSMCUpdater(SimplePrecessionModel(), 1_000_000, prior) as updater:
+            if updater.is_root:
+                for _ in range(200):
+                    experiment = heuristic()
+                    updater.update(measure(experiment), experiment)
+                print(updater.est_mean())
+    """
+
+    #: The total weight at or below which an update warns that all weights are zero.
+    zero_weight_thresh = 1e-10
+
+    def __init__(self, model, n_particles: int, prior, resampler=None, resample_thresh: float = 0.5,
+                 rng=None, *, comm=None, root: int = 0, engine=None, balance="even",
+                 draws: str = "multinomial", idle: str | None = None, backoff_max: float | None = None):
+        # Every rank checks the same arguments, so every rank raises the same error, with no communication.
+        _check_arguments(n_particles, resample_thresh, resampler, draws)
+        from mpi4py import MPI
+
+        from .parallel import MPIParallelizedModel
+
+        if isinstance(model, MPIParallelizedModel):  # share the proxy's engine; compute with its serial model
+            if engine is not None and engine is not model.engine:
+                raise ValueError("engine must be None or the proxy's own engine when model is an MPIParallelizedModel")
+            engine, model = model.engine, model.serial_model
+            if engine is None:
+                raise EngineClosedError("this proxy has no MPI engine (it was unpickled or copied)")
+
+        self._MPI = MPI
+        self.model = model
+        self.prior = prior
+        self.n_particles = int(n_particles)
+        self.resampler = LiuWestResampler(a=0.98) if resampler is None else resampler
+        self.resample_thresh = float(resample_thresh)
+        self.draws = draws
+        self._engine = engine
+        if engine is not None:
+            if engine.closed:
+                raise EngineClosedError("the engine has been shut down")
+            comm, root = engine.comm, engine.root
+        comm = MPI.COMM_WORLD if comm is None else comm
+        if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
+            raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
+        if not (isinstance(root, (int, np.integer)) and 0 <= root < comm.Get_size()):
+            raise ValueError(f"root must be a rank of comm (0..{comm.Get_size() - 1}), got {root!r}")
+        self._comm = comm.Dup()
+        self._root = int(root)
+        self._rank = self._comm.Get_rank()
+        self._size = self._comm.Get_size()
+        self._closed = False
+        self._message = new_message()
+        self._hook = None
+        try:
+            self._setup(balance, rng, idle, backoff_max)
+        except BaseException:
+            self._free()
+            raise
+        if engine is not None:
+            # Every rank runs this updater's commands from the engine's loop; see Engine.register_collective.
+            self._hook = engine.register_collective(self._engine_command)
+        self._opened()
+
+    def _setup(self, balance, rng, idle, backoff_max) -> None:
+        """The collective part of construction: agree, sample the prior, all-or-nothing."""
+        from . import idle as idle_wait  # imports MPI: only once an updater is built
+
+        comm, MPI = self._comm, self._MPI
+        try:
+            local = (_signature(self.model), self.n_particles, self.draws, None)
+        except Exception as error:  # noqa: BLE001 - reported on every rank below
+            local = ("<not a model>", repr(error), None, None)
+        settings = None
+        self.rng = None
+        if self.is_root:
+            try:
+                counts = _target_counts(balance, self.n_particles, self._size)
+                # The root's generator (the caller's, if given) seeds every random step, the prior first.
+                self.rng = np.random.default_rng(rng)
+                settings = (counts, int(self.rng.integers(0, 2**63 - 1)))
+            except Exception as error:  # noqa: BLE001 - raised on every rank below
+                settings = error
+        everyone = comm.allgather(local)
+        oversubscribed = False if self._engine is not None else idle_wait.node_is_oversubscribed(comm)
+        oversubscribed = comm.allreduce(oversubscribed, op=MPI.LOR)
+        if self.is_root and not isinstance(settings, BaseException):
+            try:
+                settings = (settings[0], settings[1], idle_wait.resolve_idle_mode(idle, oversubscribed),
+                            idle_wait.resolve_backoff_max(backoff_max))
+            except ValueError as error:
+                settings = error
+        settings = comm.bcast(settings, self._root)
+        if isinstance(settings, BaseException):
+            raise settings
+        reference = everyone[self._root]
+        if reference[0] == "<not a model>":
+            raise TypeError(f"model must be a qinfer-style model with n_modelparams; on the root: {reference[1]}")
+        odd = [rank for rank, item in enumerate(everyone) if item != reference]
+        if odd:
+            lines = "\n".join(f"  rank {rank}: {everyone[rank][:3]}" for rank in odd)
+            raise ModelMismatchError(
+                "every rank must bring the same kind of model, n_particles and draws; "
+                f"the root (rank {self._root}) has {reference[:3]}, but\n{lines}"
+            )
+        counts, seed, self._idle, self._backoff_max = settings
+        self._wait_for_message = idle_wait.broadcast_message
+        self._counts = np.asarray(counts, dtype=np.int64)
+        self._n_mp = int(self.model.n_modelparams)
+
+        error = None
+        n_local = int(self._counts[self._rank])
+        locations = np.zeros((n_local, self._n_mp))
+        try:
+            own = self._streams(seed)[1]
+            if "rng" in inspect.signature(self.prior.sample).parameters:
+                drawn = self.prior.sample(n=n_local, rng=own)
+            else:  # a foreign (e.g. qinfer) prior
+                drawn = self.prior.sample(n=n_local)
+            drawn = np.asarray(drawn, dtype=np.float64).reshape(n_local, self._n_mp)
+            locations = np.ascontiguousarray(_canonicalize(self.model, drawn), dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - every rank must agree below
+            error = exc
+        mean = self._allsum(locations.sum(axis=0) / self.n_particles, error, "prior sampling", everywhere=True)
+        self._locations = locations
+        self._weights = np.full(n_local, 1.0 / self.n_particles)
+        self._shift = mean  # a point near the cloud, the same on every rank (see distributed_sums)
+
+        self._data_record = []
+        self._normalization_record = []
+        self._resample_count = 0
+        self._just_resampled = False
+        self._n_ess = float(self.n_particles)
+
+    def _run(self, op: int, args):
+        return getattr(self, f"_op_{_Op(op).name.lower()}")(*args)
+
+    # -------------------------------------------------------------- state
+    @property
+    def shard_counts(self) -> np.ndarray:
+        """Particles each rank holds (after the last resampling, ``balance``'s shares)."""
+        return self._counts.copy()
+
+    @property
+    def local_weights(self) -> np.ndarray:
+        """This rank's share of the particle weights (a read-only view)."""
+        view = self._weights.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def local_locations(self) -> np.ndarray:
+        """This rank's share of the particle locations (a read-only view)."""
+        view = self._locations.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def data_record(self) -> list:
+        """list : The outcomes seen so far, in order (root)."""
+        return self._data_record
+
+    @property
+    def normalization_record(self) -> list[float]:
+        """list of float : Pr(outcome | data so far) of each update (root)."""
+        return self._normalization_record
+
+    @property
+    def log_total_likelihood(self) -> float:
+        """float : Log of the total likelihood of the data record (root)."""
+        return float(np.sum(np.log(self._normalization_record)))
+
+    @property
+    def resample_count(self) -> int:
+        """int : Number of resampling steps so far."""
+        return self._resample_count
+
+    @property
+    def just_resampled(self) -> bool:
+        """bool : Whether the last action was a resampling step."""
+        return self._just_resampled
+
+    @property
+    def n_ess(self) -> float:
+        """float : Effective sample size ``1 / sum(w**2)``, kept up to date by every step (no communication)."""
+        return self._n_ess
+
+    @property
+    def n_rvs(self) -> int:
+        """int : Number of model parameters."""
+        return self._n_mp
+
+    # ------------------------------------------------------------- updating
+    def update(self, outcome, expparams, check_for_resample: bool = True) -> None:
+        """Condition the posterior on one observed outcome (every rank updates its shard).
+
+        Atomic: if the model fails on any rank, every shard is left as it was
+        and the root raises the model's exception, with a
+        :class:`~mpi_qinfer.errors.RemoteError` holding every failing rank's
+        traceback as its ``__cause__`` (as the proxy does).
+
+        Parameters
+        ----------
+        outcome : int
+            The observed outcome.
+        expparams : numpy.ndarray, shape (1,)
+            The experiment performed (of the model's ``expparams_dtype``).
+        check_for_resample : bool, optional
+            Resample afterwards if the effective sample size is too small.
+        """
+        outcome, expparams = self._checked_datum(outcome, expparams)
+        self._send(_Op.UPDATE, (outcome, expparams))
+        if check_for_resample:
+            self._maybe_resample()
+
+    def _checked_datum(self, outcome, expparams):
+        expparams = _as_experiments(expparams, self.model)
+        if not isinstance(outcome, np.ndarray):
+            array = np.asarray(outcome)
+            if array.ndim != 0 or array.dtype.kind not in "biu":
+                raise TypeError(f"outcome must be one integer outcome, got {outcome!r}")
+        return outcome, expparams
+
+    def _op_update(self, outcome, expparams) -> None:
+        w, x = self._weights, self._locations
+        error = None
+        terms = np.zeros(3 + self._n_mp)
+        try:
+            outcomes = outcome if isinstance(outcome, np.ndarray) else np.array([outcome])
+            likelihood = np.asarray(self.model.likelihood(outcomes, x, expparams))[0, :, 0]
+            weighted = w * likelihood
+            del likelihood  # the cloud's memory, on the root too: keep as few particle-sized arrays as possible
+            timestep = getattr(self.model, "update_timestep", None)
+            new_x = x if timestep is None else np.ascontiguousarray(timestep(x, expparams)[:, :, 0], dtype=np.float64)
+            terms[0] = weighted.sum()
+            # einsum, not matmul: a BLAS call may wake threads, costly on a loaded node for so little work.
+            terms[1] = np.einsum("i,i->", weighted, weighted)
+            terms[2] = np.count_nonzero(weighted < 0)
+            terms[3:] = np.einsum("i,im->m", weighted, new_x)
+        except Exception as exc:  # noqa: BLE001 - nothing changes anywhere; the root raises
+            error = exc
+        reduced = self._allsum(terms, error, "update")
+        norm, sum_sq, negatives = reduced[:3]
+        # An impossible outcome leaves every weight zero instead of NaN (as SMCUpdater).
+        safe = 1.0 if abs(norm) < np.spacing(1) else norm
+        weights = weighted
+        weights /= safe
+        smallest = None
+        if negatives > 0 or norm < 0:
+            smallest = float(self._comm.allreduce(weights.min(initial=np.inf), op=self._MPI.MIN))
+            np.clip(weights, 0, 1, out=weights)
+            sum_sq, total = self._allsum([np.einsum("i,i->", weights, weights), weights.sum()], None, "update")
+        else:
+            sum_sq, total = sum_sq / (safe * safe), norm / safe
+        self._weights, self._locations = weights, new_x
+        self._shift = reduced[3:] / safe  # the new mean: the next shift (see distributed_sums)
+        self._just_resampled = False
+        with np.errstate(divide="ignore"):
+            self._n_ess = float(np.float64(1.0) / sum_sq)
+        if self.is_root:
+            if smallest is not None and smallest < 0:
+                warnings.warn("Negative weights occurred in particle approximation. Smallest weight "
+                              f"observed == {smallest}. Clipping weights.", ApproximationWarning, stacklevel=4)
+            if total <= self.zero_weight_thresh:
+                warnings.warn("All particle weights are zero. This will very likely fail quite badly.",
+                              ApproximationWarning, stacklevel=4)
+            self._data_record.append(outcome)
+            self._normalization_record.append(float(norm))
+
+    def batch_update(self, outcomes, expparams, resample_interval: int = 5) -> None:
+        """Update on several outcomes in turn, checking for resampling every few.
+
+        Parameters
+        ----------
+        outcomes : numpy.ndarray, shape (n,)
+        expparams : numpy.ndarray, shape (n,)
+        resample_interval : int, optional
+            Check the resampling condition after every this many updates.
+        """
+        if expparams.shape[0] != np.shape(outcomes)[0]:
+            raise ValueError("The number of outcomes and experiments must match.")
+        if expparams.ndim == 1:
+            expparams = expparams[:, np.newaxis]
+        for idx, (outcome, experiment) in enumerate(zip(outcomes, expparams)):
+            self.update(outcome, experiment, check_for_resample=False)
+            if (idx + 1) % resample_interval == 0:
+                self._maybe_resample()
+
+    def _maybe_resample(self) -> None:
+        if self._n_ess < self.n_particles * self.resample_thresh:
+            self.resample()
+
+    def resample(self) -> None:
+        """Resample now: Liu--West on every shard, then each rank again holds its ``balance`` share."""
+        if self._just_resampled:
+            warnings.warn("Resampling without additional data; this may not perform as desired.",
+                          ResamplerWarning, stacklevel=2)
+        seed = int(self.rng.integers(0, 2**63 - 1))
+        self._send(_Op.RESAMPLE, (seed,))
+
+    def _op_resample(self, seed: int) -> None:
+        comm, rank = self._comm, self._rank
+        w, x, shift = self._weights, self._locations, self._shift
+        lw = self.resampler
+        error = None
+        moments = np.zeros(sums.moment_length(self._n_mp))
+        try:
+            moments = sums.local_moments(w, x, shift)
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        mean, cov = sums.moments_from_sums(self._allsum(moments, error, "resample"), shift)
+        if np.linalg.norm(cov, "fro") == 0:
+            if self.is_root:
+                warnings.warn("Covariance has zero norm; adding in small covariance in resampler. "
+                              "Consider increasing n_particles to improve covariance estimates.",
+                              ResamplerWarning, stacklevel=4)
+            cov = lw.zero_cov_comp * np.eye(self._n_mp)
+        scale = lw.h * _covariance_factor(cov)
+
+        # Offspring: resolved where the weights live, then cut into the balance shares.
+        totals, starts = resampling.segments(comm, float(w.sum()))
+        draw_weights = w
+        if not starts[-1] + totals[-1] > 0:  # every weight zero: resample as if uniform
+            draw_weights = np.ones_like(w)
+            totals, starts = resampling.segments(comm, float(w.size))
+        common, own = self._streams(seed)
+        offspring, per_rank = resampling.offspring_counts(draw_weights, self.draws, self.n_particles,
+                                                          totals, starts, rank, common, own)
+        parents = np.ascontiguousarray(np.repeat(x, offspring, axis=0))
+        send, receive = resampling.exchange_plan(per_rank, self._counts, rank)
+        parents = resampling.exchange_rows(comm, parents, send, receive)
+
+        n_invalid = 0
+        new_x = parents
+        try:
+            mus = parents
+            mus *= lw.a  # in place: parents is this step's own copy
+            mus += (1 - lw.a) * mean
+            # The first round on whole arrays (no fancy-indexed copies of the cloud), then only the invalid rows.
+            new_x = np.einsum("im,nm->in", own.standard_normal(mus.shape), scale)
+            new_x += mus
+            valid = np.asarray(self.model.are_models_valid(new_x), dtype=bool).reshape(-1)
+            todo = np.flatnonzero(~valid)
+            for _ in range(lw.maxiter - 1):
+                if todo.size == 0:
+                    break
+                noise = own.standard_normal((todo.size, self._n_mp))
+                new_x[todo] = mus[todo] + np.einsum("im,nm->in", noise, scale)
+                valid = np.asarray(self.model.are_models_valid(new_x[todo]), dtype=bool).reshape(-1)
+                todo = todo[~valid]
+            n_invalid = todo.size
+            new_x = np.ascontiguousarray(_canonicalize(self.model, new_x), dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - nothing changes anywhere; the root raises
+            error = exc
+        n_invalid = self._allsum([n_invalid], error, "resample")[0]
+
+        self._locations = new_x
+        self._weights = np.full(new_x.shape[0], 1.0 / self.n_particles)
+        self._shift = mean
+        self._n_ess = float(self.n_particles)
+        self._just_resampled = True
+        self._resample_count += 1
+        clear = getattr(self.model, "clear_cache", None)
+        if clear is not None:
+            try:
+                clear()
+            except Exception as exc:  # noqa: BLE001 - a cache is never worth failing an update for
+                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.", stacklevel=4)
+        if self.is_root and n_invalid:
+            warnings.warn(f"Liu-West resampling failed to find valid models for {int(n_invalid)} "
+                          f"particles within {lw.maxiter} iterations.", ResamplerWarning, stacklevel=4)
+
+    # ------------------------------------------------------------ estimates
+    def est_mean(self) -> np.ndarray:
+        """The posterior mean ``sum w x`` (one reduction of ``1 + n + n**2`` numbers per rank).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_modelparams,)
+        """
+        return self._send(_Op.MOMENTS, ())[0]
+
+    def est_covariance_mtx(self) -> np.ndarray:
+        """The posterior covariance ``sum w (x - mean)(x - mean)^T``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_modelparams, n_modelparams)
+        """
+        return self._send(_Op.MOMENTS, ())[1]
+
+    def _op_moments(self):
+        error = None
+        moments = np.zeros(sums.moment_length(self._n_mp))
+        try:
+            moments = sums.local_moments(self._weights, self._locations, self._shift)
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        return sums.moments_from_sums(self._allsum(moments, error, "est_mean"), self._shift)
+
+    def est_entropy(self) -> float:
+        """qinfer's entropy estimate ``-sum w log w`` over the particles of non-zero weight.
+
+        Returns
+        -------
+        float
+        """
+        return float(self._send(_Op.ENTROPY, ()))
+
+    def _op_entropy(self):
+        return self._allsum([sums.local_entropy(self._weights)], None, "est_entropy")[0]
+
+    def sample(self, n: int = 1) -> np.ndarray:
+        """Draw particles from the current posterior with the root's generator.
+
+        The draws are the same uniforms as :meth:`SMCUpdater.sample
+        <mpi_qinfer.smc.SMCUpdater.sample>`'s, resolved against the global
+        cumulative weight; only the drawn particles travel.
+
+        Parameters
+        ----------
+        n : int, optional
+            Number of samples.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n_modelparams)
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        return self.particles_at(self.rng.random(int(n)))
+
+    def particles_at(self, points) -> np.ndarray:
+        """The particles at the given points of the global cumulative weight (by global index).
+
+        Particle ``i`` (in global order: rank, then local order) covers
+        ``[c_{i-1}, c_i)`` with ``c`` the cumulative sum of the weights, as
+        in ``cumsum.searchsorted(points, side="right")``. The particle guess
+        heuristic (:class:`~mpi_qinfer.heuristics.PGH`) draws its two
+        particles through this method.
+
+        Parameters
+        ----------
+        points : array_like of float, shape (k,)
+            Points in ``[0, 1)`` (a uniform draw gives a posterior sample).
+
+        Returns
+        -------
+        numpy.ndarray, shape (k, n_modelparams)
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(points)):
+            raise ValueError("points must be finite")
+        return self._send(_Op.PICK, (points,))
+
+    def _op_pick(self, points):
+        w = self._weights
+        totals, starts = resampling.segments(self._comm, float(w.sum()))
+        mask, index = resampling.locate(w, points, totals, starts, self._counts, self._rank)
+        rows = np.zeros((points.size, self._n_mp))
+        rows[mask] = self._locations[index]
+        picked = self._allsum(np.concatenate((rows.ravel(), mask)), None, "particles_at")
+        if not np.all(picked[rows.size :] == 1):
+            raise RuntimeError("a point was claimed by no rank or by several; the cloud is inconsistent")
+        return picked[: rows.size].reshape(rows.shape)
+
+    def bayes_risk(self, expparams) -> np.ndarray:
+        """qinfer's Bayes risk of each hypothetical experiment (quadratic loss weighted by the model's ``Q``).
+
+        The expected posterior variance over the outcomes, as in qinfer's
+        ``SMCUpdater.bayes_risk``; every rank sums over its own particles and
+        the sums are combined once.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray, shape (n_experiments,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_experiments,)
+        """
+        return self._design("risk", expparams)
+
+    def expected_information_gain(self, expparams) -> np.ndarray:
+        """qinfer's expected information gain (expected KL divergence posterior || current) of each experiment.
+
+        Uses ``0 log 0 = 0`` for outcomes a particle cannot produce.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray, shape (n_experiments,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_experiments,)
+        """
+        return self._design("gain", expparams)
+
+    def _design(self, kind: str, expparams) -> np.ndarray:
+        expparams = _as_experiments(expparams, self.model)
+        block_rows = _DESIGN_BLOCK_ELEMENTS // max(int(self._counts.max()), 1)
+        blocks = sums.outcome_blocks(self.model, expparams, block_rows)  # on the root, before any communication
+        return self._send(_Op.DESIGN, (kind, expparams, blocks))
+
+    def _op_design(self, kind, expparams, blocks):
+        error = None
+        size = sum(outcomes.size * (rows.stop - rows.start) * (self._n_mp + 3) for rows, outcomes in blocks)
+        terms = np.zeros(size)
+        try:
+            terms = sums.local_design_sums(self.model, self._weights, self._locations, self._shift, expparams, blocks)
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        name = "bayes_risk" if kind == "risk" else "expected_information_gain"
+        total = self._allsum(terms, error, name)
+        finish = sums.risk_from_sums if kind == "risk" else sums.information_gain_from_sums
+        return finish(self.model, total, blocks, self._n_mp)
+
+    def est_credible_region(self, level: float = 0.95, return_outside: bool = False, modelparam_slice=None):
+        """The highest-weight particles whose weight first exceeds ``level`` (qinfer's credible region).
+
+        The weight threshold is found by bisection over the float64 weights
+        (about 64 tiny reductions, see :mod:`~mpi_qinfer.distributed_region`);
+        only the particles travel that the root returns. Particles of equal
+        weight at the threshold are taken in global order.
+
+        Parameters
+        ----------
+        level : float, optional
+            Credibility level, in (0, 1].
+        return_outside : bool, optional
+            Also return the particles outside the region.
+        modelparam_slice : slice, optional
+            The model parameters to return.
+
+        Returns
+        -------
+        inside : numpy.ndarray, shape (n_credible, n_selected_params)
+            In decreasing order of weight.
+        outside : numpy.ndarray
+            Only if ``return_outside``.
+        """
+        level = float(level)
+        if not 0 < level <= 1:
+            raise ValueError(f"level must be in (0, 1], got {level!r}")
+        columns = np.s_[:] if modelparam_slice is None else np.s_[modelparam_slice]
+        np.zeros((0, self._n_mp))[:, columns]  # a bad slice fails here, before any communication
+        return self._send(_Op.CREDIBLE, (level, columns, bool(return_outside)))
+
+    def _op_credible(self, level, columns, return_outside):
+        w = self._weights
+        inside = credible_mask(self._comm, w, level, lambda terms: self._allsum(terms, None, "est_credible_region"))
+        x = self._locations[:, columns]
+        parts = self._comm.gather((w[inside], x[inside], w[~inside], x[~inside]), self._root)
+        if not self.is_root:
+            return None
+
+        def ordered(weights, rows):
+            weights, rows = np.concatenate(weights), np.concatenate(rows)
+            return rows[np.argsort(-weights, kind="stable")]
+
+        region = ordered([p[0] for p in parts], [p[1] for p in parts])
+        if return_outside:
+            return region, ordered([p[2] for p in parts], [p[3] for p in parts])
+        return region
+
+    # --------------------------------------------------- the whole cloud (costly)
+    def gather(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copy the whole cloud to the root, in global order: for checks and small clouds only.
+
+        Returns
+        -------
+        weights : numpy.ndarray, shape (n_particles,)
+        locations : numpy.ndarray, shape (n_particles, n_modelparams)
+        """
+        return self._send(_Op.GATHER, ())
+
+    @property
+    def particle_weights(self) -> np.ndarray:
+        """numpy.ndarray : All the weights, gathered to the root (costly; see :meth:`gather`)."""
+        return self.gather()[0]
+
+    @property
+    def particle_locations(self) -> np.ndarray:
+        """numpy.ndarray : All the locations, gathered to the root (costly; see :meth:`gather`)."""
+        return self.gather()[1]
+
+    def _op_gather(self):
+        MPI, comm, root = self._MPI, self._comm, self._root
+        counts = self._counts
+        weights = locations = None
+        if self.is_root:
+            weights = np.empty(self.n_particles)
+            locations = np.empty((self.n_particles, self._n_mp))
+        displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        comm.Gatherv([self._weights, MPI.DOUBLE], [weights, counts, displs, MPI.DOUBLE] if self.is_root else None,
+                     root)
+        row_counts = counts * self._n_mp
+        row_displs = displs * self._n_mp
+        comm.Gatherv([self._locations, MPI.DOUBLE],
+                     [locations, row_counts, row_displs, MPI.DOUBLE] if self.is_root else None, root)
+        return weights, locations

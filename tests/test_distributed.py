@@ -1,0 +1,509 @@
+"""DistributedSMCUpdater: the posterior against SMCUpdater, resampling, atomicity, reproducibility, bad input.
+
+Every collective test runs twice: serially (a one-rank world, plain pytest)
+and under mpiexec at any number of ranks (``scripts/mpi-pytest.sh VENV N
+tests/test_distributed.py``), through the ``ranks`` fixture. The helpers'
+pure functions are tested on their own.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import assert_collectively, verdict_of
+
+from mpi_qinfer import DistributedSMCUpdater, Engine, MPIParallelizedModel, RemoteError, SMCUpdater
+from mpi_qinfer.distributed_resampling import exchange_plan, locate, offspring_counts
+from mpi_qinfer.distributed_sums import (
+    information_gain_from_sums,
+    local_design_sums,
+    local_moments,
+    moments_from_sums,
+    outcome_blocks,
+    risk_from_sums,
+)
+from mpi_qinfer.distributions import UniformDistribution
+from mpi_qinfer.heuristics import PGH
+from mpi_qinfer.models import BinomialModel, RamseyModel, SimplePrecessionModel
+from mpi_qinfer.partition import weighted_counts
+
+RAMSEY_PRIOR = UniformDistribution([[0.0, 1.0], [1.0, 10.0]])
+RAMSEY_TRUTH = np.array([[0.55, 4.0]])
+
+
+@pytest.fixture(params=[pytest.param("serial"), pytest.param("mpi", marks=pytest.mark.mpi)])
+def world(request):
+    """COMM_WORLD: one rank in a plain pytest run, every rank under mpiexec."""
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def ramsey_data(n: int = 30, seed: int = 11, n_meas: int = 20):
+    """Fixed outcomes and experiments of ``BinomialModel(RamseyModel())`` (the same on every rank)."""
+    rng = np.random.default_rng(seed)
+    expparams = np.zeros(n, dtype=BinomialModel(RamseyModel()).expparams_dtype)
+    expparams["t"] = np.linspace(0.5, 8, n)
+    expparams["n_meas"] = n_meas
+    single = np.zeros(n, dtype=RamseyModel().expparams_dtype)
+    single["t"] = expparams["t"]
+    pr1 = RamseyModel().likelihood(np.array([1]), RAMSEY_TRUTH, single)[0, 0]
+    return rng.binomial(n_meas, pr1).astype(np.int64), expparams
+
+
+def on_root(comm, updater_args, check, **kwargs):
+    """Build an updater on every rank, run ``check(updater)`` on the root, and agree on the verdict."""
+    verdict = None
+    with DistributedSMCUpdater(*updater_args, comm=comm, **kwargs) as updater:
+        if updater.is_root:
+            verdict = verdict_of(check, updater)
+    assert_collectively(comm, verdict)
+    return updater
+
+
+# ------------------------------------------------------------------ the posterior
+def test_posterior_agrees_with_smc_updater_within_three_standard_errors(world):
+    outcomes, expparams = ramsey_data()
+    seeds = range(8)
+    model = BinomialModel(RamseyModel())
+    estimates = {"distributed": [], "serial": []}
+    for seed in seeds:
+        def run(updater):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for outcome, experiment in zip(outcomes, expparams):
+                    updater.update(outcome, experiment[np.newaxis])
+            estimates["distributed"].append((updater.est_mean(), updater.est_covariance_mtx()))
+            assert updater.resample_count > 0
+
+        on_root(world, (model, 2000, RAMSEY_PRIOR), run, rng=seed)
+        if world.Get_rank() == 0:
+            serial = SMCUpdater(model, 2000, RAMSEY_PRIOR, rng=1000 + seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for outcome, experiment in zip(outcomes, expparams):
+                    serial.update(outcome, experiment[np.newaxis])
+            estimates["serial"].append((serial.est_mean(), serial.est_covariance_mtx()))
+
+    def compare():
+        for index in (0, 1):  # mean, covariance
+            d = np.array([e[index] for e in estimates["distributed"]])
+            s = np.array([e[index] for e in estimates["serial"]])
+            error = np.sqrt(d.var(axis=0, ddof=1) / len(d) + s.var(axis=0, ddof=1) / len(s))
+            gap = np.abs(d.mean(axis=0) - s.mean(axis=0))
+            assert np.all(gap <= 3 * error + 1e-12), (index, gap, error)
+        # And both found the truth.
+        mean = np.array([e[0] for e in estimates["distributed"]]).mean(axis=0)
+        assert abs(mean[0] - RAMSEY_TRUTH[0, 0]) < 0.05
+
+    assert_collectively(world, verdict_of(compare) if world.Get_rank() == 0 else None)
+
+
+def test_estimates_equal_the_serial_formulas_on_the_gathered_cloud(world):
+    outcomes, expparams = ramsey_data(12, n_meas=1)
+    model = RamseyModel()
+    expparams = expparams[["t", "phase"]].astype(model.expparams_dtype)
+
+    def check(updater):
+        for outcome, experiment in zip(outcomes, expparams):
+            updater.update(outcome, experiment[np.newaxis])
+        weights, locations = updater.gather()
+        assert weights.shape == (1500,) and locations.shape == (1500, 2)
+        reference = SMCUpdater(model, 10, RAMSEY_PRIOR, rng=0)
+        reference.particle_weights, reference.particle_locations = weights, locations
+        np.testing.assert_allclose(updater.est_mean(), reference.est_mean(), rtol=1e-12)
+        np.testing.assert_allclose(updater.est_covariance_mtx(), reference.est_covariance_mtx(), rtol=1e-9)
+        assert updater.n_ess == pytest.approx(1 / np.sum(weights**2), rel=1e-12)
+        nonzero = weights[weights > 0]
+        assert updater.est_entropy() == pytest.approx(-np.sum(nonzero * np.log(nonzero)), rel=1e-12)
+        candidates = np.zeros(7, dtype=model.expparams_dtype)
+        candidates["t"] = np.linspace(1, 20, 7)
+        risk, gain = qinfer_risk_and_gain(model, weights, locations, candidates)
+        np.testing.assert_allclose(updater.bayes_risk(candidates), risk, rtol=1e-8)
+        np.testing.assert_allclose(updater.expected_information_gain(candidates), gain, rtol=1e-8, atol=1e-14)
+        for level in (0.5, 0.9, 0.99):
+            inside, outside = updater.est_credible_region(level, return_outside=True)
+            expected_in, expected_out = qinfer_credible_region(weights, locations, level)
+            assert inside.shape == expected_in.shape and outside.shape == expected_out.shape
+            np.testing.assert_array_equal(np.sort(inside, axis=0), np.sort(expected_in, axis=0))
+        sliced = updater.est_credible_region(0.9, modelparam_slice=slice(1, 2))
+        assert sliced.shape[1] == 1
+        points = np.random.default_rng(3).random(20)
+        index = np.minimum(np.cumsum(weights).searchsorted(points, side="right"), weights.size - 1)
+        np.testing.assert_array_equal(updater.particles_at(points), locations[index])
+
+    on_root(world, (model, 1500, RAMSEY_PRIOR), check, rng=4)
+
+
+def qinfer_risk_and_gain(model, weights, locations, expparams):
+    """qinfer's bayes_risk and expected_information_gain, written out on a whole cloud."""
+    outcomes = np.asarray(model.domain(expparams[:1]).values)
+    likelihood = model.likelihood(outcomes[:-1], locations, expparams).transpose([0, 2, 1])
+    hyp = weights * likelihood
+    norm = hyp.sum(axis=2)
+    last = (1 - likelihood.sum(axis=0)) * weights
+    norm = np.concatenate([norm, last.sum(axis=1)[np.newaxis]])
+    w_hyp = np.concatenate([hyp / norm[:-1, :, np.newaxis], (last / norm[-1][:, np.newaxis])[np.newaxis]])
+    mu = w_hyp @ locations
+    var = np.sum(w_hyp * np.sum(model.Q * (locations[np.newaxis, np.newaxis] - mu[:, :, np.newaxis]) ** 2, axis=3),
+                 axis=2)
+    kld = np.sum(w_hyp * np.log(w_hyp / weights), axis=2)
+    return np.sum(norm * var, axis=0), np.sum(norm * kld, axis=0)
+
+
+def qinfer_credible_region(weights, locations, level):
+    """qinfer's est_credible_region (inside, outside) on a whole cloud."""
+    order = np.argsort(weights)[::-1]
+    cumulative = np.cumsum(weights[order])
+    inside = cumulative <= level
+    inside[np.sum(inside)] = True
+    return locations[order][inside], locations[order][~inside]
+
+
+def test_pgh_draws_particles_by_global_index(world):
+    model = SimplePrecessionModel()
+
+    def check(updater):
+        updater.update(0, np.array([2.0]))
+        weights, locations = updater.gather()
+        state = np.random.default_rng(9)
+        points = state.random(2)
+        heuristic = PGH(updater, inv_field=None, rng=9)
+        time = heuristic()[0]
+        index = np.minimum(np.cumsum(weights).searchsorted(points, side="right"), weights.size - 1)
+        x, xp = locations[index]
+        assert time == pytest.approx(1 / np.abs(x - xp).sum(), rel=1e-12)
+
+    on_root(world, (model, 800, UniformDistribution([0, 1])), check, rng=2)
+
+
+# ------------------------------------------------------------------ resampling
+@pytest.mark.parametrize("draws", ["multinomial", "systematic"])
+def test_resampling_conserves_the_count_and_respects_balance_weights(world, draws):
+    size = world.Get_size()
+    balance = np.arange(1, size + 1, dtype=float)
+    target = weighted_counts(1001, balance)
+
+    def check(updater):
+        for t in (1.0, 3.0, 7.0):
+            updater.update(0, np.array([t]), check_for_resample=False)
+        before = updater.est_mean()
+        updater.resample()
+        assert updater.resample_count == 1 and updater.just_resampled
+        np.testing.assert_array_equal(updater.shard_counts, target)
+        weights, locations = updater.gather()
+        assert weights.shape == (1001,) and np.all(weights == 1 / 1001)
+        assert updater.n_ess == pytest.approx(1001)
+        assert np.all(locations >= 0)  # Liu-West redrew every invalid particle
+        assert abs(updater.est_mean()[0] - before[0]) < 0.05
+
+    updater = on_root(world, (SimplePrecessionModel(), 1001, UniformDistribution([0, 1])), check, rng=6,
+                      balance=balance, draws=draws)
+    assert len(updater.local_weights) == target[world.Get_rank()]
+    assert updater.local_locations.shape == (target[world.Get_rank()], 1)
+
+
+class _RankPrior:
+    """Rank r samples the frequency from [r, r + 1) / size: each rank's particles are its own."""
+
+    def __init__(self, rank, size):
+        self.low, self.high = rank / size, (rank + 1) / size
+
+    def sample(self, n=1, rng=None):
+        return np.random.default_rng(rng).uniform(self.low, self.high, (n, 1))
+
+
+def test_resampling_moves_offspring_to_the_ranks_that_lost_their_weight(world):
+    rank, size = world.Get_rank(), world.Get_size()
+    truth = 0.1  # inside rank 0's range only
+    times = np.linspace(1, 40, 25)
+    data = (np.random.default_rng(1).random(times.size) > np.cos(truth * times / 2) ** 2).astype(np.int64)
+
+    def check(updater):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for outcome, t in zip(data, times):
+                updater.update(outcome, np.array([t]), check_for_resample=False)
+            updater.resample()
+        assert abs(updater.est_mean()[0] - truth) < 0.02
+
+    updater = on_root(world, (SimplePrecessionModel(), 900, _RankPrior(rank, size)), check, rng=3)
+    # Every rank now holds its even share, all of it descended from rank 0's particles near the truth.
+    assert len(updater.local_weights) == 900 // size + (rank < 900 % size)
+    assert np.all(np.abs(updater.local_locations[:, 0] - truth) < 0.1)
+
+
+def test_same_seed_and_ranks_reproduce_bitwise_and_another_seed_does_not(world):
+    clouds = []
+    for seed in (5, 5, 6):
+        def run(updater):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for k in range(25):
+                    updater.update(k % 2, np.array([1.3**k]))
+            assert updater.resample_count > 1
+            clouds.append(updater.gather())
+
+        on_root(world, (SimplePrecessionModel(), 700, UniformDistribution([0, 1])), run, rng=seed,
+                draws="systematic" if world.Get_size() > 2 else "multinomial")
+
+    def compare():
+        (w1, x1), (w2, x2), (w3, x3) = clouds
+        assert np.array_equal(w1, w2) and np.array_equal(x1, x2)
+        assert not np.array_equal(x1, x3)
+
+    assert_collectively(world, verdict_of(compare) if world.Get_rank() == 0 else None)
+
+
+def test_batch_update_is_updates_with_a_resampling_check_every_interval(world):
+    times = 1.2 ** np.arange(12)
+    outcomes = np.arange(12) % 2
+    clouds = []
+
+    def batch(updater):
+        updater.batch_update(outcomes, times, resample_interval=3)
+        clouds.append((updater.gather(), updater.resample_count, list(updater.data_record)))
+
+    def by_hand(updater):
+        for index, (outcome, t) in enumerate(zip(outcomes, times)):
+            updater.update(outcome, np.array([t]), check_for_resample=False)
+            if (index + 1) % 3 == 0 and updater.n_ess < 0.5 * updater.n_particles:
+                updater.resample()
+        clouds.append((updater.gather(), updater.resample_count, list(updater.data_record)))
+
+    for check in (batch, by_hand):
+        on_root(world, (SimplePrecessionModel(), 400, UniformDistribution([0, 1])), check, rng=8)
+
+    def compare():
+        ((w1, x1), count1, record1), ((w2, x2), count2, record2) = clouds
+        assert count1 == count2 > 0 and record1 == record2
+        assert np.array_equal(w1, w2) and np.array_equal(x1, x2)
+
+    assert_collectively(world, verdict_of(compare) if world.Get_rank() == 0 else None)
+
+
+# --------------------------------------------------------------------- failures
+class _FlakyPrecession(SimplePrecessionModel):
+    """On a failing rank: the likelihood fails for times above 5, and are_models_valid from the third update on.
+
+    Every rank counts its likelihood calls (one per update, the same on every
+    rank), so the failures come at the same step everywhere without a command.
+    """
+
+    def __init__(self, failing: bool):
+        super().__init__()
+        self.failing = failing
+        self.calls = 0
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        self.calls += 1
+        if self.failing and float(np.ravel(expparams)[0]) > 5:
+            raise ZeroDivisionError("the likelihood failed")
+        return super().likelihood(outcomes, modelparams, expparams)
+
+    def are_models_valid(self, modelparams):
+        if self.failing and self.calls >= 3:
+            raise FloatingPointError("the validity check failed")
+        return super().are_models_valid(modelparams)
+
+
+def test_a_model_failure_changes_no_shard_and_the_root_raises(world):
+    last = world.Get_size() - 1
+    model = _FlakyPrecession(failing=world.Get_rank() == last)
+
+    def check(updater):
+        updater.update(1, np.array([2.0]), check_for_resample=False)
+        before = updater.gather()
+        state = (updater.n_ess, list(updater.data_record), updater.resample_count)
+        with pytest.raises(ZeroDivisionError, match="the likelihood failed") as raised:
+            updater.update(0, np.array([6.0]), check_for_resample=False)
+        assert isinstance(raised.value.__cause__, RemoteError)  # as the proxy: the model's exception, ranks' tracebacks
+        assert raised.value.__cause__.ranks == [last]
+        after = updater.gather()
+        assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+        assert (updater.n_ess, list(updater.data_record), updater.resample_count) == state
+        # A resampling that fails (in the validity check, after the exchange) changes nothing either.
+        updater.update(1, np.array([3.0]), check_for_resample=False)
+        before = updater.gather()
+        with pytest.raises(FloatingPointError, match="the validity check failed"):
+            updater.resample()
+        after = updater.gather()
+        assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+        assert updater.resample_count == 0 and not updater.just_resampled
+        updater.update(0, np.array([4.0]), check_for_resample=False)  # the updater still works
+        assert len(updater.data_record) == 3
+
+    on_root(world, (model, 600, UniformDistribution([0, 1])), check, rng=1)
+
+
+def test_bad_input_errors_on_the_root_before_any_communication(world):
+    model = SimplePrecessionModel()
+
+    def check(updater):
+        sent = []
+        original = updater._send
+        updater._send = lambda *args: sent.append(args)
+        try:
+            with pytest.raises(TypeError, match="expparams"):
+                updater.update(0, np.array(["a"]))
+            with pytest.raises(TypeError, match="outcome"):
+                updater.update(0.5, np.array([1.0]))
+            with pytest.raises(ValueError, match="expparams"):
+                updater.update(0, np.zeros(0))
+            with pytest.raises(ValueError, match="level"):
+                updater.est_credible_region(1.5)
+            with pytest.raises(ValueError, match="n must be"):
+                updater.sample(-1)
+            with pytest.raises(ValueError, match="points"):
+                updater.particles_at([np.nan])
+            with pytest.raises(ValueError, match="expparams"):
+                updater.bayes_risk(np.zeros(0))
+        finally:
+            updater._send = original
+        assert sent == []
+        updater.update(0, np.array([1.0]))  # still in step with the workers
+
+    on_root(world, (model, 100, UniformDistribution([0, 1])), check, rng=0)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"n_particles": 0}, ValueError),
+    ({"resample_thresh": 2.0}, ValueError),
+    ({"draws": "stratified"}, ValueError),
+    ({"resampler": object()}, TypeError),
+])
+def test_bad_constructor_arguments_raise_on_every_rank_without_communicating(world, kwargs, error):
+    arguments = {"n_particles": 10, **kwargs}
+    n_particles = arguments.pop("n_particles")
+    with pytest.raises(error):
+        DistributedSMCUpdater(SimplePrecessionModel(), n_particles, UniformDistribution([0, 1]), comm=world,
+                              **arguments)
+
+
+class _FailingPrior:
+    """A prior whose sampling fails on the last rank only."""
+
+    def __init__(self, failing):
+        self.failing = failing
+
+    def sample(self, n=1, rng=None):
+        if self.failing:
+            raise OSError("the prior failed")
+        return np.random.default_rng(rng).random((n, 1))
+
+
+def test_a_failing_prior_raises_its_exception_on_every_rank(world):
+    last = world.Get_size() - 1
+    with pytest.raises(OSError, match="the prior failed") as raised:
+        DistributedSMCUpdater(SimplePrecessionModel(), 50, _FailingPrior(world.Get_rank() == last), comm=world)
+    assert isinstance(raised.value.__cause__, RemoteError) and raised.value.__cause__.ranks == [last]
+
+
+def test_bad_balance_raises_on_every_rank(world):
+    with pytest.raises(ValueError, match="balance"):
+        DistributedSMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), comm=world,
+                              balance=[1.0] * (world.Get_size() + 1))
+
+
+# ------------------------------------------------------------- sharing an Engine
+def test_sharing_an_engine_serves_the_updater_and_a_proxy_from_one_loop(world):
+    engine = Engine(world)
+    proxy = MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0, engine=engine)
+    updater = DistributedSMCUpdater(SimplePrecessionModel(), 500, UniformDistribution([0, 1]), rng=2,
+                                    engine=engine)
+    from_proxy = DistributedSMCUpdater(proxy, 300, UniformDistribution([0, 1]), rng=3)
+    verdict = None
+    with engine:
+        if engine.is_root:
+            def check():
+                with updater:
+                    updater.update(0, np.array([1.0]))
+                    answer = proxy.likelihood(np.array([0]), np.array([[0.25]]), np.array([1.0]))
+                    assert answer[0, 0, 0] == pytest.approx(np.cos(0.125) ** 2)
+                    updater.resample()
+                    assert updater.gather()[0].size == 500
+                assert updater.closed
+                with from_proxy:
+                    from_proxy.update(1, np.array([2.0]))
+                    assert from_proxy.gather()[1].shape == (300, 1)
+                    assert from_proxy.model is proxy.serial_model
+
+            verdict = verdict_of(check)
+    assert_collectively(world, verdict)
+    assert updater.closed and from_proxy.closed
+
+
+# --------------------------------------------------------------- pure helpers
+def test_exchange_plan_moves_rows_in_global_order():
+    have, want = np.array([5, 0, 1]), np.array([2, 2, 2])
+    plans = [exchange_plan(have, want, rank) for rank in range(3)]
+    sends = np.array([p[0] for p in plans])
+    receives = np.array([p[1] for p in plans])
+    np.testing.assert_array_equal(sends, receives.T)
+    np.testing.assert_array_equal(sends.sum(axis=1), have)
+    np.testing.assert_array_equal(receives.sum(axis=1), want)
+    np.testing.assert_array_equal(sends[0], [2, 2, 1])
+
+
+@pytest.mark.parametrize("method", ["multinomial", "systematic"])
+def test_offspring_counts_sum_to_n_over_simulated_ranks(method):
+    rng = np.random.default_rng(0)
+    shards = [rng.random(k) for k in (4, 0, 7, 3)]
+    totals = np.array([s.sum() for s in shards])
+    starts = np.concatenate(([0], np.cumsum(totals)[:-1]))
+    per_rank_seen = None
+    total = 0
+    for rank, weights in enumerate(shards):
+        local, per_rank = offspring_counts(weights, method, 50, totals, starts, rank,
+                                           np.random.default_rng(1), np.random.default_rng(10 + rank))
+        assert local.sum() == per_rank[rank]
+        per_rank_seen = per_rank if per_rank_seen is None else per_rank_seen
+        np.testing.assert_array_equal(per_rank, per_rank_seen)  # the same on every rank
+        total += local.sum()
+    assert total == 50
+
+
+def test_locate_gives_each_point_to_exactly_one_rank():
+    rng = np.random.default_rng(2)
+    shards = [rng.random(k) for k in (3, 0, 5)]
+    totals = np.array([s.sum() for s in shards])
+    starts = np.concatenate(([0], np.cumsum(totals)[:-1]))
+    points = np.append(rng.random(30) * totals.sum(), totals.sum() * 1.5)
+    owners = np.zeros(points.size, dtype=int)
+    for rank, weights in enumerate(shards):
+        mask, index = locate(weights, points, totals, starts, np.array([3, 0, 5]), rank)
+        owners += mask
+        assert np.all(index < max(weights.size, 1))
+    np.testing.assert_array_equal(owners, 1)
+
+
+def test_shifted_moments_survive_a_narrow_cloud_far_from_the_origin():
+    rng = np.random.default_rng(4)
+    x = 1e6 + 1e-4 * rng.standard_normal((5000, 2))
+    w = rng.random(5000)
+    w /= w.sum()
+    mean, cov = moments_from_sums(local_moments(w, x, x[0]), x[0])
+    centred = x - w @ x
+    np.testing.assert_allclose(cov, np.einsum("i,im,in->mn", w, centred, centred), rtol=1e-6)
+    np.testing.assert_allclose(mean, w @ x, rtol=1e-13)
+
+
+def test_design_sums_split_over_shards_add_up_to_the_whole():
+    model = RamseyModel()
+    rng = np.random.default_rng(5)
+    x = RAMSEY_PRIOR.sample(300, rng=rng)
+    w = rng.random(300)
+    w /= w.sum()
+    eps = np.zeros(4, dtype=model.expparams_dtype)
+    eps["t"] = [1, 2, 5, 9]
+    blocks = outcome_blocks(model, eps, 3)
+    shift = w @ x
+    whole = local_design_sums(model, w, x, shift, eps, blocks)
+    parts = local_design_sums(model, w[:100], x[:100], shift, eps, blocks) + \
+        local_design_sums(model, w[100:], x[100:], shift, eps, blocks)
+    np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-15)
+    risk, gain = qinfer_risk_and_gain(model, w, x, eps)
+    np.testing.assert_allclose(risk_from_sums(model, parts, blocks, 2), risk, rtol=1e-9)
+    np.testing.assert_allclose(information_gain_from_sums(model, parts, blocks, 2), gain, rtol=1e-9)
