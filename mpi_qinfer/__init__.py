@@ -12,7 +12,7 @@ library, and importing the package does not initialise MPI.
 import importlib as _importlib
 import sys as _sys
 
-from .distributed import DistributedSMCUpdater as DistributedSMCUpdater
+from .distributed import DistributedSMCUpdater
 from .distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
@@ -74,6 +74,7 @@ __all__ = [
     "DerivedModel",
     "IntegerDomain",
     "SMCUpdater",
+    "DistributedSMCUpdater",
     "LiuWestResampler",
     "UniformDistribution",
     "NormalDistribution",
