@@ -700,6 +700,9 @@ class Engine:
         """
         rank = self._rank
         rows = int(counts[rank]) if results and self._status[_STATE] == _OK else 0
+        # The path is chosen from the counts every rank knows, before the root drops failed ranks' rows.
+        even = counts is plan.even_counts
+        staged = [answer.even_staged if even else answer.staged(counts) for answer in plan.answers]
         if statuses is not None and statuses[:, _STATE].any():
             counts = np.where(statuses[:, _STATE] == _OK, counts, 0)
         answers = []
@@ -710,7 +713,7 @@ class Engine:
                 pass
             elif answer.n_blocks == 1:
                 self._gather_rows(answer, share, rows, whole, counts, displs)
-            elif (answer.even_staged if counts is plan.even_counts else answer.staged(counts)):
+            elif staged[index]:
                 self._gather_staged(answer, share, rows, whole, counts, displs)
             else:
                 self._gather_blocks(answer, share, rows, whole, counts, displs)

@@ -211,3 +211,26 @@ def test_a_worker_calling_the_model_gets_the_guard_message_even_on_the_fast_path
             proxy.likelihood(np.arange(2), np.ones((2, 1)), np.ones(1))
         proxy.serve()
     assert_collectively(comm, verdict)
+
+
+class FailsEverywhere(SimplePrecessionModel):
+    def likelihood(self, outcomes, modelparams, expparams):
+        if np.any(expparams < 0):
+            raise ArithmeticError("negative time on every rank")
+        return super().likelihood(outcomes, modelparams, expparams)
+
+
+@pytest.mark.parametrize("n_models, n_exp", [(41, 9), (3, 400), (400, 3)])
+def test_every_rank_failing_keeps_every_gather_path_in_step(comm, n_models, n_exp):
+    """The root chooses how answers move from the counts all ranks know, not from the failed ranks' zeros."""
+    modelparams = np.linspace(0.01, 1, n_models)[:, None]
+    times = np.linspace(0.1, 3, n_exp)
+
+    def check(proxy, serial):
+        for _ in range(3):
+            with pytest.raises(ArithmeticError):
+                proxy.likelihood(np.arange(2), modelparams, -times)
+            same_behaviour(lambda: serial.likelihood(np.arange(2), modelparams, times),
+                           lambda: proxy.likelihood(np.arange(2), modelparams, times))
+
+    run_parallel(comm, FailsEverywhere(), check, serial_threshold=0)
