@@ -320,3 +320,80 @@ def test_remote_error_alone_when_nothing_can_be_rebuilt():
     kind, error = run_ranks(2, check)[0]
     assert kind in (RemoteError, Exception)
     assert "cannot travel" in str(error) or "cannot travel" in str(error.__cause__)
+
+
+def test_answer_layouts_in_a_plan():
+    from mpi_qinfer.plans import SHORT_BLOCK_BYTES, PlanCache
+    from mpi_qinfer.protocol import CallSpec, Command, DtypeTable, Split
+
+    table = DtypeTable()
+    spec = CallSpec(int(Command.LIKELIHOOD), 0, int(Split.MODELS), 10, 1, 4, 3, 0, 0, 1, 0, -1)
+    plans = PlanCache(table, size=3, rank=1, root=0)
+    plan = plans.get(spec)
+    assert plans.get(spec._replace(seed=9, payload_bytes=5)) is plan and len(plans) == 1
+    (answer,) = plan.answers
+    assert (answer.n_blocks, answer.n_rows, answer.post_bytes) == (3, 10, 32)
+    assert answer.even_shape == (3, 3, 4) and answer.row_type is None  # rank 1 of 10 rows on 3 ranks
+    assert plan.even_counts.tolist() == [4, 3, 3] and plan.inline and plan.split_input == "modelparams"
+    # Short blocks (rows * 32 bytes) under the threshold go through the staging buffer.
+    assert answer.staged([4, 3, 3]) and plan.answers[0].even_staged
+    rows = SHORT_BLOCK_BYTES // answer.post_bytes
+    assert not answer.staged([rows, rows + 1, 0]) and answer.staged([rows - 1, rows, rows])
+    one = plans.get(spec._replace(n_outcomes=1))
+    assert one.answers[0].n_blocks == 1 and one.answers[0].row_type is not None
+    assert not one.answers[0].staged([1, 1, 1])  # one block is never staged
+    by_experiments = plans.get(spec._replace(split=int(Split.EXPERIMENTS), explicit_counts=1))
+    assert by_experiments.split_input == "expparams" and by_experiments.even_counts is None
+    assert by_experiments.answers[0].even_shape is None and not by_experiments.answers[0].even_staged
+    assert [name for name, *_ in by_experiments.broadcast] == ["counts", "outcomes", "modelparams"]
+    plans.free()
+    assert len(plans) == 0
+
+
+def test_plan_cache_evicts_the_oldest_plan():
+    from mpi_qinfer.plans import PlanCache
+    from mpi_qinfer.protocol import CallSpec, Command, DtypeTable
+
+    plans = PlanCache(DtypeTable(), size=2, rank=0, root=0, capacity=2)
+    specs = [CallSpec(int(Command.LIKELIHOOD), 0, 0, n, 1, 1, 1, 0, 0, 1, 0, -1) for n in (5, 6, 7)]
+    first = plans.get(specs[0])
+    plans.get(specs[1])
+    plans.get(specs[2])
+    assert len(plans) == 2 and plans.get(specs[0]) is not first
+
+
+def test_ranks_answering_in_two_other_dtypes_are_named_with_them():
+    def check(comm):
+        rank = comm.Get_rank()
+        dtype = {0: np.float64, 1: np.float32, 2: np.float16}[rank]
+        with MPIParallelizedModel(Scaled(answer_dtype=dtype), comm=comm, idle="spin", serial_threshold=0) as proxy:
+            if not proxy.is_root:
+                return None
+            with pytest.raises(TypeError) as caught:
+                proxy.likelihood(0, MODELPARAMS, TIMES)
+            return str(caught.value)
+
+    assert run_ranks(3, check)[0] == ("the serial model's likelihood answered in different dtypes on different "
+                                      "ranks: rank 1: ['float32'], rank 2: ['float16']")
+
+
+def test_a_wrong_answer_shape_is_named():
+    class Short(SimplePrecessionModel):
+        def __init__(self, short):
+            super().__init__()
+            self.short = short
+
+        def likelihood(self, outcomes, modelparams, expparams):
+            result = super().likelihood(outcomes, modelparams, expparams)
+            return result[:, :-1] if self.short else result
+
+    def check(comm):
+        with MPIParallelizedModel(Short(comm.Get_rank() == 1), comm=comm, idle="spin", serial_threshold=0) as proxy:
+            if not proxy.is_root:
+                return None
+            with pytest.raises(ValueError) as caught:
+                proxy.likelihood(0, MODELPARAMS, TIMES)
+            return str(caught.value), caught.value.__cause__.ranks
+
+    message, ranks = run_ranks(2, check)[0]
+    assert message == "the serial model returned shape (1, 19, 9), expected (1, 20, 9)" and ranks == [1]
