@@ -164,18 +164,20 @@ class Engine:
         self._dtypes = DtypeTable()
         self._answer_dtypes: dict[tuple[int, int], tuple[int, int]] = {}  # root: (model_id, command) -> ids
         self._last_counts = np.zeros(0, dtype=np.int64)
-        self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root)
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
         self._inline = self._message[8 * HEADER_LEN :]
+        self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root, inline=self._inline)
         self._payload = np.empty(0, dtype=np.uint8)
         self._split_buffer = np.empty(0, dtype=np.uint8)
         self._staging = np.empty(0, dtype=np.uint8)
         self._types = RowTypes(capacity=64)  # the root's receive types for uneven shares
         self._scratch = np.empty(0, dtype=np.uint8)
         self._status = np.zeros(_STATUS_LEN, dtype=np.int64)
+        self._any_not_ok = False  # root: whether the last status exchange found a rank not ok
         self._last_answer_dtypes: list = []
         self._statuses = np.zeros((self._size, _STATUS_LEN), dtype=np.int64)
+        self._states = self._statuses[:, _STATE]
         try:
             try:
                 oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
@@ -506,7 +508,11 @@ class Engine:
         """Write the header and the broadcast arrays: inline in the message, or into the payload."""
         pack_spec(spec, self._message)
         self._header[_PAYLOAD_INDEX] = plan.payload_bytes
-        target = self._inline if plan.inline else self._grow("_payload", plan.payload_bytes)
+        if plan.inline_views is not None:  # typed views into the message, made once per plan
+            for name, view in plan.inline_views:
+                view[...] = arrays[name]
+            return
+        target = self._grow("_payload", plan.payload_bytes)
         for name, _shape, dtype, offset in plan.broadcast:
             if dtype.itemsize:
                 array = arrays[name]
@@ -591,12 +597,15 @@ class Engine:
         is_root = arrays is not None
         inputs = self._receive_broadcast(spec, plan, arrays)  # 2
         counts, displs = self._partition(plan, inputs)
-        share = self._scatter(plan, inputs, counts, displs)  # 3
         rows = int(counts[self._rank])
+        share = self._scatter(plan, inputs, counts, displs, rows)  # 3
         results, error = self._compute(spec, plan, inputs, share, rows)  # 4
         statuses = self._exchange_status()  # 5
-        answers = self._gather(plan, results, counts, displs, statuses)  # 6
-        self._report(plan, spec, error, statuses)  # 7: the root raises here
+        answers = self._gather(plan, results, counts, displs, statuses, rows)  # 6
+        if statuses is not None and self._any_not_ok:
+            self._report(plan, spec, error, statuses)  # 7: the root raises here
+        elif statuses is None and self._status[_STATE] != _OK:
+            self._report(plan, spec, error, None)
         return answers if is_root else []
 
     def _receive_broadcast(self, spec: CallSpec, plan: Plan, arrays: dict | None) -> dict:
@@ -609,6 +618,8 @@ class Engine:
         if arrays is not None:
             return arrays
         # Copies, not views into the reused buffers: a model may keep its input.
+        if plan.inline_views is not None:
+            return {name: view.copy() for name, view in plan.inline_views}
         return {name: array_at(source, offset, shape, dtype).copy() for name, shape, dtype, offset in plan.broadcast}
 
     def _partition(self, plan: Plan, inputs: dict):
@@ -620,12 +631,11 @@ class Engine:
         self._last_counts = counts
         return counts, displs
 
-    def _scatter(self, plan: Plan, inputs: dict, counts, displs) -> np.ndarray | None:
+    def _scatter(self, plan: Plan, inputs: dict, counts, displs, rows: int) -> np.ndarray | None:
         """Step 3: each rank's rows of the split input, as a read-only array."""
         if plan.split_input is None:
             return None
         rank, root, comm = self._rank, self._root, self._comm
-        rows = int(counts[rank])
         if rank == root:
             whole = inputs[plan.split_input]
             if plan.row_type is not None:
@@ -644,7 +654,9 @@ class Engine:
     def _compute(self, spec: CallSpec, plan: Plan, inputs: dict, share, rows: int):
         """Step 4: the serial model on this rank's share; a failure is kept, not raised."""
         status = self._status
-        status[:] = (_OK, 0, *plan.answer_ids)
+        status[_STATE] = _OK
+        status[_NANOSECONDS] = 0
+        status[_DTYPES], status[_DTYPES + 1] = plan.answer_ids
         if rows == 0 and plan.split_input is not None:
             return (), None
         modelparams, expparams = inputs.get("modelparams"), inputs.get("expparams")
@@ -686,11 +698,14 @@ class Engine:
 
     def _exchange_status(self) -> np.ndarray | None:
         """Step 5: every rank's status record on the root (None on workers)."""
-        statuses = self._statuses if self._rank == self._root else None
-        self._comm.Gather(self._status, statuses, self._root)
-        return statuses
+        if self._rank != self._root:
+            self._comm.Gather(self._status, None, self._root)
+            return None
+        self._comm.Gather(self._status, self._statuses, self._root)
+        self._any_not_ok = bool(self._states.any())
+        return self._statuses
 
-    def _gather(self, plan: Plan, results: tuple, counts, displs, statuses) -> list:
+    def _gather(self, plan: Plan, results: tuple, counts, displs, statuses, rows: int) -> list:
         """Step 6: every answer into its C-ordered place on the root; ranks not ok send nothing.
 
         The root knows from step 5 which ranks are ok; every other rank knows
@@ -698,13 +713,15 @@ class Engine:
         collective. How an answer moves follows from its layout and the
         counts alone, the same on every rank (see :class:`~mpi_qinfer.plans.Answer`).
         """
-        rank = self._rank
-        rows = int(counts[rank]) if results and self._status[_STATE] == _OK else 0
+        if not results or self._status[_STATE] != _OK:
+            rows = 0
         # The path is chosen from the counts every rank knows, before the root drops failed ranks' rows.
-        even = counts is plan.even_counts
-        staged = [answer.even_staged if even else answer.staged(counts) for answer in plan.answers]
-        if statuses is not None and statuses[:, _STATE].any():
-            counts = np.where(statuses[:, _STATE] == _OK, counts, 0)
+        if counts is plan.even_counts:
+            staged = plan.even_staged
+        else:
+            staged = [answer.staged(counts) for answer in plan.answers]
+        if statuses is not None and self._any_not_ok:
+            counts = np.where(self._states == _OK, counts, 0)
         answers = []
         for index, answer in enumerate(plan.answers):
             share = results[index] if rows else None

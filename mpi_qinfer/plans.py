@@ -85,9 +85,11 @@ class Plan:
     row_type: MPI.Datatype | None  # None when a row has no bytes
     answers: list  # Answer
     answer_ids: tuple  # the dtype ids the answers are expected in
+    even_staged: tuple  # Answer.even_staged of every answer
     even_counts: np.ndarray | None  # None when the root gives explicit counts
     even_displs: np.ndarray | None
     types: RowTypes  # owns the datatypes above; freed with the plan
+    inline_views: list | None = None  # (name, typed view into the message) when the payload is inline
 
 
 def array_at(buffer: np.ndarray, offset: int, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -112,8 +114,9 @@ class PlanCache:
         such as adaptive partitions of varying sizes, stay bounded).
     """
 
-    def __init__(self, dtypes: DtypeTable, size: int, rank: int, root: int, capacity: int = 32):
+    def __init__(self, dtypes: DtypeTable, size: int, rank: int, root: int, capacity: int = 32, inline=None):
         self._dtypes = dtypes
+        self._inline = inline
         self._size, self._rank, self._is_root = size, rank, rank == root
         self._capacity = capacity
         self._plans: dict[tuple, Plan] = {}
@@ -149,9 +152,15 @@ class PlanCache:
             even = (counts, displacements(counts))
         answer_ids = (spec.answer_dtype, spec.second_answer_dtype)
         answers = self._answer_layouts(operation, spec, answer_ids, even, types)
+        inline = payload_bytes <= INLINE_BYTES
+        views = None
+        if inline and self._inline is not None:
+            # (An array of a zero-size dtype has no bytes: array_at gives it a buffer of its own.)
+            views = [(name, array_at(self._inline, offset, shape, dtype)) for name, shape, dtype, offset in broadcast]
         return Plan(
-            operation, broadcast, payload_bytes, payload_bytes <= INLINE_BYTES, *split,
-            answers, answer_ids, *(even or (None, None)), types,
+            operation, broadcast, payload_bytes, inline, *split,
+            answers, answer_ids, tuple(answer.even_staged for answer in answers), *(even or (None, None)), types,
+            views,
         )
 
     def _broadcast_layout(self, operation: Operation, spec: CallSpec):
