@@ -267,7 +267,8 @@ class MPIParallelizedModel(DerivedModel):
 
     # ------------------------------------------------------- the one path
     def _run(self, command: int, serial, modelparams, expparams=None, outcomes=None, *, repeat=None,
-             return_likelihood: bool = False, random: bool = False, answer_hint=None, split: int | None = None):
+             return_likelihood: bool = False, random: bool = False, answer_hint=None, split: int | None = None,
+             asked: bool = False):
         """Run one model call: ``serial()`` on the root, or ``command`` on every rank.
 
         ``serial`` calls the serial model with the caller's own arguments, so
@@ -279,9 +280,10 @@ class MPIParallelizedModel(DerivedModel):
         engine = self._live_root_engine()
         if engine is None or self._alone:
             return self._serially(serial, random)
-        # The common case first, in a few attribute reads: a settled serial size class.
+        # The common case first, in a few attribute reads: a settled serial size class
+        # (unless the caller asked already: the question counts toward the next re-check).
         policy = self._policy
-        if not random and type(modelparams) is _NDARRAY and modelparams.ndim == 2 and (
+        if not random and not asked and type(modelparams) is _NDARRAY and modelparams.ndim == 2 and (
                 expparams is None or (type(expparams) is _NDARRAY and expparams.ndim == 1)):
             n_models, n_exp = len(modelparams), 1 if expparams is None else len(expparams)
             split_axis = split if split is not None else self._choose_split(n_models, n_exp, expparams)
@@ -358,10 +360,28 @@ class MPIParallelizedModel(DerivedModel):
 
         Bitwise the serial model's answer, computed across all ranks.
         """
-        self._call_count += _evaluations(modelparams, expparams, np.size(outcomes))
         under = self._underlying_model
+        engine = self._engine
+        if (type(modelparams) is _NDARRAY and type(expparams) is _NDARRAY and type(outcomes) is _NDARRAY
+                and modelparams.ndim == 2 and expparams.ndim == 1 and self._is_root
+                and engine is not None and not engine._closed):
+            # The hot path of SMC updates, inlined: the same question _run asks first,
+            # in as few steps as Python allows, so a settled serial call costs what the
+            # serial model costs.
+            n_models, n_exp, n_out = len(modelparams), len(expparams), outcomes.size
+            work = n_models * n_exp
+            self._call_count += n_out * work
+            split = self._split
+            if split is None:
+                split = _BY_MODELS if n_models >= n_exp else _BY_EXPERIMENTS
+            if self._alone or self._policy.settled_serial(_LIKELIHOOD, work, n_out, split):
+                return under.likelihood(outcomes, modelparams, expparams)
+            asked = True
+        else:
+            self._call_count += _evaluations(modelparams, expparams, np.size(outcomes))
+            asked = False
         answers = self._run(_LIKELIHOOD, lambda: under.likelihood(outcomes, modelparams, expparams),
-                            modelparams, expparams, outcomes)
+                            modelparams, expparams, outcomes, asked=asked)
         return answers[0] if type(answers) is list else answers
 
     def simulate_experiment(self, modelparams, expparams, repeat: int = 1, split_by_modelparams: bool = True):
