@@ -177,6 +177,11 @@ def _is_our_updater(updater) -> bool:
     return isinstance(updater, SMCUpdater)
 
 
+def _is_distributed(updater) -> bool:
+    return callable(getattr(updater, "checkpoint_state", None)) and callable(
+        getattr(updater, "restore_checkpoint_state", None))
+
+
 # ------------------------------------------------------------------ snapshot
 @dataclass
 class Snapshot:
@@ -238,9 +243,10 @@ def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None)
 
     Parameters
     ----------
-    updater : SMCUpdater
-        This package's updater, or another package's (qinfer's) whose state
-        can be pickled.
+    updater : SMCUpdater or DistributedSMCUpdater
+        This package's updaters (a distributed one's shards are gathered to
+        the root: a collective command), or another package's (qinfer's)
+        whose state can be pickled.
     proxy : MPIParallelizedModel, optional
         Its stream of per-call seeds is saved. Default: the updater's model,
         when it is a proxy.
@@ -276,7 +282,22 @@ def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None)
         "user": _checked_user(user),
     }
 
-    if _is_our_updater(updater):
+    if _is_distributed(updater):
+        # The sharded cloud, gathered in global order with its shard counts (a collective command).
+        state = updater.checkpoint_state()
+        meta["updater_rng"] = _generator_state(updater.rng)
+        meta["resampler"] = _resampler_state(updater.resampler)
+        meta["distributed"] = {"n_ranks": int(len(state["counts"])), "n_ess": float(state["n_ess"]),
+                               "just_resampled": bool(state["just_resampled"]),
+                               "resample_count": int(state["resample_count"]), "draws": updater.draws,
+                               "resample_thresh": float(updater.resample_thresh)}
+        arrays["particle_locations"] = state["locations"]
+        arrays["particle_weights"] = state["weights"]
+        arrays["shard_counts"] = np.asarray(state["counts"], dtype=np.int64)
+        arrays["shift"] = np.asarray(state["shift"], dtype=np.float64)
+        arrays["data_record"] = _record_array(state["data_record"], "data_record")
+        arrays["normalization_record"] = np.asarray(state["normalization_record"], dtype=np.float64)
+    elif _is_our_updater(updater):
         meta["updater_rng"] = _generator_state(updater.rng)
         meta["resampler"] = _resampler_state(updater.resampler)
         scalars, extra_arrays = {}, []
@@ -455,8 +476,10 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
     Parameters
     ----------
     path : str or os.PathLike
-    updater : SMCUpdater
-        Of the same class, model signature and ``n_particles`` as the saved one.
+    updater : SMCUpdater or DistributedSMCUpdater
+        Of the same class, model signature and ``n_particles`` as the saved
+        one (a distributed one also on the same number of ranks, its shards
+        then put back where they were: the run continues bitwise).
     proxy : MPIParallelizedModel, optional
         Gets the saved stream of per-call seeds. Default: the updater's model,
         when it is a proxy.
@@ -514,7 +537,30 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
         apply.append((rng.bit_generator, _checked_generator_state(saved_heuristic["rng"], rng, "heuristic rng")))
 
     attributes = {}
-    if _is_our_updater(updater):
+    restore = None
+    if _is_distributed(updater):
+        saved = meta.get("distributed") or {}
+        n_ranks = int(updater.shard_counts.size)
+        _expect(saved.get("n_ranks") == n_ranks, path,
+                f"it holds shards of {saved.get('n_ranks')} ranks, this run has {n_ranks}: a sharded state "
+                "resumes on the same number of ranks")
+        _expect(saved.get("draws") == updater.draws, path,
+                f"it was saved with draws={saved.get('draws')!r}, this updater has draws={updater.draws!r}")
+        for name in ("data_record", "normalization_record", "shard_counts", "shift"):
+            _expect(name in arrays, path, f"it has no {name}")
+        _expect(len(arrays["data_record"]) == int(meta.get("n_updates", -1)) == len(arrays["normalization_record"]),
+                path, "its records disagree in length")
+        counts = arrays["shard_counts"]
+        _expect(counts.shape == (n_ranks,) and int(counts.min()) >= 0 and int(counts.sum()) == updater.n_particles,
+                path, "its shard counts do not fit")
+        _expect(arrays["shift"].shape == (n_mp,), path, "its shift has the wrong shape")
+        apply.append((updater.rng.bit_generator,
+                      _checked_generator_state(meta.get("updater_rng"), updater.rng, "updater rng")))
+        restore = {"weights": weights, "locations": locations, "counts": counts, "shift": arrays["shift"],
+                   "n_ess": saved["n_ess"], "just_resampled": saved["just_resampled"],
+                   "resample_count": saved["resample_count"], "data_record": list(arrays["data_record"]),
+                   "normalization_record": arrays["normalization_record"]}
+    elif _is_our_updater(updater):
         for name in ("data_record", "normalization_record"):
             _expect(name in arrays, path, f"it has no {name}")
         n_updates = int(meta.get("n_updates", -1))
@@ -562,6 +608,8 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
                 setattr(target, name, item)
     for name, value in attributes.items():
         setattr(updater, name, value)
+    if restore is not None:
+        updater.restore_checkpoint_state(restore)  # the shards back on their ranks (a collective command)
     return meta
 
 
@@ -652,7 +700,8 @@ class Checkpointer:
         self._written_updates: int | None = None
         self._written_at = time.monotonic()
         self.writes = 0
-        self.take()  # a stop before the first update still saves the starting state
+        if not _is_distributed(updater):
+            self.take()  # a stop before the first update still saves the starting state
 
     def take(self) -> Snapshot:
         """Snapshot the run's state now (in memory) and keep it as the latest."""
@@ -667,8 +716,14 @@ class Checkpointer:
         bool
             Whether a checkpoint was written.
         """
-        snap = self.take()
-        due = (self.every_updates is not None and snap.n_updates % self.every_updates == 0) or (
+        if _is_distributed(self.updater):
+            # Its state is sharded: gathered only when a checkpoint is written. Its updates
+            # are atomic on every shard, so the live state is always a complete update.
+            self._last = None
+            n_updates = len(self.updater.data_record)
+        else:
+            n_updates = self.take().n_updates
+        due = (self.every_updates is not None and n_updates % self.every_updates == 0) or (
             self.every_seconds is not None and time.monotonic() - self._written_at >= self.every_seconds)
         if due:
             self.write()

@@ -50,6 +50,7 @@ class _Op(enum.IntEnum):
     PICK = 6
     GATHER = 7
     CREDIBLE = 8
+    RESTORE = 9
 
 
 def _as_experiments(expparams, model) -> np.ndarray:
@@ -729,6 +730,58 @@ class DistributedSMCUpdater(CommandLoop):
         locations : numpy.ndarray, shape (n_particles, n_modelparams)
         """
         return self._send(_Op.GATHER, ())
+
+    # ------------------------------------------------- checkpoints (whole state)
+    def checkpoint_state(self) -> dict:
+        """The whole state, on the root, for :mod:`mpi_qinfer.checkpoint` (collective command; costly).
+
+        The cloud is gathered in global order with the shard counts, so that
+        :meth:`restore_checkpoint_state` on the same number of ranks puts every
+        particle back on the rank that held it: the run then continues bitwise.
+        """
+        weights, locations = self._send(_Op.GATHER, (), safe_point=False)
+        return {
+            "weights": weights, "locations": locations, "counts": self._counts.copy(), "shift": self._shift.copy(),
+            "n_ess": self._n_ess, "just_resampled": self._just_resampled, "resample_count": self._resample_count,
+            "data_record": list(self._data_record), "normalization_record": list(self._normalization_record),
+        }
+
+    def restore_checkpoint_state(self, state: dict) -> None:
+        """Put back a state from :meth:`checkpoint_state` (root; collective command).
+
+        Checked on the root before anything is sent: the counts must give each
+        of this updater's ranks its shard and sum to ``n_particles``.
+        """
+        counts = np.asarray(state["counts"], dtype=np.int64)
+        weights = np.ascontiguousarray(state["weights"], dtype=np.float64)
+        locations = np.ascontiguousarray(state["locations"], dtype=np.float64)
+        if counts.shape != (self._size,) or counts.min() < 0 or counts.sum() != self.n_particles:
+            raise ValueError(f"the saved shards {counts.tolist()} do not fit {self._size} ranks holding "
+                             f"{self.n_particles} particles")
+        if weights.shape != (self.n_particles,) or locations.shape != (self.n_particles, self._n_mp):
+            raise ValueError("the saved cloud does not have this updater's shape")
+        shift = np.asarray(state["shift"], dtype=np.float64).reshape(self._n_mp)
+        self._restoring = (weights, locations)
+        try:
+            self._send(_Op.RESTORE, (counts, shift, float(state["n_ess"]), bool(state["just_resampled"]),
+                                     int(state["resample_count"])), safe_point=False)
+        finally:
+            self._restoring = None
+        self._data_record = list(state["data_record"])
+        self._normalization_record = [float(x) for x in state["normalization_record"]]
+
+    def _op_restore(self, counts, shift, n_ess, just_resampled, resample_count) -> None:
+        MPI, comm, root = self._MPI, self._comm, self._root
+        displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        n_local = int(counts[self._rank])
+        weights, locations = np.empty(n_local), np.empty((n_local, self._n_mp))
+        whole = self._restoring if self.is_root else (None, None)
+        comm.Scatterv([whole[0], counts, displs, MPI.DOUBLE] if self.is_root else None, [weights, MPI.DOUBLE], root)
+        comm.Scatterv([whole[1], counts * self._n_mp, displs * self._n_mp, MPI.DOUBLE] if self.is_root else None,
+                      [locations, MPI.DOUBLE], root)
+        self._counts = np.asarray(counts, dtype=np.int64)
+        self._weights, self._locations, self._shift = weights, locations, np.array(shift, dtype=np.float64)
+        self._n_ess, self._just_resampled, self._resample_count = n_ess, just_resampled, resample_count
 
     @property
     def particle_weights(self) -> np.ndarray:

@@ -154,14 +154,18 @@ class CommandLoop:
         return (np.random.default_rng(np.random.SeedSequence(seed)),
                 np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(self._rank,))))
 
-    def _send(self, op: int, args):
-        """Root: broadcast one command and run the root's part of it; return its result."""
+    def _send(self, op: int, args, safe_point: bool = True):
+        """Root: broadcast one command and run the root's part of it; return its result.
+
+        ``safe_point=False`` lets a command run after a stop was requested
+        (saving the state on the way out); see :mod:`mpi_qinfer.termination`.
+        """
         if self._closed:
             raise EngineClosedError(f"the {type(self).__name__} has been closed")
         if not self.is_root:
             raise RuntimeError(f"the {type(self).__name__} is driven from the root; workers serve")
         if self._engine is not None:  # the command travels as the engine's collective argument
-            return self._engine.run_collective(self._hook, (int(op), args))
+            return self._engine.run_collective(self._hook, (int(op), args), safe_point=safe_point)
         payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
         header = self._message[:_HEADER_BYTES].view(np.int64)
         header[0], header[1] = int(op), len(payload)

@@ -392,7 +392,7 @@ class Engine:
         if self._closed:
             raise EngineClosedError("the engine has been shut down; build a new MPIParallelizedModel")
 
-    def _check_root(self) -> None:
+    def _check_root(self, safe_point: bool = True) -> None:
         """Before the root sends anything: it is the root, the engine is open, no stop was asked for."""
         if not self.is_root:
             raise RuntimeError(
@@ -402,7 +402,8 @@ class Engine:
         self._check_open()
         # A stop request (a signal here, or a worker's notice) ends the run here, before this
         # command communicates anything; see mpi_qinfer.termination.
-        termination.check(self._comm, self._root)
+        if safe_point:
+            termination.check(self._comm, self._root)
 
     def __enter__(self):
         if not self.is_root:
@@ -567,13 +568,15 @@ class Engine:
         for key in [key for key in self._answer_dtypes if key[0] == model_id]:
             del self._answer_dtypes[key]
 
-    def run_collective(self, function_id: int, argument=None):
+    def run_collective(self, function_id: int, argument=None, *, safe_point: bool = True):
         """Run a function registered with :meth:`register_collective` on every rank (root).
 
         ``argument`` is pickled and broadcast; the root's return value is returned.
+        ``safe_point=False`` runs it even after a stop was requested (to save
+        state on the way out; see :mod:`mpi_qinfer.termination`).
         """
         with self._lock:
-            self._check_root()
+            self._check_root(safe_point)
             self._send_message(CallSpec(_COLLECTIVE, function_id))
             self._calls += 1
             self._comm.bcast(argument, self._root)

@@ -507,3 +507,102 @@ def test_design_sums_split_over_shards_add_up_to_the_whole():
     risk, gain = qinfer_risk_and_gain(model, w, x, eps)
     np.testing.assert_allclose(risk_from_sums(model, parts, blocks, 2), risk, rtol=1e-9)
     np.testing.assert_allclose(information_gain_from_sums(model, parts, blocks, 2), gain, rtol=1e-9)
+
+
+# ------------------------------------------------------------------ checkpoints of the sharded state
+def _sharded_run(world, updates, save_at=None, resume=None, path=None, engine=False):
+    """25 updates of a precession problem; optionally saved after ``save_at`` of them, or resumed from ``path``."""
+    from mpi_qinfer.checkpoint import load_checkpoint, save_checkpoint
+
+    result = {}
+
+    def run(updater):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = 0
+            if resume:
+                meta = load_checkpoint(path, updater)
+                start = meta["n_updates"]
+            for k in range(start, updates):
+                updater.update(k % 2, np.array([1.3**k]))
+                if save_at is not None and k + 1 == save_at:
+                    save_checkpoint(path, updater)
+        result["cloud"] = updater.gather()
+        result["records"] = (list(updater.data_record), list(updater.normalization_record))
+        result["resamples"] = updater.resample_count
+        result["rng"] = updater.rng.bit_generator.state
+
+    args = (SimplePrecessionModel(), 600, UniformDistribution([0, 1]))
+    if engine:
+        shared = Engine(world)
+        verdict = None
+        updater = DistributedSMCUpdater(*args, engine=shared, rng=8)
+        with shared:
+            if shared.is_root:
+                verdict = verdict_of(run, updater)
+        assert_collectively(world, verdict)
+    else:
+        on_root(world, args, run, rng=8)
+    return result
+
+
+@pytest.mark.parametrize("engine", [False, True])
+def test_a_sharded_run_resumed_from_a_checkpoint_is_bitwise_the_uninterrupted_one(world, tmp_path, engine):
+    path = str(world.bcast(str(tmp_path / "sharded.npz") if world.Get_rank() == 0 else None, 0))
+    whole = _sharded_run(world, 25, save_at=12, path=path, engine=engine)
+    resumed = _sharded_run(world, 25, resume=True, path=path, engine=engine)
+
+    def compare():
+        assert whole["resamples"] > 1
+        for got, want in zip(resumed["cloud"], whole["cloud"]):
+            assert np.array_equal(got, want)
+        assert resumed["records"] == whole["records"] and resumed["resamples"] == whole["resamples"]
+        assert resumed["rng"] == whole["rng"]
+
+    assert_collectively(world, verdict_of(compare) if world.Get_rank() == 0 else None)
+
+
+def test_a_sharded_checkpoint_is_refused_on_another_rank_count_or_draws(world, tmp_path):
+    from mpi_qinfer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    path = str(world.bcast(str(tmp_path / "sharded.npz") if world.Get_rank() == 0 else None, 0))
+    on_root(world, (SimplePrecessionModel(), 300, UniformDistribution([0, 1])),
+            lambda updater: save_checkpoint(path, updater), rng=1)
+
+    def systematic(updater):
+        with pytest.raises(CheckpointError, match="draws"):
+            load_checkpoint(path, updater)
+
+    on_root(world, (SimplePrecessionModel(), 300, UniformDistribution([0, 1])), systematic, rng=1,
+            draws="systematic")
+    if world.Get_size() == 1:
+        return
+    # Written here with this world's shards, read by an updater on one rank only.
+    if world.Get_rank() == 0:
+        from mpi4py import MPI
+
+        with DistributedSMCUpdater(SimplePrecessionModel(), 300, UniformDistribution([0, 1]),
+                                   comm=MPI.COMM_SELF, rng=1) as alone:
+            with pytest.raises(CheckpointError, match="same number of ranks"):
+                load_checkpoint(path, alone)
+
+
+def test_a_checkpointer_gathers_a_sharded_cloud_only_when_it_writes(world, tmp_path):
+    from mpi_qinfer.checkpoint import Checkpointer, read_metadata
+
+    path = str(world.bcast(str(tmp_path / "periodic.npz") if world.Get_rank() == 0 else None, 0))
+
+    def run(updater):
+        gathers = []
+        original = updater.checkpoint_state
+        updater.checkpoint_state = lambda: gathers.append(1) or original()
+        with pytest.raises(KeyboardInterrupt):
+            with Checkpointer(path, updater, every_updates=5) as checkpoints:
+                for k in range(12):
+                    updater.update(k % 2, np.array([1.1**k]))
+                    checkpoints.step()
+                raise KeyboardInterrupt  # a stop after 12 complete updates
+        assert len(gathers) == 3  # after updates 5 and 10, and at the stop
+        assert read_metadata(path)["n_updates"] == 12
+
+    on_root(world, (SimplePrecessionModel(), 300, UniformDistribution([0, 1])), run, rng=2)

@@ -96,7 +96,8 @@ def test_the_demo_batch_script_runs_on_every_rank(slurm, tmp_path):
     from mpi_qinfer.demo import run_demo
 
     job, status = sbatch(slurm, tmp_path, "slurm_demo.sbatch",
-                         args=["--particles", "1000", "--experiments", "30", "--no-progress"],
+                         args=["--model", "precession", "--particles", "1000", "--experiments", "30",
+                               "--no-progress"],
                          options=["--time=00:05:00"])
     out = output_of(tmp_path, job)
     assert status == 0, out
