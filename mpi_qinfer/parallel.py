@@ -440,9 +440,14 @@ class MPIParallelizedModel(DerivedModel):
         to every rank: the step is cheaper than moving the particles for most
         models, and a random step (qinfer's ``RandomWalkModel``) matches a
         serial run exactly only when the root draws it. In parallel, ranks
-        draw from seeded streams as in :meth:`simulate_experiment`.
+        draw from seeded streams as in :meth:`simulate_experiment`. A model
+        that keeps the base class's static step (a copy of the particles per
+        experiment) always runs it on the root.
         """
         under = self._underlying_model
+        if _static_timestep(under):  # a copy of the particles: nothing to gain from the other ranks
+            self._live_root_engine()
+            return under.update_timestep(modelparams, expparams)
         modelparams_dtype = getattr(modelparams, "dtype", None)
         answers = self._run(_TIMESTEP, lambda: under.update_timestep(modelparams, expparams),
                             modelparams, expparams, random=True, answer_hint=modelparams_dtype)
@@ -495,6 +500,27 @@ class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableMod
         if not callable(getattr(serial_model, "score", None)):
             raise TypeError(f"{type(serial_model).__name__} has no score(); it is not differentiable")
         super().__init__(serial_model, *args, **kwargs)
+
+
+def _static_timestep(model) -> bool:
+    """Whether ``model.update_timestep`` is the base class's static step (a copy per experiment).
+
+    Follows derived models to the model that defines the step; the base step
+    of this package's and of qinfer's ``Simulatable`` both qualify. Such a step
+    draws nothing and costs less than moving the particles, so the proxy runs
+    it on the root whatever the threshold, with the same answer.
+    """
+    from .model import DerivedModel, Simulatable
+
+    for _ in range(32):  # a chain of derived models, followed to its end
+        step = getattr(type(model), "update_timestep", None)
+        if step is DerivedModel.update_timestep and getattr(model, "_underlying_model", None) is not None:
+            model = model._underlying_model
+            continue
+        qualname = getattr(step, "__qualname__", "")
+        return step is Simulatable.update_timestep or (
+            qualname == "Simulatable.update_timestep" and getattr(step, "__module__", "").startswith("qinfer"))
+    return False
 
 
 def _answer_values(command: int, outcomes, n_modelparams: int) -> int:

@@ -270,3 +270,30 @@ def test_collectives_share_the_worker_loop():
     total, got = run_ranks(3, target)[0]
     assert total == 30
     assert_same(got, SimplePrecessionModel().likelihood(0, MODELPARAMS, TIMES))
+
+
+class Drifting(SimplePrecessionModel):
+    """A model whose time step moves the particles (a deterministic drift)."""
+
+    def update_timestep(self, modelparams, expparams):
+        return (modelparams[:, :, None] + 0.01 * np.asarray(expparams, dtype=float)[None, None, :]).copy()
+
+
+def test_a_static_time_step_stays_on_the_root_and_a_moving_one_is_shared():
+    def check(proxy):
+        before = proxy.engine.calls
+        static = proxy.update_timestep(MODELPARAMS, TIMES)
+        return static, proxy.engine.calls - before
+
+    static, calls = on_ranks(2, lambda rank: SimplePrecessionModel(), check)
+    assert_same(static, SimplePrecessionModel().update_timestep(MODELPARAMS, TIMES))
+    assert calls == 0  # a copy of the particles: never sent to the other ranks
+
+    def check_moving(proxy):
+        before = proxy.engine.calls
+        moved = proxy.update_timestep(MODELPARAMS, TIMES)
+        return moved, proxy.engine.calls - before
+
+    moved, calls = on_ranks(2, lambda rank: Drifting(), check_moving)
+    assert_same(moved, Drifting().update_timestep(MODELPARAMS, TIMES))
+    assert calls == 1
