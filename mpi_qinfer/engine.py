@@ -9,8 +9,11 @@ run the same code, so they cannot disagree on it)::
     4.          compute the local share; any exception is caught and kept
     5. Gather   one status record per rank: ok / failed / other answer dtype,
                 compute time, the dtypes of its answers
-    6. Gatherv  every answer straight into its final layout on the root; a
-                rank that failed sends nothing, and the root knows it from 5
+    6. Gather   every answer into its C-ordered place on the root: one Gatherv
+                of contiguous rows, or one message per worker placed by a
+                vector datatype, or (short blocks) a Gatherv into a staging
+                buffer; a rank that failed sends nothing, and the root knows
+                it from 5
     7. Send     failed ranks send the root their exception and traceback
 
 The root raises only after the whole sequence, so every rank is ready for the
