@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from .mpi_library import load_mpi
 
@@ -57,6 +58,10 @@ def launcher_rank(environ=None) -> int | None:
     return None
 
 
+#: How long the ranks that print nothing wait before their error exit (see print_on_rank_0).
+_SILENT_RANK_GRACE_SECONDS = 0.3
+
+
 def print_on_rank_0(message: str, file=None, environ=None) -> bool:
     """Print ``message`` unless the launcher says this process is not rank 0.
 
@@ -79,6 +84,10 @@ def print_on_rank_0(message: str, file=None, environ=None) -> bool:
         Whether it was printed.
     """
     if launcher_rank(environ) not in (None, 0):
+        # The caller exits with an error next. A launcher that sees one rank fail
+        # may end the others at once (Open MPI's does), so the silent ranks wait a
+        # moment: rank 0's message gets out before the job is torn down.
+        time.sleep(_SILENT_RANK_GRACE_SECONDS)
         return False
     file = sys.stderr if file is None else file
     file.write(message)

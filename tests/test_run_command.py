@@ -147,7 +147,6 @@ def launch_run(tmp_path, *argv, n_ranks=2):
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=tmp_path)
 
 
-@needs_mpiexec
 def program_lines(stderr: str) -> list[str]:
     """The lines the program printed, without the launcher's own notice.
 
@@ -164,6 +163,7 @@ def program_lines(stderr: str) -> list[str]:
     return lines
 
 
+@needs_mpiexec
 @pytest.mark.parametrize("n_ranks", [2, 3])
 @pytest.mark.parametrize("argv, message", [
     (["missing.py", "--flag"], "python -m mpi_qinfer run: error: no such file: 'missing.py'"),
