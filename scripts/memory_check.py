@@ -54,30 +54,12 @@ import numpy as np
 from mpi4py import MPI
 
 from mpi_qinfer import Engine, MPIParallelizedModel
+from mpi_qinfer.bench.distributed import read_status_kib, reset_peak
 from mpi_qinfer.models import SimplePrecessionModel
 
 GROWTH_BOUND_KIB = 2048
 PEAK_RATIO_TARGET = 1.5
 DISTRIBUTED_RATIO_TARGET = 0.6
-
-
-def read_status_kib(field: str) -> int:
-    """A ``Vm*`` field of ``/proc/self/status``, in KiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
-def reset_peak() -> bool:
-    """Reset this process's ``VmHWM`` to its current ``VmRSS``; False if the kernel refuses."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
 
 
 class MemoryProbe(SimplePrecessionModel):

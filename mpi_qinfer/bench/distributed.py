@@ -41,7 +41,7 @@ from ..parallel import MPIParallelizedModel
 from ..smc import SMCUpdater
 from .report import log
 
-__all__ = ["bench_distributed", "root_memory", "WAYS"]
+__all__ = ["bench_distributed", "root_memory", "WAYS", "read_status_kib", "reset_peak"]
 
 #: The ways compared, in their first round's order.
 WAYS = ("serial", "proxy", "distributed")
@@ -124,15 +124,17 @@ def _compare(comm, kind: str, n_particles: int, n_updates: int, rounds: int, see
     return row
 
 
-def _status_kib(field: str) -> int:
+def read_status_kib(field: str) -> int:
+    """A ``Vm*`` field of this process's ``/proc/self/status``, in KiB."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
-def _reset_peak() -> bool:
+def reset_peak() -> bool:
+    """Reset this process's ``VmHWM`` to its current ``VmRSS``; False if the kernel refuses."""
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")
@@ -146,14 +148,14 @@ def _memory_of(comm, way: str, n_particles: int, seed: int):
     data = _data("cheap", 3, seed)
     model, prior = _make("cheap"), _prior("cheap")
     gc.collect()
-    resets = _reset_peak()
-    before = _status_kib("VmRSS")
+    resets = reset_peak()
+    before = read_status_kib("VmRSS")
 
     def exercise(updater):
         _run(updater, data)
         updater.resample()
         updater.est_mean()
-        return _status_kib("VmHWM") - before, resets
+        return read_status_kib("VmHWM") - before, resets
 
     if way == "serial":
         return _root_alone(comm, lambda: exercise(SMCUpdater(model, n_particles, prior, rng=seed)))
