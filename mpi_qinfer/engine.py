@@ -1,19 +1,21 @@
 """The engine: a duplicated communicator, the call both sides run, and the worker loop.
 
-One call is the same sequence of collectives on every rank (root and workers
-run the same code, so they cannot disagree on it)::
+One call is the same sequence of steps on every rank (root and workers run
+the same code, so they cannot disagree on it)::
 
     1. Bcast    the message: the packed CallSpec, small arrays inline
     2. Bcast    the rest of the payload, only when it did not fit inline
     3. Scatterv the split rows (particles, or experiments)
     4.          compute the local share; any exception is caught and kept
-    5. Gather   one status record per rank: ok / failed / other answer dtype,
-                compute time, the dtypes of its answers
-    6. Gather   every answer into its C-ordered place on the root: one Gatherv
-                of contiguous rows, or one message per worker placed by a
-                vector datatype, or (short blocks) a Gatherv into a staging
-                buffer; a rank that failed sends nothing, and the root knows
-                it from 5
+    5. Send     each worker's status record to the root: ok / failed / other
+                answer dtype, compute time, the dtypes of its answers
+    6. Send     each worker's share of every answer to the root, which
+                places it in C order: a vector datatype puts the share's
+                blocks straight into the answer, or (short blocks) the root
+                copies them from a staging buffer; a worker without a good
+                answer sends an empty message, and 5 tells the root why.
+                The root posts the receives of 5 and 6 before it computes
+                its own share, so a worker never waits for the root.
     7. Send     failed ranks send the root their exception and traceback
 
 The root raises only after the whole sequence, so every rank is ready for the
@@ -45,7 +47,7 @@ from .failures import describe_failure, pickled_exception, raise_failure
 from .launcher import check_launcher
 from .operations import OPERATIONS
 from .partition import displacements
-from .plans import Plan, PlanCache, array_at
+from .plans import Plan, PlanCache, array_at, receives_for
 from .protocol import (
     HEADER_LEN,
     MESSAGE_BYTES,
@@ -61,7 +63,8 @@ from .protocol import (
 __all__ = ["Engine"]
 
 _REPORT_TAG = 77
-_ANSWER_TAG = 78
+_STATUS_TAG = 78
+_ANSWER_TAG = 80  # + the answer's index
 _NOT_A_MODEL = "<not a model>"
 _PAYLOAD_INDEX = CallSpec._fields.index("payload_bytes")
 
@@ -166,9 +169,11 @@ class Engine:
         self._lock = threading.RLock()
         self._dtypes = DtypeTable()
         self._answer_dtypes: dict[tuple[int, int], tuple[int, int]] = {}  # root: (model_id, command) -> ids
+        self._answer_dtypes_version = 0  # root: changes whenever _answer_dtypes does
         self._last_counts = np.zeros(0, dtype=np.int64)
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
+        self._packed: CallSpec | None = None  # root: the spec the header holds now
         self._inline = self._message[8 * HEADER_LEN :]
         self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root, inline=self._inline)
         self._payload = np.empty(0, dtype=np.uint8)
@@ -176,11 +181,13 @@ class Engine:
         self._staging = np.empty(0, dtype=np.uint8)
         self._types = RowTypes(capacity=64)  # the root's receive types for uneven shares
         self._scratch = np.empty(0, dtype=np.uint8)
-        self._status = np.zeros(_STATUS_LEN, dtype=np.int64)
         self._any_not_ok = False  # root: whether the last status exchange found a rank not ok
         self._last_answer_dtypes: list = []
         self._statuses = np.zeros((self._size, _STATUS_LEN), dtype=np.int64)
         self._states = self._statuses[:, _STATE]
+        # This rank's status record; on the root, its row of the table the workers' records fill.
+        self._status = self._statuses[self._rank] if self.is_root else np.zeros(_STATUS_LEN, dtype=np.int64)
+        self._worker_statuses = [(r, self._statuses[r]) for r in range(self._size) if r != self._root]
         try:
             try:
                 oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
@@ -272,6 +279,15 @@ class Engine:
     def dtypes(self) -> DtypeTable:
         """The dtypes every rank of this engine knows by id."""
         return self._dtypes
+
+    @property
+    def answer_dtypes_version(self) -> int:
+        """A number that changes whenever the answer dtypes the root expects change (root).
+
+        A :class:`~mpi_qinfer.protocol.CallSpec` made by :meth:`describe`
+        stays current while this number does not change.
+        """
+        return self._answer_dtypes_version
 
     def model(self, model_id: int):
         """The serial model registered under ``model_id`` on this rank."""
@@ -501,7 +517,8 @@ class Engine:
     def _checked_counts(self, counts, spec: CallSpec) -> np.ndarray:
         n_rows = spec.rows
         counts = np.ascontiguousarray(counts, dtype=np.int64)
-        if counts.shape != (self._size,) or np.any(counts < 0) or counts.sum() != n_rows:
+        values = counts.tolist()  # (plain ints: reductions of a few values cost less in Python)
+        if counts.shape != (self._size,) or min(values) < 0 or sum(values) != n_rows:
             raise ValueError(
                 f"counts must give each of the {self._size} ranks a non-negative number of rows "
                 f"summing to {n_rows}, got {counts.tolist()}"
@@ -510,8 +527,10 @@ class Engine:
 
     def _pack_payload(self, plan: Plan, spec: CallSpec, arrays: dict) -> None:
         """Write the header and the broadcast arrays: inline in the message, or into the payload."""
-        pack_spec(spec, self._message)
-        self._header[_PAYLOAD_INDEX] = plan.payload_bytes
+        if spec is not self._packed:  # a proxy repeats the same spec object call after call
+            pack_spec(spec, self._message)
+            self._header[_PAYLOAD_INDEX] = plan.payload_bytes
+            self._packed = spec
         if plan.inline_views is not None:  # typed views into the message, made once per plan
             for name, view in plan.inline_views:
                 view[...] = arrays[name]
@@ -524,6 +543,7 @@ class Engine:
 
     def _send_message(self, spec: CallSpec) -> None:
         pack_spec(spec, self._message)
+        self._packed = None
         self._broadcast_message()
 
     def _broadcast_message(self) -> None:
@@ -570,6 +590,7 @@ class Engine:
     def _forget_answers(self, model_id: int) -> None:
         for key in [key for key in self._answer_dtypes if key[0] == model_id]:
             del self._answer_dtypes[key]
+        self._answer_dtypes_version += 1
 
     def run_collective(self, function_id: int, argument=None, *, safe_point: bool = True):
         """Run a function registered with :meth:`register_collective` on every rank (root).
@@ -605,17 +626,23 @@ class Engine:
         counts, displs = self._partition(plan, inputs)
         rows = int(counts[self._rank])
         share = self._scatter(plan, inputs, counts, displs, rows)  # 3
+        if not is_root:
+            # Copies, not views into the reused buffers: a model may keep its input.
+            # Made after step 3, so that a worker is ready for the scatter sooner.
+            inputs = {name: view.copy() for name, view in inputs.items()}
+            results, error = self._compute(spec, plan, inputs, share, rows)  # 4
+            self._send_results(plan, results, rows)  # 5, 6
+            if self._status[_STATE] != _OK:
+                self._report(plan, spec, error, None)  # 7
+            return []
         results, error = self._compute(spec, plan, inputs, share, rows)  # 4
-        statuses = self._exchange_status()  # 5
-        answers = self._gather(plan, results, counts, displs, statuses, rows)  # 6
-        if statuses is not None and self._any_not_ok:
-            self._report(plan, spec, error, statuses)  # 7: the root raises here
-        elif statuses is None and self._status[_STATE] != _OK:
-            self._report(plan, spec, error, None)
-        return answers if is_root else []
+        answers = self._receive_results(plan, results, rows, counts, displs)  # 5, 6
+        if self._any_not_ok:
+            self._report(plan, spec, error, self._statuses)  # 7: raises
+        return answers
 
     def _receive_broadcast(self, spec: CallSpec, plan: Plan, arrays: dict | None) -> dict:
-        """Step 2: the payload beyond the message, and the workers' copies of the broadcast arrays."""
+        """Step 2: the payload beyond the message; on workers, views of the broadcast arrays in it."""
         if plan.inline:
             source = self._inline
         else:
@@ -623,16 +650,15 @@ class Engine:
             self._comm.Bcast([source, plan.payload_bytes, MPI.BYTE], self._root)
         if arrays is not None:
             return arrays
-        # Copies, not views into the reused buffers: a model may keep its input.
         if plan.inline_views is not None:
-            return {name: view.copy() for name, view in plan.inline_views}
-        return {name: array_at(source, offset, shape, dtype).copy() for name, shape, dtype, offset in plan.broadcast}
+            return dict(plan.inline_views)
+        return {name: array_at(source, offset, shape, dtype) for name, shape, dtype, offset in plan.broadcast}
 
     def _partition(self, plan: Plan, inputs: dict):
         if plan.even_counts is not None:
             counts, displs = plan.even_counts, plan.even_displs
         else:
-            counts = inputs["counts"]
+            counts = np.array(inputs["counts"], dtype=np.int64)  # not a view into the reused message
             displs = displacements(counts)
         self._last_counts = counts
         return counts, displs
@@ -686,6 +712,11 @@ class Engine:
     def _checked_results(self, plan: Plan, results, rows: int) -> tuple:
         """The answers as C-contiguous arrays of the expected shapes; notes other dtypes in the status."""
         answers = plan.answers
+        if type(results) is tuple and len(results) == 1 == len(answers):  # the common case, in a few reads
+            result, answer = results[0], answers[0]
+            if (type(result) is np.ndarray and result.dtype is answer.dtype and result.flags.c_contiguous
+                    and result.shape == (answer.even_shape or answer.local_shape(rows))):
+                return results
         if not isinstance(results, tuple) or len(results) != len(answers):
             raise TypeError(f"expected {len(answers)} result array(s), got {type(results).__name__}")
         checked = []
@@ -702,87 +733,63 @@ class Engine:
             checked.append(result if result.flags.c_contiguous else np.ascontiguousarray(result))
         return tuple(checked)
 
-    def _exchange_status(self) -> np.ndarray | None:
-        """Step 5: every rank's status record on the root (None on workers)."""
-        if self._rank != self._root:
-            self._comm.Gather(self._status, None, self._root)
-            return None
-        self._comm.Gather(self._status, self._statuses, self._root)
-        self._any_not_ok = bool(self._states.any())
-        return self._statuses
-
-    def _gather(self, plan: Plan, results: tuple, counts, displs, statuses, rows: int) -> list:
-        """Step 6: every answer into its C-ordered place on the root; ranks not ok send nothing.
-
-        The root knows from step 5 which ranks are ok; every other rank knows
-        its own status, so both sides agree on who sends without another
-        collective. How an answer moves follows from its layout and the
-        counts alone, the same on every rank (see :class:`~mpi_qinfer.plans.Answer`).
-        """
-        if not results or self._status[_STATE] != _OK:
-            rows = 0
-        # The path is chosen from the counts every rank knows, before the root drops failed ranks' rows.
-        if counts is plan.even_counts:
-            staged = plan.even_staged
-        else:
-            staged = [answer.staged(counts) for answer in plan.answers]
-        if statuses is not None and self._any_not_ok:
-            counts = np.where(self._states == _OK, counts, 0)
-        answers = []
-        for index, answer in enumerate(plan.answers):
-            share = results[index] if rows else None
-            whole = np.empty(answer.shape, dtype=answer.dtype) if statuses is not None else None
-            if not answer.moves:
-                pass
-            elif answer.n_blocks == 1:
-                self._gather_rows(answer, share, rows, whole, counts, displs)
-            elif staged[index]:
-                self._gather_staged(answer, share, rows, whole, counts, displs)
-            else:
-                self._gather_blocks(answer, share, rows, whole, counts, displs)
-            if whole is not None:
-                answers.append(whole)
-        return answers
-
-    def _gather_rows(self, answer, share, rows, whole, counts, displs) -> None:
-        """One block: contiguous rows, one Gatherv straight into the answer."""
-        send = [share, rows, answer.row_type] if rows else [self._scratch, 0, MPI.BYTE]
-        self._comm.Gatherv(send, None if whole is None else [whole, counts, displs, answer.row_type], self._root)
-
-    def _gather_blocks(self, answer, share, rows, whole, counts, displs) -> None:
-        """Several blocks: one message per worker, placed by a vector datatype; the root copies its own."""
+    def _send_results(self, plan: Plan, results: tuple, rows: int) -> None:
+        """Steps 5 and 6 on a worker: one message per answer (empty if not ok), and the status record."""
         comm, root = self._comm, self._root
-        if whole is None:
-            if rows:
-                comm.Send([share, share.nbytes, MPI.BYTE], root, _ANSWER_TAG)
-            return
-        raw = whole.reshape(-1).view(np.uint8)
-        block, stride = answer.post_bytes, answer.n_rows * answer.post_bytes
-        requests = [
-            comm.Irecv([raw[int(displs[r]) * block :], 1, self._types.blocks(answer.n_blocks, int(c) * block, stride)],
-                       r, _ANSWER_TAG)
-            for r, c in enumerate(counts.tolist()) if c and r != root
-        ]
-        self._copy_share(answer, share, rows, whole, int(displs[root]))
+        requests = []
+        if rows:  # the answers first: they are the long messages
+            good = bool(results) and self._status[_STATE] == _OK
+            for index, answer in enumerate(plan.answers):
+                if answer.moves:
+                    share = results[index] if good else self._scratch[:0]
+                    requests.append(comm.Isend([share, share.nbytes, MPI.BYTE], root, _ANSWER_TAG + index))
+        comm.Send([self._status, MPI.INT64_T], root, _STATUS_TAG)
         MPI.Request.Waitall(requests)
 
-    def _gather_staged(self, answer, share, rows, whole, counts, displs) -> None:
-        """Short blocks: every worker's bytes into a staging buffer, then one copy per rank on the root."""
-        comm, root = self._comm, self._root
-        nbytes = answer.n_blocks * answer.post_bytes
-        if whole is None:
-            comm.Gatherv([share if rows else self._scratch, rows * nbytes, MPI.BYTE], None, root)
-            return
-        sizes = counts * nbytes
-        sizes[root] = 0  # the root copies its own share
-        offsets = displacements(sizes)
-        staging = self._grow("_staging", int(sizes.sum()))
-        comm.Gatherv([self._scratch, 0, MPI.BYTE], [staging, sizes, offsets, MPI.BYTE], root)
-        self._copy_share(answer, share, rows, whole, int(displs[root]))
-        for r, c in enumerate(counts.tolist()):
-            if c and r != root:
-                part = staging[offsets[r] : offsets[r] + sizes[r]].view(answer.dtype)
-                self._copy_share(answer, part, c, whole, int(displs[r]))
+    def _receive_results(self, plan: Plan, results: tuple, rows: int, counts, displs) -> list:
+        """Steps 5 and 6 on the root: every worker's status and shares, its own share copied meanwhile.
+
+        Each worker sends its status record and, if it has rows, one message
+        per answer: its share, which a vector datatype places straight into
+        the C-ordered answer, or -- for short blocks -- into a staging buffer
+        the root copies from (see :class:`~mpi_qinfer.plans.Answer`). A
+        worker without a good answer sends an empty message instead, and its
+        status says why. Where each message goes is worked out once per plan
+        for the even split.
+        """
+        comm = self._comm
+        if counts is plan.even_counts:
+            receives = plan.even_receives
+            if receives is None:
+                receives = plan.even_receives = receives_for(plan.answers, counts, displs, self._root, plan.types)
+        else:
+            receives = receives_for(plan.answers, counts, displs, self._root, self._types)
+        requests = [comm.Irecv([status, MPI.INT64_T], rank, _STATUS_TAG) for rank, status in self._worker_statuses]
+        staging = self._grow("_staging", receives.staging_bytes) if receives.staging_bytes else None
+        wholes = []
+        for index, answer in enumerate(plan.answers):
+            whole = np.empty(answer.shape, dtype=answer.dtype)
+            wholes.append(whole)
+            tag = _ANSWER_TAG + index
+            if receives.direct[index]:
+                raw = whole.reshape(-1).view(np.uint8)
+                for rank, offset, datatype in receives.direct[index]:
+                    requests.append(comm.Irecv([raw[offset:], 1, datatype], rank, tag))
+            for rank, offset, nbytes, _, _ in receives.staged[index]:
+                requests.append(comm.Irecv([staging[offset : offset + nbytes], nbytes, MPI.BYTE], rank, tag))
+        if rows and results and self._status[_STATE] == _OK:  # while the workers' messages arrive
+            start = int(displs[self._rank])
+            for index, answer in enumerate(plan.answers):
+                if answer.moves:
+                    self._copy_share(answer, results[index], rows, wholes[index], start)
+        MPI.Request.Waitall(requests)
+        self._any_not_ok = any(self._states.tolist())  # (ndarray.any costs ten times more on a few values)
+        if not self._any_not_ok:
+            for index, answer in enumerate(plan.answers):
+                for _, offset, nbytes, count, first in receives.staged[index]:
+                    part = staging[offset : offset + nbytes].view(answer.dtype)
+                    self._copy_share(answer, part, count, wholes[index], first)
+        return wholes
 
     @staticmethod
     def _copy_share(answer, share, rows, whole, start) -> None:
@@ -837,13 +844,14 @@ class Engine:
         ids = tuple(self.dtype_id(dtype) if dtype is not None else old
                     for dtype, old in zip(found, (spec.answer_dtype, spec.second_answer_dtype)))
         self._answer_dtypes[(spec.model_id, spec.command)] = (ids + (-1, -1))[:2]
+        self._answer_dtypes_version += 1
         raise _AnswerDtypeChanged
 
     def _finish_without_answers(self, name: str, error: BaseException | None) -> None:
         """Steps 5 and 7 for a command that has no answers (sync_model)."""
         self._status[:] = (_FAILED if error is not None else _OK, 0, -1, -1)
         statuses = self._statuses if self.is_root else None
-        self._comm.Gather(self._status, statuses, self._root)
+        self._comm.Gather(MPI.IN_PLACE if self.is_root else self._status, statuses, self._root)
         if statuses is None:
             if error is not None:
                 self._comm.send((pickled_exception(error), describe_failure(error)), dest=self._root, tag=_REPORT_TAG)

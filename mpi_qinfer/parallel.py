@@ -23,6 +23,7 @@ from .errors import EngineClosedError
 from .model import DerivedModel, DifferentiableModel
 from .operations import rank_seed_sequence, seeded
 from .protocol import CallSpec, Command, Split
+from .routes import MAX_ROUTES, Route, fixed_class
 from .threshold import ThresholdPolicy
 from .validation import transportable
 
@@ -136,6 +137,7 @@ class MPIParallelizedModel(DerivedModel):
 
             register_with_qinfer()
         self._policy = ThresholdPolicy(serial_threshold)
+        self._routes: dict[tuple, Route] = {}  # likelihood call shapes seen, and what was decided
         self._seeded = seed is not None
         self._seeds = np.random.default_rng(seed)
         super().__init__(serial_model)
@@ -240,7 +242,7 @@ class MPIParallelizedModel(DerivedModel):
     def __getstate__(self):
         # A communicator cannot travel; an unpickled proxy runs serially.
         state = self.__dict__.copy()
-        state.update(_engine=None, _owns_engine=False, _alone=True, _is_root=True)
+        state.update(_engine=None, _owns_engine=False, _alone=True, _is_root=True, _routes={})
         return state
 
     def __setstate__(self, state):
@@ -302,24 +304,19 @@ class MPIParallelizedModel(DerivedModel):
             return self._serially(serial, random)
         if split is None:
             split = self._choose_split(n_models, n_exp, expparams)
-        values = _answer_values(command, outcomes, modelparams.shape[1])
+        size = None
         if random:
             # Which path runs decides the random streams used, so the choice never
             # depends on timings: a fixed threshold decides, or in auto mode a fixed rule.
             threshold = self._policy.threshold
             if policy.learns:
                 threshold = _SIMULATE_AUTO_THRESHOLD if command == _SIMULATE else None
-            parallel = threshold is not None and work >= threshold
-        else:
-            parallel = policy.use_parallel(command, work, n_outcomes=values, split=split)
-        if not parallel:
-            if not policy.learns or random:
+            if threshold is None or work < threshold:
                 return self._serially(serial, random)
-            start = time.perf_counter()
-            result = serial()
-            policy.record(command, work, False, time.perf_counter() - start, n_outcomes=values, split=split)
-            return result
-
+        else:
+            size = policy.size_class(command, work, _answer_values(command, outcomes, modelparams.shape[1]), split)
+            if not policy.decide(size, command):
+                return self._timed_serially(serial, size, work)
         n_rows = n_models if split == _BY_MODELS else n_exp
         counts = self._balance.counts(n_rows)
         spec = engine.describe(
@@ -327,15 +324,28 @@ class MPIParallelizedModel(DerivedModel):
             repeat=repeat, return_likelihood=return_likelihood, explicit_counts=counts is not None,
             seed=self._draw_seed() if random else 0, answer_hint=answer_hint,
         )
+        arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
+        return self._parallel(engine, spec, arrays, size, work, n_rows)
+
+    def _timed_serially(self, serial, size, work: int):
+        """The serial model's own call, timed for a learning policy."""
+        policy = self._policy
+        if not policy.learns:
+            return serial()
         start = time.perf_counter()
-        answers = engine.call(
-            spec, {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
-        )
-        if policy.learns and not random:
+        result = serial()
+        policy.record_class(size, work, False, time.perf_counter() - start)
+        return result
+
+    def _parallel(self, engine: Engine, spec: CallSpec, arrays: dict, size, work: int, n_rows: int) -> list:
+        """The call on every rank; what it cost goes to the threshold policy (``size``) and the balance."""
+        start = time.perf_counter()
+        answers = engine.call(spec, arrays)
+        if size is not None and self._policy.learns:
             elapsed = time.perf_counter() - start
             root_rows, root_seconds = engine.root_share
             estimate = root_seconds * n_rows / root_rows if root_rows else None
-            policy.record(command, work, True, elapsed, estimate, n_outcomes=values, split=split)
+            self._policy.record_class(size, work, True, elapsed, estimate)
         if self._balance.learns:
             self._balance.record(engine.last_counts, work // n_rows, engine.compute_seconds)
         return answers
@@ -363,19 +373,22 @@ class MPIParallelizedModel(DerivedModel):
         under = self._underlying_model
         engine = self._engine
         if (type(modelparams) is _NDARRAY and type(expparams) is _NDARRAY and type(outcomes) is _NDARRAY
-                and modelparams.ndim == 2 and expparams.ndim == 1 and self._is_root
-                and engine is not None and not engine._closed):
-            # The hot path of SMC updates, inlined: the same question _run asks first,
-            # in as few steps as Python allows, so a settled serial call costs what the
-            # serial model costs.
-            n_models, n_exp, n_out = len(modelparams), len(expparams), outcomes.size
-            work = n_models * n_exp
-            self._call_count += n_out * work
-            split = self._split
-            if split is None:
-                split = _BY_MODELS if n_models >= n_exp else _BY_EXPERIMENTS
-            if self._alone or self._policy.settled_serial(_LIKELIHOOD, work, n_out, split):
+                and self._is_root and engine is not None and not engine._closed):
+            # The hot path of SMC updates and experiment design: what the proxy decided
+            # about this call shape before (mpi_qinfer.routes), in as few steps as Python
+            # allows, so that a settled serial call costs what the serial model costs.
+            route = self._routes.get((modelparams.shape, expparams.shape, outcomes.shape))
+            if route is None:
+                route = self._new_route(outcomes, modelparams, expparams)
+            self._call_count += route.evaluations
+            size = route.size
+            if size.serial_wins and size.until_probe > 0:
+                size.until_probe -= 1
+                size.fast_calls += 1
                 return under.likelihood(outcomes, modelparams, expparams)
+            if route.direct and modelparams.flags.c_contiguous and expparams.flags.c_contiguous and (
+                    outcomes.flags.c_contiguous):
+                return self._likelihood_on_route(route, outcomes, modelparams, expparams)
             asked = True
         else:
             self._call_count += _evaluations(modelparams, expparams, np.size(outcomes))
@@ -383,6 +396,48 @@ class MPIParallelizedModel(DerivedModel):
         answers = self._run(_LIKELIHOOD, lambda: under.likelihood(outcomes, modelparams, expparams),
                             modelparams, expparams, outcomes, asked=asked)
         return answers[0] if type(answers) is list else answers
+
+    def _new_route(self, outcomes, modelparams, expparams) -> Route:
+        """The :class:`~mpi_qinfer.routes.Route` of a likelihood call on arrays of these shapes."""
+        evaluations = _evaluations(modelparams, expparams, outcomes.size)
+        if modelparams.ndim != 2 or expparams.ndim != 1 or outcomes.ndim > 1:
+            route = Route(evaluations, fixed_class(False))  # the general path decides
+        elif self._alone or len(modelparams) * len(expparams) == 0:
+            route = Route(evaluations, fixed_class(True))  # the general path would run it serially
+        else:
+            n_models, n_exp = len(modelparams), len(expparams)
+            split = self._choose_split(n_models, n_exp, expparams)
+            work, values = n_models * n_exp, outcomes.size
+            route = Route(evaluations, self._policy.size_class(_LIKELIHOOD, work, values, split), direct=True,
+                          work=work, values=values, split=split, n_rows=n_models if split == _BY_MODELS else n_exp)
+        if len(self._routes) >= MAX_ROUTES:
+            self._routes.clear()
+        self._routes[modelparams.shape, expparams.shape, outcomes.shape] = route
+        return route
+
+    def _likelihood_on_route(self, route: Route, outcomes, modelparams, expparams):
+        """A likelihood call of a known shape on C-contiguous arrays: the policy decides, the route has the rest."""
+        under = self._underlying_model
+        if (modelparams.dtype, expparams.dtype, outcomes.dtype) != route.dtypes:
+            route.dtypes = (modelparams.dtype, expparams.dtype, outcomes.dtype)
+            route.travels = transportable(under, modelparams, expparams, outcomes) is not None
+            route.spec = None
+        if not route.travels:  # the serial model decides what such arrays mean
+            return under.likelihood(outcomes, modelparams, expparams)
+        size = route.size
+        if not self._policy.decide(size, _LIKELIHOOD):
+            return self._timed_serially(lambda: under.likelihood(outcomes, modelparams, expparams), size, route.work)
+        engine = self._engine
+        counts = self._balance.counts(route.n_rows)
+        spec = route.spec
+        if spec is None or route.version != engine._answer_dtypes_version or (
+                spec.explicit_counts != (counts is not None)):
+            spec = route.spec = engine.describe(_LIKELIHOOD, self._model_id, route.split, outcomes=outcomes,
+                                                modelparams=modelparams, expparams=expparams,
+                                                explicit_counts=counts is not None)
+            route.version = engine.answer_dtypes_version
+        arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
+        return self._parallel(engine, spec, arrays, size, route.work, route.n_rows)[0]
 
     def simulate_experiment(self, modelparams, expparams, repeat: int = 1, split_by_modelparams: bool = True):
         """Simulated outcomes, shape ``(repeat, n_models, n_expparams)`` (a scalar if one element).
@@ -479,6 +534,7 @@ class MPIParallelizedModel(DerivedModel):
             raise EngineClosedError("this proxy was unpickled or copied and has no MPI engine; it runs serially")
         engine.sync_model(self._model_id, self._underlying_model)
         self._policy = ThresholdPolicy(self._policy.threshold, self._policy.reprobe)
+        self._routes.clear()  # their size classes were the old policy's
 
 
 class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableModel):

@@ -20,7 +20,7 @@ from .operations import OPERATIONS, Operation
 from .partition import check_count, displacements, even_counts
 from .protocol import INLINE_BYTES, SCALAR_OUTCOMES, SHAPE_FIELDS, CallSpec, Command, DtypeTable, Split, payload_layout
 
-__all__ = ["Answer", "Plan", "PlanCache", "array_at", "SHORT_BLOCK_BYTES"]
+__all__ = ["Answer", "Plan", "PlanCache", "Receives", "receives_for", "array_at", "SHORT_BLOCK_BYTES"]
 
 _BY_MODELS = int(Split.MODELS)
 
@@ -90,6 +90,47 @@ class Plan:
     even_displs: np.ndarray | None
     types: RowTypes  # owns the datatypes above; freed with the plan
     inline_views: list | None = None  # (name, typed view into the message) when the payload is inline
+    even_receives: "Receives | None" = None  # the root's receives under the even split, made on first use
+
+
+@dataclass
+class Receives:
+    """Where the root receives each worker's share of every answer, for one partition.
+
+    ``direct[i]`` lists ``(rank, byte offset, datatype)``: the share goes
+    straight into answer ``i`` at that offset, placed by the datatype.
+    ``staged[i]`` lists ``(rank, staging offset, nbytes, rows, first row)``:
+    the share lands in a staging buffer and is copied into place after.
+    One of the two is empty for each answer.
+    """
+
+    direct: list
+    staged: list
+    staging_bytes: int
+
+
+def receives_for(answers: list, counts, displs, root: int, types: RowTypes) -> Receives:
+    """The root's :class:`Receives` for ``counts`` rows per rank (datatypes made in ``types``)."""
+    counts_list, displs_list = counts.tolist(), displs.tolist()
+    direct, staged, used = [], [], 0
+    for answer in answers:
+        to_place, to_copy = [], []
+        if answer.moves:
+            share_bytes = answer.n_blocks * answer.post_bytes
+            short = answer.staged(counts)
+            for rank, (count, first) in enumerate(zip(counts_list, displs_list)):
+                if not count or rank == root:
+                    continue
+                if short:
+                    to_copy.append((rank, used, count * share_bytes, count, first))
+                    used += count * share_bytes
+                else:
+                    stride = answer.n_rows * answer.post_bytes
+                    datatype = types.blocks(answer.n_blocks, count * answer.post_bytes, stride)
+                    to_place.append((rank, first * answer.post_bytes, datatype))
+        direct.append(to_place)
+        staged.append(to_copy)
+    return Receives(direct, staged, used)
 
 
 def array_at(buffer: np.ndarray, offset: int, shape: tuple, dtype: np.dtype) -> np.ndarray:

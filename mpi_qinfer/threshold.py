@@ -19,7 +19,8 @@ pieces), so one outcome's decision must not be applied to six. In each class:
 3. From then on the faster path is taken, and the other one is measured
    again after 4, 8, 16, ... calls (capped at ``reprobe``; when one path is
    more than 1.5 times faster, after 4, 32, 256, ... capped at 16 times
-   that), so the choice follows a machine whose load changes without paying
+   that, starting at 32 when the first comparison is already that clear),
+   so the choice follows a machine whose load changes without paying
    often for a clear loser.
 
 Costs are smoothed per evaluation; a single sample counts at most twice the
@@ -31,9 +32,10 @@ Both paths return bitwise the same answer, so the choice only changes speed.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
-__all__ = ["ThresholdPolicy", "outcome_class"]
+__all__ = ["ThresholdPolicy", "SizeClass", "outcome_class"]
 
 _SMOOTHING = 0.3
 #: A sample above this many times the current estimate counts as this many times it:
@@ -44,13 +46,24 @@ _SPIKE_CLIP = 2.0
 _CLEAR_WIN = 0.6
 #: A path this many times faster than the other is re-checked 16 times less often.
 _CLEAR_MARGIN = 1.5
+#: Calls before the first re-check when the first serial measurement is already a clear verdict.
+_FIRST_CLEAR_INTERVAL = 32
 _WARMUP_CALLS = 1
 _PARALLEL_SAMPLES = 2
 
 
-class _SizeClass:
+class SizeClass:
+    """What the policy knows about one size class; the proxy keeps a reference per call shape.
+
+    ``serial_wins`` and ``until_probe`` are the settled-serial test of the
+    proxy's hot path: a call of a class with ``serial_wins`` runs serially,
+    untimed, while ``until_probe > 0`` (decremented per call, and counted in
+    ``fast_calls``). A fixed threshold's classes never probe (``until_probe``
+    is infinite).
+    """
+
     __slots__ = ("serial", "parallel", "estimate", "parallel_calls", "until_probe", "interval", "serial_wins",
-                 "fast_calls")
+                 "fast_calls", "decided")
 
     def __init__(self):
         self.serial = None  # smoothed seconds per evaluation, measured serially
@@ -61,6 +74,7 @@ class _SizeClass:
         self.interval = 4
         self.serial_wins = False  # both paths measured and serial is the faster (the fast path's flag)
         self.fast_calls = 0  # calls that took the fast path (counted into decisions on demand)
+        self.decided = [0, 0]  # calls decided serial, parallel by ThresholdPolicy.decide
 
 
 def outcome_class(n_outcomes: int) -> int:
@@ -99,34 +113,48 @@ class ThresholdPolicy:
         self.threshold = threshold
         self.reprobe = reprobe
         self.learns = threshold == "auto"
-        self._classes: dict[tuple[int, int, int, int], _SizeClass] = {}
-        self._decisions: Counter = Counter()
+        self._classes: dict[tuple[int, int, int, int], SizeClass] = {}
+        self._fixed: dict[tuple[int, bool], SizeClass] = {}  # a fixed threshold's two classes per command
 
-    def _size_class(self, command: int, work: int, n_outcomes: int, split: int) -> _SizeClass:
+    def size_class(self, command: int, work: int, n_outcomes: int = 1, split: int = 0) -> SizeClass:
+        """The :class:`SizeClass` of a call (made on first use; the same object for the policy's life).
+
+        With a fixed threshold there are two per command, below and from the
+        threshold, whatever the outcomes and split.
+        """
+        if not self.learns:
+            below = work < self.threshold
+            found = self._fixed.get((command, below))
+            if found is None:
+                found = self._fixed[command, below] = SizeClass()
+                found.serial_wins, found.until_probe = below, math.inf
+            return found
         key = (command, work.bit_length(), outcome_class(n_outcomes), split)
         found = self._classes.get(key)
         if found is None:
-            found = self._classes[key] = _SizeClass()
+            found = self._classes[key] = SizeClass()
         return found
 
     def use_parallel(self, command: int, work: int, *, n_outcomes: int = 1, split: int = 0) -> bool:
         """Whether a call of ``work`` evaluations (and ``n_outcomes`` outcomes, ``split``) should run in parallel."""
-        decision = self._decide(command, work, n_outcomes, split)
-        self._decisions[command, decision] += 1
+        return self.decide(self.size_class(command, work, n_outcomes, split), command)
+
+    def decide(self, size: SizeClass, command: int) -> bool:
+        """:meth:`use_parallel` for a call whose :meth:`size_class` the caller kept."""
+        decision = bool(self._decide(size)) if self.learns else not size.serial_wins
+        size.decided[decision] += 1
         return decision
 
     @property
     def decisions(self) -> Counter:
         """How many calls took each path: ``decisions[command, parallel]``."""
-        counts = Counter(self._decisions)
-        for (command, *_), size in self._classes.items():
-            counts[command, False] += size.fast_calls
-        return counts
+        counts = Counter()
+        for (command, *_), size in [*self._classes.items(), *self._fixed.items()]:
+            counts[command, False] += size.fast_calls + size.decided[False]
+            counts[command, True] += size.decided[True]
+        return +counts  # (without zero counts)
 
-    def _decide(self, command: int, work: int, n_outcomes: int, split: int) -> bool:
-        if not self.learns:
-            return work >= self.threshold
-        size = self._size_class(command, work, n_outcomes, split)
+    def _decide(self, size: SizeClass) -> bool:
         if size.parallel_calls < _WARMUP_CALLS + _PARALLEL_SAMPLES:
             return True
         serial = size.serial
@@ -170,9 +198,13 @@ class ThresholdPolicy:
         own share suggests for the whole call. ``n_outcomes`` and ``split``
         must be those the decision was asked for.
         """
-        if not self.learns:
-            return
-        size = self._size_class(command, work, n_outcomes, split)
+        if self.learns:
+            self.record_class(self.size_class(command, work, n_outcomes, split), work, parallel, seconds,
+                              serial_estimate)
+
+    def record_class(self, size: SizeClass, work: int, parallel: bool, seconds: float,
+                     serial_estimate: float | None = None) -> None:
+        """:meth:`record` for a call whose :meth:`size_class` the caller kept (learning policies only)."""
         evaluations = max(work, 1)
         if parallel:
             size.parallel_calls += 1
@@ -182,7 +214,12 @@ class ThresholdPolicy:
                 size.estimate = _smoothed(size.estimate, serial_estimate / evaluations)
             size.parallel = _smoothed(size.parallel, seconds / evaluations)
         else:
+            first = size.serial is None
             size.serial = _smoothed(size.serial, seconds / evaluations)
+            if first and size.parallel is not None and max(size.parallel, size.serial) > _CLEAR_MARGIN * min(
+                    size.parallel, size.serial):
+                # Clear from the first comparison: the first re-check waits as the second would.
+                size.until_probe = size.interval = _FIRST_CLEAR_INTERVAL
         size.serial_wins = size.serial is not None and size.parallel is not None and size.serial <= size.parallel
 
     def choice(self, command: int, work: int, *, n_outcomes: int = 1, split: int = 0) -> str:

@@ -47,8 +47,8 @@ def _buffer(spec):
     """(array of bytes, count, datatype) of an mpi4py buffer spec."""
     if isinstance(spec, (list, tuple)):
         data = spec[0]
-        count = spec[1] if len(spec) > 1 else None
-        datatype = spec[-1] if len(spec) > 2 else MPI.BYTE
+        count = spec[1] if len(spec) > 1 and not isinstance(spec[1], MPI.Datatype) else None
+        datatype = spec[-1] if len(spec) > 1 and isinstance(spec[-1], MPI.Datatype) else MPI.BYTE
     else:
         data, count, datatype = spec, None, MPI.BYTE
     raw = memoryview(np.asarray(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data)
@@ -171,6 +171,11 @@ class LoopbackComm(MPI.Intracomm):
             world.messages.setdefault((self._context, self._rank, dest, tag), []).append(_pack(buf))
             world.lock.notify_all()
 
+    def Isend(self, buf, dest, tag=0):
+        """Sends at once (a loopback Send never blocks), returning a completed request."""
+        self.Send(buf, dest, tag)
+        return MPI.REQUEST_NULL
+
     def Irecv(self, buf, source=0, tag=0):
         """Receives at once (a loopback Send never blocks), returning a completed request."""
         world = self._world
@@ -178,8 +183,9 @@ class LoopbackComm(MPI.Intracomm):
         with world.lock:
             world.wait(lambda: world.messages.get(key))
             data = world.messages[key].pop(0)
-        raw, count, datatype = _buffer(buf)
-        _unpack(data, raw, 0, count, datatype)
+        if data:  # an empty message leaves the buffer as it was, as MPI does
+            raw, count, datatype = _buffer(buf)
+            _unpack(data, raw, 0, count, datatype)
         return MPI.REQUEST_NULL
 
     # ------------------------------------------------- buffer collectives
@@ -194,12 +200,19 @@ class LoopbackComm(MPI.Intracomm):
         self._exchange(None)
 
     def Gather(self, sendbuf, recvbuf, root=0):
-        values = self._exchange(_pack(sendbuf))
+        in_place = sendbuf is MPI.IN_PLACE  # the root's own record is in recvbuf already
+        values = self._exchange(None if in_place else _pack(sendbuf))
         if self._rank == root:
             raw = _buffer(recvbuf)[0]
-            chunk = len(values[0])
+            chunk = len(raw) // len(values)
             for rank, data in enumerate(values):
-                raw[rank * chunk : (rank + 1) * chunk] = data
+                if data is not None:
+                    raw[rank * chunk : (rank + 1) * chunk] = data
+
+    def Igather(self, sendbuf, recvbuf, root=0):
+        """Completes at once (every rank calls it at the same point), returning a completed request."""
+        self.Gather(sendbuf, recvbuf, root)
+        return MPI.REQUEST_NULL
 
     def Scatterv(self, sendbuf, recvbuf, root=0):
         if self._rank == root:
@@ -215,12 +228,14 @@ class LoopbackComm(MPI.Intracomm):
             _unpack(values[root][self._rank], raw, 0, count, datatype)
 
     def Gatherv(self, sendbuf, recvbuf, root=0):
-        values = self._exchange(_pack(sendbuf))
+        in_place = sendbuf is MPI.IN_PLACE  # the root's own rows are in recvbuf already
+        values = self._exchange(None if in_place else _pack(sendbuf))
         if self._rank == root:
             data, counts, displs, datatype = recvbuf
             raw = _buffer([data, 0, datatype])[0]
             for rank, piece in enumerate(values):
-                _unpack(piece, raw, int(displs[rank]), int(counts[rank]), datatype)
+                if not (in_place and rank == root):
+                    _unpack(piece, raw, int(displs[rank]), int(counts[rank]), datatype)
 
 
 def run_ranks(size: int, target, timeout: float = _TIMEOUT):

@@ -43,6 +43,7 @@ def test_cheap_calls_settle_on_the_serial_fast_path_and_are_rechecked_rarely():
     assert paths[4:8] == ["fast"] * 4
     probes = [i for i, path in enumerate(paths) if path is True][3:]
     assert probes and all(b - a > 30 for a, b in zip(probes, probes[1:]))  # a clear loser: re-checked rarely
+    assert probes[0] > 3 + 32  # ... from the first comparison on
     assert paths.count("fast") > 380
     assert policy.choice(LIKELIHOOD, 1000) == "serial"
     assert policy.decisions[LIKELIHOOD, False] + policy.decisions[LIKELIHOOD, True] == 400
@@ -115,3 +116,10 @@ def test_one_stalled_call_does_not_flip_a_settled_decision():
     assert policy.choice(LIKELIHOOD, 5000) == "parallel"
     serial, parallel = policy.summary()[LIKELIHOOD, 13, 0, 0]
     assert parallel <= 1.3 * 70e-6 / 5000 * 1.0001
+
+
+def test_a_close_first_comparison_is_rechecked_soon():
+    policy = ThresholdPolicy()
+    paths = drive(policy, 1000, serial_s=15e-6, parallel_s=16e-6, estimate_s=20e-6, calls=12)
+    assert paths[:4] == [True, True, True, False]
+    assert paths[4:8] == ["fast"] * 4 and paths[8] is True  # not clear: the first re-check after 4 calls
