@@ -413,12 +413,13 @@ class Engine:
 
     def _check_root(self, safe_point: bool = True) -> None:
         """Before the root sends anything: it is the root, the engine is open, no stop was asked for."""
-        if not self.is_root:
+        if self._rank != self._root:
             raise RuntimeError(
                 f"rank {self._rank} is not the root: parallel calls are made on the root (rank {self._root}) "
                 "while the other ranks serve; guard the inference code with `if model.is_root:`"
             )
-        self._check_open()
+        if self._closed:
+            self._check_open()  # raises
         # A stop request (a signal here, or a worker's notice) ends the run here, before this
         # command communicates anything; see mpi_qinfer.termination.
         if safe_point:
@@ -509,7 +510,7 @@ class Engine:
                     ) from None
 
     def _call_once(self, spec: CallSpec, arrays: dict) -> list:
-        plan = self._plan(spec)
+        plan = self._plans.get(spec)
         self._pack_payload(plan, spec, arrays)
         self._broadcast_message()
         return self._execute(spec, plan, arrays)

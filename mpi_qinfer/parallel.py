@@ -339,9 +339,10 @@ class MPIParallelizedModel(DerivedModel):
 
     def _parallel(self, engine: Engine, spec: CallSpec, arrays: dict, size, work: int, n_rows: int) -> list:
         """The call on every rank; what it cost goes to the threshold policy (``size``) and the balance."""
-        start = time.perf_counter()
+        learns = size is not None and self._policy.learns
+        start = time.perf_counter() if learns else 0.0
         answers = engine.call(spec, arrays)
-        if size is not None and self._policy.learns:
+        if learns:
             elapsed = time.perf_counter() - start
             root_rows, root_seconds = engine.root_share
             estimate = root_seconds * n_rows / root_rows if root_rows else None

@@ -36,11 +36,11 @@ class Answer:
 
     An answer of shape ``(*pre, N, *post)`` split along ``N`` is, for a share
     of ``rows`` rows, ``n_blocks = prod(pre)`` blocks of ``rows *
-    post_bytes`` bytes. With one block (one outcome, split by models) the
-    shares are contiguous and one ``Gatherv`` of rows places them. Otherwise
-    each worker sends its share as one message that the root receives with a
-    vector datatype placing every block at once, or, when blocks are short,
-    through a staging buffer and one copy per rank (see :meth:`staged`).
+    post_bytes`` bytes. Each worker sends its share as one message, which
+    the root receives with a datatype placing it: contiguous bytes for one
+    block (one outcome, split by models), else a vector datatype placing
+    every block at once; when blocks are short, into a staging buffer and one
+    copy per worker instead (see :meth:`staged` and :class:`Receives`).
     """
 
     shape: tuple
@@ -49,7 +49,6 @@ class Answer:
     n_blocks: int  # prod(shape[:axis])
     n_rows: int  # shape[axis]
     post_bytes: int  # prod(shape[axis + 1:]) * itemsize: one row within one block
-    row_type: MPI.Datatype | None  # a contiguous row (post_bytes), for the one-block case
     even_shape: tuple | None  # this rank's share under the even split
     even_staged: bool  # staged(even counts)
 
@@ -246,9 +245,8 @@ class PlanCache:
             n_blocks = int(np.prod(shape[:axis], dtype=np.int64))
             post_bytes = check_count(int(np.prod(shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
                                      f"one row of the {operation.name} answer in bytes")
-            row_type = types.row(post_bytes) if n_blocks == 1 and post_bytes else None
             even_shape = None if rows is None else shape[:axis] + (rows,) + shape[axis + 1 :]
-            answer = Answer(shape, axis, dtype, n_blocks, shape[axis], post_bytes, row_type, even_shape, False)
+            answer = Answer(shape, axis, dtype, n_blocks, shape[axis], post_bytes, even_shape, False)
             answer.even_staged = even is not None and answer.staged(even[0])
             answers.append(answer)
         return answers

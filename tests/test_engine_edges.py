@@ -323,7 +323,7 @@ def test_remote_error_alone_when_nothing_can_be_rebuilt():
 
 
 def test_answer_layouts_in_a_plan():
-    from mpi_qinfer.plans import SHORT_BLOCK_BYTES, PlanCache
+    from mpi_qinfer.plans import SHORT_BLOCK_BYTES, PlanCache, receives_for
     from mpi_qinfer.protocol import CallSpec, Command, DtypeTable, Split
 
     table = DtypeTable()
@@ -333,15 +333,24 @@ def test_answer_layouts_in_a_plan():
     assert plans.get(spec._replace(seed=9, payload_bytes=5)) is plan and len(plans) == 1
     (answer,) = plan.answers
     assert (answer.n_blocks, answer.n_rows, answer.post_bytes) == (3, 10, 32)
-    assert answer.even_shape == (3, 3, 4) and answer.row_type is None  # rank 1 of 10 rows on 3 ranks
+    assert answer.even_shape == (3, 3, 4)  # rank 1 of 10 rows on 3 ranks
     assert plan.even_counts.tolist() == [4, 3, 3] and plan.inline and plan.split_input == "modelparams"
     # Short blocks (rows * 32 bytes) under the threshold go through the staging buffer.
     assert answer.staged([4, 3, 3]) and plan.answers[0].even_staged
     rows = SHORT_BLOCK_BYTES // answer.post_bytes
     assert not answer.staged([rows, rows + 1, 0]) and answer.staged([rows - 1, rows, rows])
     one = plans.get(spec._replace(n_outcomes=1))
-    assert one.answers[0].n_blocks == 1 and one.answers[0].row_type is not None
+    assert one.answers[0].n_blocks == 1
     assert not one.answers[0].staged([1, 1, 1])  # one block is never staged
+    # Where the root (rank 0) receives each worker's share under the even split.
+    counts, displs = plan.even_counts, plan.even_displs
+    staged = receives_for(plan.answers, counts, displs, 0, plan.types)
+    assert staged.direct == [[]] and staged.staging_bytes == (3 + 3) * 3 * 32
+    assert staged.staged == [[(1, 0, 3 * 3 * 32, 3, 4), (2, 3 * 3 * 32, 3 * 3 * 32, 3, 7)]]
+    placed = receives_for(one.answers, counts, displs, 0, one.types)
+    assert placed.staged == [[]] and placed.staging_bytes == 0
+    assert [(rank, offset) for rank, offset, _ in placed.direct[0]] == [(1, 4 * 32), (2, 7 * 32)]
+    assert [datatype.Get_size() for *_, datatype in placed.direct[0]] == [3 * 32, 3 * 32]
     by_experiments = plans.get(spec._replace(split=int(Split.EXPERIMENTS), explicit_counts=1))
     assert by_experiments.split_input == "expparams" and by_experiments.even_counts is None
     assert by_experiments.answers[0].even_shape is None and not by_experiments.answers[0].even_staged
