@@ -7,15 +7,16 @@ the same code, so they cannot disagree on it)::
     2. Bcast    the rest of the payload, only when it did not fit inline
     3. Scatterv the split rows (particles, or experiments)
     4.          compute the local share; any exception is caught and kept
-    5. Send     each worker's status record to the root: ok / failed / other
-                answer dtype, compute time, the dtypes of its answers
-    6. Send     each worker's share of every answer to the root, which
-                places it in C order: a vector datatype puts the share's
-                blocks straight into the answer, or (short blocks) the root
-                copies them from a staging buffer; a worker without a good
-                answer sends an empty message, and 5 tells the root why.
-                The root posts the receives of 5 and 6 before it computes
-                its own share, so a worker never waits for the root.
+    5. Igather  one status record per rank: ok / failed / other answer dtype,
+                compute time, the dtypes of its answers
+    6. Igatherv every answer into its C-ordered place on the root: contiguous
+                rows straight into the answer (one block); or one message
+                per worker that a vector datatype places (several blocks);
+                or (short blocks) into a staging buffer the root copies
+                from. A rank without a good answer sends placeholder bytes
+                (an empty message, point to point), and 5 tells the root
+                why. Steps 5 and 6 are posted together after the compute and
+                waited for once, the root copying its own share meanwhile.
     7. Send     failed ranks send the root their exception and traceback
 
 The root raises only after the whole sequence, so every rank is ready for the
@@ -63,7 +64,6 @@ from .protocol import (
 __all__ = ["Engine"]
 
 _REPORT_TAG = 77
-_STATUS_TAG = 78
 _ANSWER_TAG = 80  # + the answer's index
 _NOT_A_MODEL = "<not a model>"
 _PAYLOAD_INDEX = CallSpec._fields.index("payload_bytes")
@@ -187,7 +187,6 @@ class Engine:
         self._states = self._statuses[:, _STATE]
         # This rank's status record; on the root, its row of the table the workers' records fill.
         self._status = self._statuses[self._rank] if self.is_root else np.zeros(_STATUS_LEN, dtype=np.int64)
-        self._worker_statuses = [(r, self._statuses[r]) for r in range(self._size) if r != self._root]
         try:
             try:
                 oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
@@ -632,7 +631,7 @@ class Engine:
             # Made after step 3, so that a worker is ready for the scatter sooner.
             inputs = {name: view.copy() for name, view in inputs.items()}
             results, error = self._compute(spec, plan, inputs, share, rows)  # 4
-            self._send_results(plan, results, rows)  # 5, 6
+            self._send_results(plan, results, rows, counts)  # 5, 6
             if self._status[_STATE] != _OK:
                 self._report(plan, spec, error, None)  # 7
             return []
@@ -734,51 +733,76 @@ class Engine:
             checked.append(result if result.flags.c_contiguous else np.ascontiguousarray(result))
         return tuple(checked)
 
-    def _send_results(self, plan: Plan, results: tuple, rows: int) -> None:
-        """Steps 5 and 6 on a worker: one message per answer (empty if not ok), and the status record."""
+    def _send_results(self, plan: Plan, results: tuple, rows: int, counts) -> None:
+        """Steps 5 and 6 on a worker: the status record, and this rank's share of every answer.
+
+        A rank without a good answer (its model failed, or answered in
+        another dtype) still takes part in every gather: it sends placeholder
+        bytes of the share's size to a gather, an empty message where the
+        root receives point to point. The root reads the statuses before it
+        keeps any answer.
+        """
         comm, root = self._comm, self._root
-        requests = []
-        if rows:  # the answers first: they are the long messages
-            good = bool(results) and self._status[_STATE] == _OK
-            for index, answer in enumerate(plan.answers):
-                if answer.moves:
-                    share = results[index] if good else self._scratch[:0]
-                    requests.append(comm.Isend([share, share.nbytes, MPI.BYTE], root, _ANSWER_TAG + index))
-        comm.Send([self._status, MPI.INT64_T], root, _STATUS_TAG)
+        requests = [comm.Igather([self._status, MPI.INT64_T], None, root)]
+        good = rows > 0 and bool(results) and self._status[_STATE] == _OK
+        staged = plan.even_staged if counts is plan.even_counts else [answer.staged(counts) for answer in plan.answers]
+        for index, answer in enumerate(plan.answers):
+            if not answer.moves:
+                continue
+            share = results[index] if good else None
+            if answer.n_blocks == 1:
+                buffer = share if good else self._placeholder(rows * answer.post_bytes)
+                requests.append(comm.Igatherv([buffer, rows, answer.row_type], None, root))
+            elif staged[index]:
+                nbytes = rows * answer.n_blocks * answer.post_bytes
+                buffer = share if good else self._placeholder(nbytes)
+                requests.append(comm.Igatherv([buffer, nbytes, MPI.BYTE], None, root))
+            elif rows:
+                message = [share, share.nbytes, MPI.BYTE] if good else [self._scratch[:0], 0, MPI.BYTE]
+                requests.append(comm.Isend(message, root, _ANSWER_TAG + index))
         MPI.Request.Waitall(requests)
 
-    def _receive_results(self, plan: Plan, results: tuple, rows: int, counts, displs) -> list:
-        """Steps 5 and 6 on the root: every worker's status and shares, its own share copied meanwhile.
+    def _placeholder(self, nbytes: int) -> np.ndarray:
+        """``nbytes`` bytes sent in place of a share this rank does not have (the root discards them)."""
+        return self._grow("_scratch", nbytes)
 
-        Each worker sends its status record and, if it has rows, one message
-        per answer: its share, which a vector datatype places straight into
-        the C-ordered answer, or -- for short blocks -- into a staging buffer
-        the root copies from (see :class:`~mpi_qinfer.plans.Answer`). A
-        worker without a good answer sends an empty message instead, and its
-        status says why. Where each message goes is worked out once per plan
-        for the even split.
+    def _receive_results(self, plan: Plan, results: tuple, rows: int, counts, displs) -> list:
+        """Steps 5 and 6 on the root: every rank's status, and every answer in place.
+
+        Everything is posted at once, right after the root's own compute: the
+        statuses' ``Igather``; per answer an ``Igatherv`` of contiguous rows
+        (one block), one receive per worker whose vector datatype places its
+        share (several blocks), or an ``Igatherv`` into a staging buffer
+        (short blocks; see :class:`~mpi_qinfer.plans.Receives`). The root
+        copies its own share while they progress, waits once, and then reads
+        the statuses. Where each share goes is worked out once per plan for
+        the even split.
         """
-        comm = self._comm
+        comm, root = self._comm, self._root
         if counts is plan.even_counts:
             receives = plan.even_receives
             if receives is None:
-                receives = plan.even_receives = receives_for(plan.answers, counts, displs, self._root, plan.types)
+                receives = plan.even_receives = receives_for(plan.answers, counts, displs, root, plan.types)
         else:
-            receives = receives_for(plan.answers, counts, displs, self._root, self._types)
-        requests = [comm.Irecv([status, MPI.INT64_T], rank, _STATUS_TAG) for rank, status in self._worker_statuses]
-        staging = self._grow("_staging", receives.staging_bytes) if receives.staging_bytes else None
+            receives = receives_for(plan.answers, counts, displs, root, self._types)
+        requests = [comm.Igather(MPI.IN_PLACE, [self._statuses, MPI.INT64_T], root)]
+        staging = self._grow("_staging", receives.staging_bytes)
         wholes = []
         for index, answer in enumerate(plan.answers):
             whole = np.empty(answer.shape, dtype=answer.dtype)
             wholes.append(whole)
-            tag = _ANSWER_TAG + index
-            if receives.direct[index]:
+            if receives.gathered[index] is not None:  # the root's rows are not touched (IN_PLACE)
+                counts_rows, displs_rows = receives.gathered[index]
+                requests.append(comm.Igatherv(MPI.IN_PLACE, [whole, counts_rows, displs_rows, answer.row_type], root))
+            elif receives.staged[index] is not None:
+                base, sizes, offsets, _ = receives.staged[index]
+                requests.append(comm.Igatherv(MPI.IN_PLACE, [staging[base:], sizes, offsets, MPI.BYTE], root))
+            elif receives.placed[index] is not None:
                 raw = whole.reshape(-1).view(np.uint8)
-                for rank, offset, datatype in receives.direct[index]:
+                tag = _ANSWER_TAG + index
+                for rank, offset, datatype in receives.placed[index]:
                     requests.append(comm.Irecv([raw[offset:], 1, datatype], rank, tag))
-            for rank, offset, nbytes, _, _ in receives.staged[index]:
-                requests.append(comm.Irecv([staging[offset : offset + nbytes], nbytes, MPI.BYTE], rank, tag))
-        if rows and results and self._status[_STATE] == _OK:  # while the workers' messages arrive
+        if rows and results and self._status[_STATE] == _OK:  # into bytes no receive writes
             start = int(displs[self._rank])
             for index, answer in enumerate(plan.answers):
                 if answer.moves:
@@ -787,9 +811,11 @@ class Engine:
         self._any_not_ok = any(self._states.tolist())  # (ndarray.any costs ten times more on a few values)
         if not self._any_not_ok:
             for index, answer in enumerate(plan.answers):
-                for _, offset, nbytes, count, first in receives.staged[index]:
-                    part = staging[offset : offset + nbytes].view(answer.dtype)
-                    self._copy_share(answer, part, count, wholes[index], first)
+                if receives.staged[index] is not None:
+                    base = receives.staged[index][0]
+                    for offset, nbytes, count, first in receives.staged[index][3]:
+                        part = staging[base + offset : base + offset + nbytes].view(answer.dtype)
+                        self._copy_share(answer, part, count, wholes[index], first)
         return wholes
 
     @staticmethod

@@ -36,11 +36,12 @@ class Answer:
 
     An answer of shape ``(*pre, N, *post)`` split along ``N`` is, for a share
     of ``rows`` rows, ``n_blocks = prod(pre)`` blocks of ``rows *
-    post_bytes`` bytes. Each worker sends its share as one message, which
-    the root receives with a datatype placing it: contiguous bytes for one
-    block (one outcome, split by models), else a vector datatype placing
-    every block at once; when blocks are short, into a staging buffer and one
-    copy per worker instead (see :meth:`staged` and :class:`Receives`).
+    post_bytes`` bytes. With one block (one outcome, split by models) the
+    shares are contiguous rows, and one ``Igatherv`` places them. Otherwise
+    each worker sends its share as one message that the root receives with a
+    vector datatype placing every block at once, or, when blocks are short,
+    an ``Igatherv`` into a staging buffer and one copy per worker (see
+    :meth:`staged` and :class:`Receives`).
     """
 
     shape: tuple
@@ -49,6 +50,7 @@ class Answer:
     n_blocks: int  # prod(shape[:axis])
     n_rows: int  # shape[axis]
     post_bytes: int  # prod(shape[axis + 1:]) * itemsize: one row within one block
+    row_type: MPI.Datatype | None  # a contiguous row (post_bytes): what a one-block gather counts in
     even_shape: tuple | None  # this rank's share under the even split
     even_staged: bool  # staged(even counts)
 
@@ -94,16 +96,21 @@ class Plan:
 
 @dataclass
 class Receives:
-    """Where the root receives each worker's share of every answer, for one partition.
+    """How the root receives every answer under one partition (the workers send to match).
 
-    ``direct[i]`` lists ``(rank, byte offset, datatype)``: the share goes
-    straight into answer ``i`` at that offset, placed by the datatype.
-    ``staged[i]`` lists ``(rank, staging offset, nbytes, rows, first row)``:
-    the share lands in a staging buffer and is copied into place after.
-    One of the two is empty for each answer.
+    For answer ``i``, exactly one of these is set when it has bytes to move:
+
+    * ``gathered[i]``: ``(counts, displs)`` in rows, for one ``Igatherv`` of
+      contiguous rows straight into the answer (one block);
+    * ``placed[i]``: ``[(rank, byte offset, datatype)]``, one message per
+      worker placed by a vector datatype;
+    * ``staged[i]``: ``(base, sizes, offsets, copies)``, one ``Igatherv`` of
+      bytes into the staging buffer at ``base``, then ``copies``
+      ``(offset, nbytes, rows, first row)`` into place.
     """
 
-    direct: list
+    gathered: list
+    placed: list
     staged: list
     staging_bytes: int
 
@@ -111,25 +118,27 @@ class Receives:
 def receives_for(answers: list, counts, displs, root: int, types: RowTypes) -> Receives:
     """The root's :class:`Receives` for ``counts`` rows per rank (datatypes made in ``types``)."""
     counts_list, displs_list = counts.tolist(), displs.tolist()
-    direct, staged, used = [], [], 0
+    gathered, placed, staged, used = [], [], [], 0
     for answer in answers:
-        to_place, to_copy = [], []
-        if answer.moves:
-            share_bytes = answer.n_blocks * answer.post_bytes
-            short = answer.staged(counts)
-            for rank, (count, first) in enumerate(zip(counts_list, displs_list)):
-                if not count or rank == root:
-                    continue
-                if short:
-                    to_copy.append((rank, used, count * share_bytes, count, first))
-                    used += count * share_bytes
-                else:
-                    stride = answer.n_rows * answer.post_bytes
-                    datatype = types.blocks(answer.n_blocks, count * answer.post_bytes, stride)
-                    to_place.append((rank, first * answer.post_bytes, datatype))
-        direct.append(to_place)
-        staged.append(to_copy)
-    return Receives(direct, staged, used)
+        to_gather = to_place = to_stage = None
+        if answer.moves and answer.n_blocks == 1:
+            to_gather = (counts, displs)
+        elif answer.moves and answer.staged(counts):
+            sizes = counts * (answer.n_blocks * answer.post_bytes)
+            sizes[root] = 0  # the root copies its own share
+            offsets = displacements(sizes)
+            copies = [(int(offsets[rank]), int(sizes[rank]), count, first)
+                      for rank, (count, first) in enumerate(zip(counts_list, displs_list)) if count and rank != root]
+            to_stage = (used, sizes, offsets, copies)
+            used += int(sizes.sum())
+        elif answer.moves:
+            stride = answer.n_rows * answer.post_bytes
+            to_place = [(rank, first * answer.post_bytes, types.blocks(answer.n_blocks, count * answer.post_bytes, stride))
+                        for rank, (count, first) in enumerate(zip(counts_list, displs_list)) if count and rank != root]
+        gathered.append(to_gather)
+        placed.append(to_place)
+        staged.append(to_stage)
+    return Receives(gathered, placed, staged, used)
 
 
 def array_at(buffer: np.ndarray, offset: int, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -245,8 +254,9 @@ class PlanCache:
             n_blocks = int(np.prod(shape[:axis], dtype=np.int64))
             post_bytes = check_count(int(np.prod(shape[axis + 1 :], dtype=np.int64)) * dtype.itemsize,
                                      f"one row of the {operation.name} answer in bytes")
+            row_type = types.row(post_bytes) if n_blocks == 1 and post_bytes else None
             even_shape = None if rows is None else shape[:axis] + (rows,) + shape[axis + 1 :]
-            answer = Answer(shape, axis, dtype, n_blocks, shape[axis], post_bytes, even_shape, False)
+            answer = Answer(shape, axis, dtype, n_blocks, shape[axis], post_bytes, row_type, even_shape, False)
             answer.even_staged = even is not None and answer.staged(even[0])
             answers.append(answer)
         return answers

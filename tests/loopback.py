@@ -214,6 +214,11 @@ class LoopbackComm(MPI.Intracomm):
         self.Gather(sendbuf, recvbuf, root)
         return MPI.REQUEST_NULL
 
+    def Igatherv(self, sendbuf, recvbuf, root=0):
+        """Completes at once (every rank calls it at the same point), returning a completed request."""
+        self.Gatherv(sendbuf, recvbuf, root)
+        return MPI.REQUEST_NULL
+
     def Scatterv(self, sendbuf, recvbuf, root=0):
         if self._rank == root:
             data, counts, displs, datatype = sendbuf

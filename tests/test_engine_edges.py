@@ -342,15 +342,21 @@ def test_answer_layouts_in_a_plan():
     one = plans.get(spec._replace(n_outcomes=1))
     assert one.answers[0].n_blocks == 1
     assert not one.answers[0].staged([1, 1, 1])  # one block is never staged
-    # Where the root (rank 0) receives each worker's share under the even split.
+    # How the root (rank 0) receives each worker's share under the even split.
     counts, displs = plan.even_counts, plan.even_displs
     staged = receives_for(plan.answers, counts, displs, 0, plan.types)
-    assert staged.direct == [[]] and staged.staging_bytes == (3 + 3) * 3 * 32
-    assert staged.staged == [[(1, 0, 3 * 3 * 32, 3, 4), (2, 3 * 3 * 32, 3 * 3 * 32, 3, 7)]]
-    placed = receives_for(one.answers, counts, displs, 0, one.types)
-    assert placed.staged == [[]] and placed.staging_bytes == 0
-    assert [(rank, offset) for rank, offset, _ in placed.direct[0]] == [(1, 4 * 32), (2, 7 * 32)]
-    assert [datatype.Get_size() for *_, datatype in placed.direct[0]] == [3 * 32, 3 * 32]
+    assert staged.gathered == [None] and staged.placed == [None] and staged.staging_bytes == (3 + 3) * 3 * 32
+    base, sizes, offsets, copies = staged.staged[0]
+    assert base == 0 and sizes.tolist() == [0, 288, 288] and offsets.tolist() == [0, 0, 288]
+    assert copies == [(0, 288, 3, 4), (288, 288, 3, 7)]  # (staging offset, bytes, rows, first row)
+    gathered = receives_for(one.answers, counts, displs, 0, one.types)
+    assert gathered.staged == [None] and gathered.placed == [None] and gathered.staging_bytes == 0
+    assert [part.tolist() for part in gathered.gathered[0]] == [[4, 3, 3], [0, 4, 7]]
+    long_blocks = plans.get(spec._replace(n_models=1000))
+    placed = receives_for(long_blocks.answers, long_blocks.even_counts, long_blocks.even_displs, 0, long_blocks.types)
+    assert placed.gathered == [None] and placed.staged == [None]
+    assert [(rank, offset) for rank, offset, _ in placed.placed[0]] == [(1, 334 * 32), (2, 667 * 32)]
+    assert [datatype.Get_size() for *_, datatype in placed.placed[0]] == [3 * 333 * 32, 3 * 333 * 32]
     by_experiments = plans.get(spec._replace(split=int(Split.EXPERIMENTS), explicit_counts=1))
     assert by_experiments.split_input == "expparams" and by_experiments.even_counts is None
     assert by_experiments.answers[0].even_shape is None and not by_experiments.answers[0].even_staged
