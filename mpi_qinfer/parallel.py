@@ -242,7 +242,8 @@ class MPIParallelizedModel(DerivedModel):
     def __getstate__(self):
         # A communicator cannot travel; an unpickled proxy runs serially.
         state = self.__dict__.copy()
-        state.update(_engine=None, _owns_engine=False, _alone=True, _is_root=True, _routes={})
+        state.update(_engine=None, _owns_engine=False, _alone=True, _is_root=True, _routes={},
+                     _call_count=self.call_count)
         return state
 
     def __setstate__(self, state):
@@ -372,16 +373,18 @@ class MPIParallelizedModel(DerivedModel):
         Bitwise the serial model's answer, computed across all ranks.
         """
         under = self._underlying_model
-        engine = self._engine
-        if (type(modelparams) is _NDARRAY and type(expparams) is _NDARRAY and type(outcomes) is _NDARRAY
-                and self._is_root and engine is not None and not engine._closed):
+        route = None
+        if type(modelparams) is _NDARRAY and type(expparams) is _NDARRAY and type(outcomes) is _NDARRAY:
             # The hot path of SMC updates and experiment design: what the proxy decided
             # about this call shape before (mpi_qinfer.routes), in as few steps as Python
-            # allows, so that a settled serial call costs what the serial model costs.
+            # allows (the proxy's own attributes are slow to read: it has __getattr__), so
+            # that a settled serial call costs what the serial model costs. Routes exist
+            # only on the root of an engine, and only while the engine is open.
             route = self._routes.get((modelparams.shape, expparams.shape, outcomes.shape))
-            if route is None:
+            if route is None and self._is_root and self._engine is not None and not self._engine._closed:
                 route = self._new_route(outcomes, modelparams, expparams)
-            self._call_count += route.evaluations
+        if route is not None and not route.engine._closed:
+            route.calls += 1
             size = route.size
             if size.serial_wins and size.until_probe > 0:
                 size.until_probe -= 1
@@ -402,19 +405,30 @@ class MPIParallelizedModel(DerivedModel):
         """The :class:`~mpi_qinfer.routes.Route` of a likelihood call on arrays of these shapes."""
         evaluations = _evaluations(modelparams, expparams, outcomes.size)
         if modelparams.ndim != 2 or expparams.ndim != 1 or outcomes.ndim > 1:
-            route = Route(evaluations, fixed_class(False))  # the general path decides
+            route = Route(self._engine, evaluations, fixed_class(False))  # the general path decides
         elif self._alone or len(modelparams) * len(expparams) == 0:
-            route = Route(evaluations, fixed_class(True))  # the general path would run it serially
+            route = Route(self._engine, evaluations, fixed_class(True))  # the general path would run it serially
         else:
             n_models, n_exp = len(modelparams), len(expparams)
             split = self._choose_split(n_models, n_exp, expparams)
             work, values = n_models * n_exp, outcomes.size
-            route = Route(evaluations, self._policy.size_class(_LIKELIHOOD, work, values, split), direct=True,
-                          work=work, values=values, split=split, n_rows=n_models if split == _BY_MODELS else n_exp)
+            route = Route(self._engine, evaluations, self._policy.size_class(_LIKELIHOOD, work, values, split),
+                          direct=True, work=work, values=values, split=split,
+                          n_rows=n_models if split == _BY_MODELS else n_exp)
         if len(self._routes) >= MAX_ROUTES:
-            self._routes.clear()
+            self._drop_routes()
         self._routes[modelparams.shape, expparams.shape, outcomes.shape] = route
         return route
+
+    def _drop_routes(self) -> None:
+        """Forget every route, keeping the calls they counted."""
+        self._call_count = self.call_count
+        self._routes.clear()
+
+    @property
+    def call_count(self) -> int:
+        """Likelihood evaluations asked of this proxy (``n_outcomes * n_models * n_expparams`` per call)."""
+        return self._call_count + sum(route.calls * route.evaluations for route in self._routes.values())
 
     def _likelihood_on_route(self, route: Route, outcomes, modelparams, expparams):
         """A likelihood call of a known shape on C-contiguous arrays: the policy decides, the route has the rest."""
@@ -535,7 +549,7 @@ class MPIParallelizedModel(DerivedModel):
             raise EngineClosedError("this proxy was unpickled or copied and has no MPI engine; it runs serially")
         engine.sync_model(self._model_id, self._underlying_model)
         self._policy = ThresholdPolicy(self._policy.threshold, self._policy.reprobe)
-        self._routes.clear()  # their size classes were the old policy's
+        self._drop_routes()  # their size classes were the old policy's
 
 
 class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableModel):

@@ -45,8 +45,11 @@ class Route:
 
     Attributes
     ----------
-    evaluations : int
-        ``n_models * n_expparams * n_outcomes``, for the call counter.
+    engine : Engine
+        The proxy's engine (the hot path checks that it is still open).
+    evaluations, calls : int
+        ``n_models * n_expparams * n_outcomes``, and the calls of this shape
+        so far: the proxy's ``call_count`` counts them on the route.
     direct : bool
         Whether calls of this shape can take the route's own path; if not
         (shapes the serial model must judge, a single rank, no work), the
@@ -64,12 +67,14 @@ class Route:
         the engine's answer-dtypes version it was built under.
     """
 
-    __slots__ = ("evaluations", "direct", "work", "values", "split", "n_rows", "size", "dtypes", "travels",
-                 "spec", "version")
+    __slots__ = ("engine", "evaluations", "calls", "direct", "work", "values", "split", "n_rows", "size", "dtypes",
+                 "travels", "spec", "version")
 
-    def __init__(self, evaluations: int, size: SizeClass, *, direct: bool = False, work: int = 0,
+    def __init__(self, engine, evaluations: int, size: SizeClass, *, direct: bool = False, work: int = 0,
                  values: int = 0, split: int = 0, n_rows: int = 0):
+        self.engine = engine
         self.evaluations = evaluations
+        self.calls = 0
         self.size = size
         self.direct = direct
         self.work, self.values, self.split, self.n_rows = work, values, split, n_rows

@@ -8,6 +8,8 @@ compare every answer with the serial model's, bitwise.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -130,13 +132,18 @@ def test_many_shapes_keep_the_memo_bounded_and_right():
 
     def calls(proxy):
         answers = [proxy.likelihood(OUTCOMES, PARTICLES[: 2 + n % 30], TIMES[: 1 + n % 7]) for n in range(n_shapes)]
-        return answers, len(proxy._routes)
+        answers.append(proxy.likelihood(OUTCOMES, PARTICLES[:2], TIMES[:1]))  # a shape seen before the memo restarted
+        copy = pickle.loads(pickle.dumps(proxy))
+        return answers, len(proxy._routes), proxy.call_count, copy.call_count
 
-    (answers, remembered), _, _ = on_ranks(2, SimplePrecessionModel, calls, serial_threshold=0)
+    (answers, remembered, counted, copied), _, _ = on_ranks(2, SimplePrecessionModel, calls, serial_threshold=0)
     serial = SimplePrecessionModel()
-    for n, got in enumerate(answers):
-        assert_same(got, serial.likelihood(OUTCOMES, PARTICLES[: 2 + n % 30], TIMES[: 1 + n % 7]))
+    shapes = [(2 + n % 30, 1 + n % 7) for n in range(n_shapes)] + [(2, 1)]
+    for (n_models, n_exp), got in zip(shapes, answers):
+        assert_same(got, serial.likelihood(OUTCOMES, PARTICLES[:n_models], TIMES[:n_exp]))
     assert 0 < remembered <= MAX_ROUTES
+    # Every evaluation is counted, through routes that were dropped too, and in a copy.
+    assert counted == copied == sum(len(OUTCOMES) * n_models * n_exp for n_models, n_exp in shapes)
 
 
 def test_a_fixed_threshold_keeps_small_shapes_on_the_root():

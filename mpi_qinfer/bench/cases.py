@@ -70,7 +70,7 @@ class Settings:
     idle_seconds: float = 1.0
     smc_particles: int = 2000
     smc_experiments: int = 40
-    smc_repeats: int = 3
+    smc_repeats: int = 5
     design_particles: int = 10_000
     design_candidates: int = 20
     design_experiments: int = 6
