@@ -386,9 +386,8 @@ class MPIParallelizedModel(DerivedModel):
         if route is not None and not route.engine._closed:
             route.calls += 1
             size = route.size
-            if size.serial_wins and size.until_probe > 0:
-                size.until_probe -= 1
-                size.fast_calls += 1
+            if size.fast_left > 0:  # a settled serial class: the serial model, untimed
+                size.fast_left -= 1
                 return under.likelihood(outcomes, modelparams, expparams)
             if route.direct and modelparams.flags.c_contiguous and expparams.flags.c_contiguous and (
                     outcomes.flags.c_contiguous):

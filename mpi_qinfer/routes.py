@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from .threshold import SizeClass
+from .threshold import FOREVER, SizeClass
 
 __all__ = ["Route", "fixed_class", "MAX_ROUTES"]
 
@@ -37,6 +37,8 @@ def fixed_class(serial_wins: bool) -> SizeClass:
     """A size class that never learns: always serial (one rank, no work) or never settled (undecidable here)."""
     size = SizeClass()
     size.serial_wins, size.until_probe = serial_wins, math.inf
+    if serial_wins:
+        size.fast_left = size.handed = FOREVER
     return size
 
 

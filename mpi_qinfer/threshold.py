@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-__all__ = ["ThresholdPolicy", "SizeClass", "outcome_class"]
+__all__ = ["ThresholdPolicy", "SizeClass", "outcome_class", "FOREVER"]
 
 _SMOOTHING = 0.3
 #: A sample above this many times the current estimate counts as this many times it:
@@ -48,6 +48,8 @@ _CLEAR_WIN = 0.6
 _CLEAR_MARGIN = 1.5
 #: Calls before the first re-check when the first serial measurement is already a clear verdict.
 _FIRST_CLEAR_INTERVAL = 32
+#: ``SizeClass.fast_left`` of a class that never needs a re-check (a fixed threshold's serial side).
+FOREVER = 2**62
 _WARMUP_CALLS = 1
 _PARALLEL_SAMPLES = 2
 
@@ -55,15 +57,16 @@ _PARALLEL_SAMPLES = 2
 class SizeClass:
     """What the policy knows about one size class; the proxy keeps a reference per call shape.
 
-    ``serial_wins`` and ``until_probe`` are the settled-serial test of the
-    proxy's hot path: a call of a class with ``serial_wins`` runs serially,
-    untimed, while ``until_probe > 0`` (decremented per call, and counted in
-    ``fast_calls``). A fixed threshold's classes never probe (``until_probe``
-    is infinite).
+    ``fast_left`` is the settled-serial test of the proxy's hot path: while
+    it is positive, a call of the class runs serially, untimed, and takes one
+    off it. The policy hands a settled serial class's countdown to the next
+    re-check over to ``fast_left`` (``until_probe`` is then 0, so the first
+    call after it is the re-check), and takes it back when parallel wins. A
+    fixed threshold's serial class never runs out.
     """
 
     __slots__ = ("serial", "parallel", "estimate", "parallel_calls", "until_probe", "interval", "serial_wins",
-                 "fast_calls", "decided")
+                 "fast_left", "handed", "decided")
 
     def __init__(self):
         self.serial = None  # smoothed seconds per evaluation, measured serially
@@ -72,8 +75,9 @@ class SizeClass:
         self.parallel_calls = 0
         self.until_probe = 4  # calls of the winning path before the other is measured again
         self.interval = 4
-        self.serial_wins = False  # both paths measured and serial is the faster (the fast path's flag)
-        self.fast_calls = 0  # calls that took the fast path (counted into decisions on demand)
+        self.serial_wins = False  # both paths measured and serial is the faster
+        self.fast_left = 0  # settled serial calls before the policy looks again (the hot path's test)
+        self.handed = 0  # calls ever handed over to fast_left: handed - fast_left took the fast path
         self.decided = [0, 0]  # calls decided serial, parallel by ThresholdPolicy.decide
 
 
@@ -128,6 +132,8 @@ class ThresholdPolicy:
             if found is None:
                 found = self._fixed[command, below] = SizeClass()
                 found.serial_wins, found.until_probe = below, math.inf
+                if below:
+                    found.fast_left = found.handed = FOREVER
             return found
         key = (command, work.bit_length(), outcome_class(n_outcomes), split)
         found = self._classes.get(key)
@@ -150,7 +156,7 @@ class ThresholdPolicy:
         """How many calls took each path: ``decisions[command, parallel]``."""
         counts = Counter()
         for (command, *_), size in [*self._classes.items(), *self._fixed.items()]:
-            counts[command, False] += size.fast_calls + size.decided[False]
+            counts[command, False] += size.handed - size.fast_left + size.decided[False]
             counts[command, True] += size.decided[True]
         return +counts  # (without zero counts)
 
@@ -184,10 +190,9 @@ class ThresholdPolicy:
             return work < self.threshold
         size = self._classes.get((command, work.bit_length(),
                                   (n_outcomes - 1).bit_length() if n_outcomes > 1 else 0, split))
-        if size is None or not size.serial_wins or size.until_probe <= 0:
+        if size is None or size.fast_left <= 0:
             return False
-        size.until_probe -= 1
-        size.fast_calls += 1
+        size.fast_left -= 1
         return True
 
     def record(self, command: int, work: int, parallel: bool, seconds: float,
@@ -221,6 +226,14 @@ class ThresholdPolicy:
                 # Clear from the first comparison: the first re-check waits as the second would.
                 size.until_probe = size.interval = _FIRST_CLEAR_INTERVAL
         size.serial_wins = size.serial is not None and size.parallel is not None and size.serial <= size.parallel
+        if size.serial_wins and size.until_probe > 0:  # the countdown goes to the hot path
+            size.fast_left += size.until_probe
+            size.handed += size.until_probe
+            size.until_probe = 0
+        elif not size.serial_wins and size.fast_left > 0:  # ... and comes back when parallel wins
+            size.until_probe += size.fast_left
+            size.handed -= size.fast_left
+            size.fast_left = 0
 
     def choice(self, command: int, work: int, *, n_outcomes: int = 1, split: int = 0) -> str:
         """The path calls of this size class now take: ``"serial"``, ``"parallel"`` or ``"undecided"``."""
