@@ -16,7 +16,9 @@ pieces), so one outcome's decision must not be applied to six. In each class:
 2. If that estimate says parallel clearly wins, serial is never tried: a
    costly model is parallel from its second call on. Otherwise one serial
    call measures the serial cost directly.
-3. From then on the faster path is taken, and the other one is measured
+3. From then on the faster path is taken (parallel only when it is at
+   least 3% faster: within the noise of two timings the serial path, which
+   leaves the other ranks idle, is preferred), and the other one is measured
    again after 4, 8, 16, ... calls (capped at ``reprobe``; when one path is
    more than 1.5 times faster, after 4, 32, 256, ... capped at 16 times
    that, starting at 32 when the first comparison is already that clear),
@@ -46,6 +48,9 @@ _SPIKE_CLIP = 2.0
 _CLEAR_WIN = 0.6
 #: A path this many times faster than the other is re-checked 16 times less often.
 _CLEAR_MARGIN = 1.5
+#: Parallel must be this much faster to be taken: within the noise of two timings the
+#: serial path, which leaves the other ranks idle and costs nothing to keep, is preferred.
+_PARALLEL_MARGIN = 1.03
 #: Calls before the first re-check when the first serial measurement is already a clear verdict.
 _FIRST_CLEAR_INTERVAL = 32
 #: ``SizeClass.fast_left`` of a class that never needs a re-check (a fixed threshold's serial side).
@@ -169,7 +174,7 @@ class ThresholdPolicy:
                 serial = size.estimate
             else:
                 return False
-        parallel_wins = size.parallel < serial
+        parallel_wins = size.parallel * _PARALLEL_MARGIN < serial
         if size.until_probe <= 0:
             clear = max(size.parallel, serial) > _CLEAR_MARGIN * min(size.parallel, serial)
             size.interval = min(size.interval * (8 if clear else 2), self.reprobe * (16 if clear else 1))
@@ -225,7 +230,8 @@ class ThresholdPolicy:
                     size.parallel, size.serial):
                 # Clear from the first comparison: the first re-check waits as the second would.
                 size.until_probe = size.interval = _FIRST_CLEAR_INTERVAL
-        size.serial_wins = size.serial is not None and size.parallel is not None and size.serial <= size.parallel
+        size.serial_wins = (size.serial is not None and size.parallel is not None
+                            and size.serial <= size.parallel * _PARALLEL_MARGIN)
         if size.serial_wins and size.until_probe > 0:  # the countdown goes to the hot path
             size.fast_left += size.until_probe
             size.handed += size.until_probe
@@ -245,7 +251,7 @@ class ThresholdPolicy:
         serial = size.serial if size.serial is not None else size.estimate
         if serial is None:
             return "undecided"
-        return "parallel" if size.parallel < serial else "serial"
+        return "parallel" if size.parallel * _PARALLEL_MARGIN < serial else "serial"
 
     def summary(self) -> dict:
         """The learned costs: ``{(command, work class, outcome class, split): (serial, parallel)}``.

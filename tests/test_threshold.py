@@ -123,3 +123,13 @@ def test_a_close_first_comparison_is_rechecked_soon():
     paths = drive(policy, 1000, serial_s=15e-6, parallel_s=16e-6, estimate_s=20e-6, calls=12)
     assert paths[:4] == [True, True, True, False]
     assert paths[4:8] == ["fast"] * 4 and paths[8] is True  # not clear: the first re-check after 4 calls
+
+
+def test_a_near_tie_stays_on_the_serial_path():
+    # Parallel 2% faster: within timing noise, so the root keeps the work; 6% faster: parallel.
+    near = ThresholdPolicy()
+    paths = drive(near, 10_000, serial_s=100e-6, parallel_s=98e-6, estimate_s=100e-6, calls=40)
+    assert near.choice(LIKELIHOOD, 10_000) == "serial" and paths.count("fast") > 30
+    clear = ThresholdPolicy()
+    drive(clear, 10_000, serial_s=100e-6, parallel_s=94e-6, estimate_s=100e-6, calls=40)
+    assert clear.choice(LIKELIHOOD, 10_000) == "parallel"
