@@ -265,3 +265,27 @@ def test_calls_from_a_worker_or_after_shutdown_are_refused(comm):
         proxy.serve()
     assert_collectively(comm, verdict)
 
+
+
+@pytest.mark.parametrize("n_outcomes, split, n_times", [
+    (1, "models", 2),  # one block: a gather of rows, the failed rank's placeholder bytes discarded
+    (2, "experiments", 60),  # short blocks: a gather into the staging buffer
+])
+def test_a_failed_share_on_the_gather_paths_is_discarded(comm, n_outcomes, split, n_times):
+    outcomes = np.arange(n_outcomes)
+    good_times = np.linspace(0.5, 3.0, n_times)
+    poisoned_times = np.full(n_times, POISON)  # every rank's share holds the poison
+
+    def check(proxy, serial):
+        reference = SimplePrecessionModel()
+        for times in (good_times, poisoned_times, good_times):
+            if times is poisoned_times:
+                with pytest.raises(ZeroDivisionError) as caught:
+                    proxy.likelihood(outcomes, particles(), times)
+                assert caught.value.__cause__.ranks == [1]
+            else:
+                got = proxy.likelihood(outcomes, particles(), times)
+                assert np.array_equal(got, reference.likelihood(outcomes, particles(), times))
+
+    proxy = run_parallel(comm, FailingModel(fail_on=(1,)), check, serial_threshold=0, split=split)
+    assert len(set(comm.allgather(proxy.engine.calls))) == 1
