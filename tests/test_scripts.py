@@ -185,3 +185,22 @@ def test_the_package_has_no_import_cycle():
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout
     assert "0 import cycle(s)" in done.stdout
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason=f"no mpiexec next to {sys.executable}")
+def test_call_timeline_places_every_rank_on_the_roots_clock():
+    env = dict(os.environ, MPIEXEC_TIMEOUT="120")
+    done = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(SCRIPTS / "call_timeline.py"),
+                           "--particles", "1000", "--outcomes", "3", "--calls", "60"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for method, rank in (("proxy", 0), ("proxy", 1), ("floor", 0), ("floor", 1)):
+        (line,) = [line for line in lines if line.split()[:3] == [method, "rank", f"{rank}:"]]
+        stamps = dict(item.split("=") for item in line.split()[3:])
+        assert "Scatterv<#1" in stamps and "Scatterv>#1" in stamps
+        assert float(stamps["Scatterv<#1"]) <= float(stamps["Scatterv>#1"])
+    assert re.search(r"median per call: proxy [\d.]+ us, engine [\d.]+ us, floor [\d.]+ us", done.stdout)
+    single = subprocess.run([sys.executable, str(SCRIPTS / "call_timeline.py")], capture_output=True, text=True,
+                            timeout=60)
+    assert single.returncode == 2 and "at least 2 ranks" in single.stderr
