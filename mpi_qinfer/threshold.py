@@ -168,6 +168,10 @@ class ThresholdPolicy:
     def _decide(self, size: SizeClass) -> bool:
         if size.parallel_calls < _WARMUP_CALLS + _PARALLEL_SAMPLES:
             return True
+        if size.fast_left > 0:  # settled serial, asked here rather than on the fast path: one off the countdown
+            size.fast_left -= 1
+            size.handed -= 1  # (counted as decided, not as fast)
+            return False
         serial = size.serial
         if serial is None:
             if size.estimate is not None and size.parallel < _CLEAR_WIN * size.estimate:

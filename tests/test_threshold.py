@@ -133,3 +133,17 @@ def test_a_near_tie_stays_on_the_serial_path():
     clear = ThresholdPolicy()
     drive(clear, 10_000, serial_s=100e-6, parallel_s=94e-6, estimate_s=100e-6, calls=40)
     assert clear.choice(LIKELIHOOD, 10_000) == "parallel"
+
+
+def test_calls_that_skip_the_fast_path_still_follow_the_countdown():
+    # A settled serial class asked only through use_parallel (the proxy's general path, e.g. for
+    # lists): serial, with a re-check now and then, exactly as through the fast path.
+    policy = ThresholdPolicy()
+    paths = []
+    for _ in range(300):
+        parallel = policy.use_parallel(LIKELIHOOD, 1000)
+        paths.append(parallel)
+        policy.record(LIKELIHOOD, 1000, parallel, 30e-6 if parallel else 15e-6, 20e-6)
+    assert paths[:4] == [True, True, True, False]
+    assert sum(paths[4:]) <= 3  # re-checks only, after 32 and 256 calls
+    assert policy.decisions[LIKELIHOOD, False] + policy.decisions[LIKELIHOOD, True] == 300
