@@ -31,7 +31,14 @@ from .distributed_loop import CLOSE, CommandLoop, new_message
 from .distributed_region import credible_mask
 from .errors import EngineClosedError, ModelMismatchError
 from .partition import even_counts, weighted_counts
-from .smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, _canonicalize, _covariance_factor
+from .smc import (
+    ApproximationWarning,
+    LiuWestResampler,
+    ResamplerWarning,
+    UpdaterRecord,
+    _canonicalize,
+    _covariance_factor,
+)
 from .validation import _fields_match, as_array
 
 __all__ = ["DistributedSMCUpdater"]
@@ -96,7 +103,7 @@ def _target_counts(balance, n_particles: int, size: int) -> np.ndarray:
     return weighted_counts(n_particles, weights)
 
 
-class DistributedSMCUpdater(CommandLoop):
+class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
     """Sequential Monte Carlo whose particle cloud lives sharded on the ranks that compute it.
 
     Construction is collective: every rank passes its own serial model and
@@ -311,31 +318,6 @@ class DistributedSMCUpdater(CommandLoop):
         view = self._locations.view()
         view.flags.writeable = False
         return view
-
-    @property
-    def data_record(self) -> list:
-        """list : The outcomes seen so far, in order (root)."""
-        return self._data_record
-
-    @property
-    def normalization_record(self) -> list[float]:
-        """list of float : Pr(outcome | data so far) of each update (root)."""
-        return self._normalization_record
-
-    @property
-    def log_total_likelihood(self) -> float:
-        """float : Log of the total likelihood of the data record (root)."""
-        return float(np.sum(np.log(self._normalization_record)))
-
-    @property
-    def resample_count(self) -> int:
-        """int : Number of resampling steps so far."""
-        return self._resample_count
-
-    @property
-    def just_resampled(self) -> bool:
-        """bool : Whether the last action was a resampling step."""
-        return self._just_resampled
 
     @property
     def n_ess(self) -> float:

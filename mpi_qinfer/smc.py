@@ -18,7 +18,7 @@ import numpy as np
 
 from .posterior import credible_region, entropy, marginal
 
-__all__ = ["LiuWestResampler", "SMCUpdater", "ApproximationWarning", "ResamplerWarning", "ZERO_WEIGHT_POLICIES"]
+__all__ = ["LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning", "ZERO_WEIGHT_POLICIES"]
 
 #: What :meth:`SMCUpdater.update` may do when a datum leaves every weight zero (qinfer's names).
 ZERO_WEIGHT_POLICIES = ("error", "warn", "skip", "reset", "ignore")
@@ -166,7 +166,43 @@ class _Step(NamedTuple):
     resampled: bool
 
 
-class SMCUpdater:
+class UpdaterRecord:
+    """What an updater has recorded: the data, their normalisations, its resampling steps.
+
+    Shared by :class:`SMCUpdater` and
+    :class:`~mpi_qinfer.distributed.DistributedSMCUpdater` (where they are
+    the root's). Read-only views of state the updater keeps in
+    ``_data_record``, ``_normalization_record``, ``_resample_count`` and
+    ``_just_resampled``.
+    """
+
+    @property
+    def data_record(self) -> list:
+        """list : The outcomes seen so far, in order."""
+        return self._data_record
+
+    @property
+    def normalization_record(self) -> list[float]:
+        """list of float : Pr(outcome | data so far) of each update."""
+        return self._normalization_record
+
+    @property
+    def log_total_likelihood(self) -> float:
+        """float : Log of the total likelihood of the data record."""
+        return float(np.sum(np.log(self._normalization_record)))
+
+    @property
+    def resample_count(self) -> int:
+        """int : Number of resampling steps so far."""
+        return self._resample_count
+
+    @property
+    def just_resampled(self) -> bool:
+        """bool : Whether the last action was a resampling step."""
+        return self._just_resampled
+
+
+class SMCUpdater(UpdaterRecord):
     """Sequential Monte Carlo approximation of a posterior (qinfer's ``SMCUpdater``).
 
     Parameters
@@ -262,31 +298,6 @@ class SMCUpdater:
         self._zero_weight_policy = policy
 
     # -- read-only state -------------------------------------------------------
-
-    @property
-    def data_record(self) -> list:
-        """list : The outcomes seen so far, in order."""
-        return self._data_record
-
-    @property
-    def normalization_record(self) -> list[float]:
-        """list of float : Pr(outcome | data so far) of each update."""
-        return self._normalization_record
-
-    @property
-    def log_total_likelihood(self) -> float:
-        """float : Log of the total likelihood of the data record."""
-        return float(np.sum(np.log(self._normalization_record)))
-
-    @property
-    def resample_count(self) -> int:
-        """int : Number of resampling steps so far."""
-        return self._resample_count
-
-    @property
-    def just_resampled(self) -> bool:
-        """bool : Whether the last action was a resampling step."""
-        return self._just_resampled
 
     @property
     def n_ess(self) -> float:
