@@ -72,10 +72,11 @@ def test_adaptive_split_tracks_a_slow_rank(comm):
             expparams = np.array([1.0])
             got = proxy.likelihood(np.arange(2), modelparams, expparams)
             assert np.array_equal(got, SimplePrecessionModel().likelihood(np.arange(2), modelparams, expparams))
-        speeds = np.ones(size)
-        speeds[1] = 1 / 3
-        want = speeds / speeds.sum()
-        assert np.allclose(proxy.balance.shares, want, atol=0.08), (proxy.balance.shares, want)
+        # Rank 1 is three times slower, so its share should be a third of the others'. The shares
+        # come from timings on a shared machine: ask for the right side of one half and of twice.
+        shares = np.asarray(proxy.balance.shares)
+        ratio = shares[1] / np.delete(shares, 1).mean()
+        assert 1 / 6 < ratio < 2 / 3, shares
 
     run_parallel(comm, SlowRankModel(slow_rank=1, factor=3.0), check, serial_threshold=0, balance="adaptive")
 

@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 from conftest import mpiexec_command, needs_mpiexec
+from stats import posterior_checks
 from mpi4py import MPI
 
 import mpi_qinfer
@@ -97,12 +98,18 @@ needs_single_process = pytest.mark.skipif(
 
 @needs_single_process
 def test_run_demo_precession_finds_the_truth():
-    results = demo.run_demo("precession", particles=1000, experiments=30, seed=7, progress=False,
-                            comm=MPI.COMM_SELF)
-    assert results["n_ranks"] == 1 and results["likelihood_calls"] == 30
-    assert results["serial_calls"] == 30 and results["parallel_calls"] == 0
-    assert np.all(results["sigma"] > 0)
-    assert demo.within_sigmas(results)
+    # Over 400 seeds the width stays above 0.289 / 5 in under 7 % of runs and the truth lies
+    # outside 3 widths in 0.5 %: nine seeds fail a correct demo with probability < 1e-4.
+    runs = []
+    for seed in range(9):
+        results = demo.run_demo("precession", particles=1000, experiments=30, seed=seed, progress=False,
+                                comm=MPI.COMM_SELF)
+        assert results["n_ranks"] == 1 and results["likelihood_calls"] == 30
+        assert results["serial_calls"] == 30 and results["parallel_calls"] == 0
+        assert np.all(results["sigma"] > 0)
+        assert demo.within_sigmas(results, n_sigma=np.inf) and not demo.within_sigmas(results, n_sigma=0)
+        runs.append((results["estimate"][0], results["sigma"][0], results["truth"][0]))
+    posterior_checks(runs, prior_sd=1 / np.sqrt(12), shrink=5)
 
 
 @needs_single_process

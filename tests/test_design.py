@@ -11,6 +11,8 @@ from mpi_qinfer.model import DerivedModel
 from mpi_qinfer.models import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
 from mpi_qinfer.smc import SMCUpdater
 
+from stats import posterior_checks
+
 TIMES = np.linspace(0.3, 12.0, 17)
 
 
@@ -186,18 +188,27 @@ def test_callable_candidates_are_drawn_n_times_and_runs_repeat():
     assert first[2] == second[2]
 
 
+# Over 300 seeds (1000 particles, 40 designed experiments, truth 0.7 in a U(0, 1) prior of width
+# 0.289): the posterior width exceeds 0.289 / 100 in 6.0 % of runs with "infogain" and 0.7 % with
+# "risk", and the truth lies outside 3 widths in 2.0 % and 1.0 %. Over nine seeds a correct design
+# then fails the median test with probability < 1e-4 and the coverage test (4+ misses) < 2e-5.
+LEARNING_SEEDS = range(9)
+PRIOR_SD = 1 / np.sqrt(12)
+
+
 @pytest.mark.parametrize("criterion", ["infogain", "risk"])
 def test_heuristic_learns_a_precession_frequency(criterion):
-    model = SimplePrecessionModel()
-    up = SMCUpdater(model, 1000, UniformDistribution([0, 1]), rng=12)
-    design = BestCandidateHeuristic(up, criterion=criterion)
-    sim = SimplePrecessionModel()
-    sim.rng = np.random.default_rng(13)
-    for _ in range(40):
-        eps = design()
-        up.update(sim.simulate_experiment(np.array([[0.7]]), eps), eps)
-    sigma = np.sqrt(up.est_covariance_mtx()[0, 0])
-    assert abs(up.est_mean()[0] - 0.7) < 3 * sigma and sigma < 1e-3
+    def one_run(seed):
+        up = SMCUpdater(SimplePrecessionModel(), 1000, UniformDistribution([0, 1]), rng=100 + seed)
+        design = BestCandidateHeuristic(up, criterion=criterion)
+        sim = SimplePrecessionModel()
+        sim.rng = np.random.default_rng(200 + seed)
+        for _ in range(40):
+            eps = design()
+            up.update(sim.simulate_experiment(np.array([[0.7]]), eps), eps)
+        return up.est_mean()[0], np.sqrt(up.est_covariance_mtx()[0, 0]), 0.7
+
+    posterior_checks([one_run(seed) for seed in LEARNING_SEEDS], PRIOR_SD)
 
 
 def test_heuristic_checks_its_arguments():
@@ -227,7 +238,10 @@ def test_demo_designs_with_the_candidate_heuristic(name):
     assert cli.build_parser().parse_args(["demo", "--heuristic", name]).heuristic == name
     if MPI.COMM_WORLD.Get_size() > 1:
         pytest.skip("runs the demo on COMM_SELF: not under a multi-rank launcher")
-    results = demo.run_demo(model="precession", particles=1000, experiments=40, seed=4, heuristic=name, progress=False,
-                            comm=MPI.COMM_SELF)
-    assert results["heuristic"] == name
-    assert demo.within_sigmas(results) and results["sigma"][0] < 1e-3
+    runs = []
+    for seed in LEARNING_SEEDS:  # the same per-run rates as the heuristic's own test above
+        results = demo.run_demo(model="precession", particles=1000, experiments=40, seed=seed, heuristic=name,
+                                progress=False, comm=MPI.COMM_SELF)
+        assert results["heuristic"] == name
+        runs.append((results["estimate"][0], results["sigma"][0], results["truth"][0]))
+    posterior_checks(runs, PRIOR_SD)

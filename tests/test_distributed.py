@@ -64,9 +64,11 @@ def on_root(comm, updater_args, check, **kwargs):
 
 
 # ------------------------------------------------------------------ the posterior
-def test_posterior_agrees_with_smc_updater_within_three_standard_errors(world):
+def test_posterior_agrees_with_smc_updater_within_five_standard_errors(world):
     outcomes, expparams = ramsey_data()
-    seeds = range(8)
+    # Six entries (mean and covariance) compared by Welch's statistic over 16 seeds a side (about 30
+    # degrees of freedom): a correct updater exceeds 5 standard errors in one of them with p ~ 1e-4.
+    seeds = range(16)
     model = BinomialModel(RamseyModel())
     estimates = {"distributed": [], "serial": []}
     for seed in seeds:
@@ -93,8 +95,8 @@ def test_posterior_agrees_with_smc_updater_within_three_standard_errors(world):
             s = np.array([e[index] for e in estimates["serial"]])
             error = np.sqrt(d.var(axis=0, ddof=1) / len(d) + s.var(axis=0, ddof=1) / len(s))
             gap = np.abs(d.mean(axis=0) - s.mean(axis=0))
-            assert np.all(gap <= 3 * error + 1e-12), (index, gap, error)
-        # And both found the truth.
+            assert np.all(gap <= 5 * error + 1e-12), (index, gap, error)
+        # And both found the truth (the data are fixed, so this is a property of their exact posterior).
         mean = np.array([e[0] for e in estimates["distributed"]]).mean(axis=0)
         assert abs(mean[0] - RAMSEY_TRUTH[0, 0]) < 0.05
 
@@ -190,6 +192,7 @@ def test_resampling_conserves_the_count_and_respects_balance_weights(world, draw
         for t in (1.0, 3.0, 7.0):
             updater.update(0, np.array([t]), check_for_resample=False)
         before = updater.est_mean()
+        sd = np.sqrt(updater.est_covariance_mtx()[0, 0])
         updater.resample()
         assert updater.resample_count == 1 and updater.just_resampled
         np.testing.assert_array_equal(updater.shard_counts, target)
@@ -197,7 +200,9 @@ def test_resampling_conserves_the_count_and_respects_balance_weights(world, draw
         assert weights.shape == (1001,) and np.all(weights == 1 / 1001)
         assert updater.n_ess == pytest.approx(1001)
         assert np.all(locations >= 0)  # Liu-West redrew every invalid particle
-        assert abs(updater.est_mean()[0] - before[0]) < 0.05
+        # Resampling keeps the mean in expectation; drawing 1001 offspring and Liu-West's jitter
+        # (variance h^2 < 1 of the posterior's) move it by about sd * sqrt(2 / 1001): allow six.
+        assert abs(updater.est_mean()[0] - before[0]) < 6 * sd * np.sqrt(2 / 1001)
 
     updater = on_root(world, (SimplePrecessionModel(), 1001, UniformDistribution([0, 1])), check, rng=6,
                       balance=balance, draws=draws)
@@ -221,13 +226,26 @@ def test_resampling_moves_offspring_to_the_ranks_that_lost_their_weight(world):
     times = np.linspace(1, 40, 25)
     data = (np.random.default_rng(1).random(times.size) > np.cos(truth * times / 2) ** 2).astype(np.int64)
 
+    # The exact posterior of these data under the whole prior (uniform on [0, 1)), on a fine grid.
+    grid = np.linspace(0, 1, 200_001)
+    density = np.ones_like(grid)
+    for outcome, t in zip(data, times):
+        pr0 = np.cos(grid * t / 2) ** 2
+        density *= pr0 if outcome == 0 else 1 - pr0
+    density /= density.sum()
+    exact_mean = density @ grid
+    exact_sd = np.sqrt(density @ (grid - exact_mean) ** 2)
+
     def check(updater):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for outcome, t in zip(data, times):
                 updater.update(outcome, np.array([t]), check_for_resample=False)
+            ess = updater.n_ess
             updater.resample()
-        assert abs(updater.est_mean()[0] - truth) < 0.02
+        # The particle mean's Monte-Carlo error: sd / sqrt(ESS) from the weights, sd * sqrt(2 / n)
+        # from the resampling; allow six of it.
+        assert abs(updater.est_mean()[0] - exact_mean) < 6 * exact_sd * np.sqrt(1 / ess + 2 / 900)
 
     updater = on_root(world, (SimplePrecessionModel(), 900, _RankPrior(rank, size)), check, rng=3)
     # Every rank now holds its even share, all of it descended from rank 0's particles near the truth.

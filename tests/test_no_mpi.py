@@ -14,7 +14,9 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+from stats import posterior_checks
 
 TIMEOUT = 120
 
@@ -70,20 +72,24 @@ def test_import_models_smc_and_the_cli_without_initialising_mpi(no_mpi):
         for command in ["demo", "info", "run", ""]:
             cli.build_parser(command)
 
-        simulator = SimplePrecessionModel()
-        simulator.rng = np.random.default_rng(1)
-        updater = SMCUpdater(SimplePrecessionModel(), 2000, UniformDistribution([0, 1]), rng=2)
-        heuristic = ExpSparseHeuristic(updater)
-        for _ in range(40):
-            expparams = heuristic()
-            updater.update(simulator.simulate_experiment(np.array([[0.7]]), expparams), expparams)
-        print("estimate", float(updater.est_mean()[0]))
+        for seed in range(9):
+            simulator = SimplePrecessionModel()
+            simulator.rng = np.random.default_rng(1 + seed)
+            updater = SMCUpdater(SimplePrecessionModel(), 2000, UniformDistribution([0, 1]), rng=100 + seed)
+            heuristic = ExpSparseHeuristic(updater)
+            for _ in range(40):
+                expparams = heuristic()
+                updater.update(simulator.simulate_experiment(np.array([[0.7]]), expparams), expparams)
+            print("estimate", float(updater.est_mean()[0]), float(np.sqrt(updater.est_covariance_mtx()[0, 0])))
         print("mpi loaded", "mpi4py.MPI" in sys.modules)
     """)
     assert result.returncode == 0, result.stderr
     assert "mpi loaded False" in result.stdout
-    estimate = float(result.stdout.split("estimate")[1].split()[0])
-    assert abs(estimate - 0.7) < 0.01
+    runs = [(float(line.split()[1]), float(line.split()[2]), 0.7)
+            for line in result.stdout.splitlines() if line.startswith("estimate")]
+    # Over 400 seeds: width above 0.289 / 10 in 2.3 % of runs, truth outside 3 widths in 0.25 %.
+    assert len(runs) == 9
+    posterior_checks(runs, prior_sd=1 / np.sqrt(12), shrink=10)
 
 
 @pytest.mark.parametrize("name", ["MPIParallelizedModel", "DifferentiableMPIParallelizedModel", "Engine"])

@@ -12,6 +12,7 @@ from mpi_qinfer.distributions import UniformDistribution
 from mpi_qinfer.heuristics import ExpSparseHeuristic
 from mpi_qinfer.models import SimplePrecessionModel
 from mpi_qinfer.smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, SMCUpdater
+from stats import posterior_checks
 
 TRUE_OMEGA = 0.7
 
@@ -73,12 +74,14 @@ def _state(up: SMCUpdater):
 
 
 def test_converges_on_simple_precession():
-    up = _run_precession(seed=2024)
-    mean = up.est_mean()[0]
-    sd = np.sqrt(up.est_covariance_mtx()[0, 0])
-    assert abs(mean - TRUE_OMEGA) < 3 * sd
-    assert abs(mean - TRUE_OMEGA) < 0.01
-    assert up.resample_count > 0
+    # Over 300 seeds: width above 0.289 / 10 in 3 % of runs (aliased posteriors), truth outside
+    # 3 widths in 0.7 %, at least 11 resamplings in every run: nine seeds fail with p < 1e-5.
+    runs = []
+    for seed in range(2024, 2033):
+        up = _run_precession(seed=seed)
+        assert up.resample_count > 0
+        runs.append((up.est_mean()[0], np.sqrt(up.est_covariance_mtx()[0, 0]), TRUE_OMEGA))
+    posterior_checks(runs, prior_sd=1 / np.sqrt(12), shrink=10)
     assert len(up.data_record) == 100
 
 
@@ -188,15 +191,19 @@ def test_batch_update_matches_single_updates():
 
 
 def test_works_with_duck_typed_model():
-    model = DuckModel()
-    up = SMCUpdater(model, 1000, UniformDistribution([0, 1]), rng=11)
-    sim = SimplePrecessionModel()
-    sim.rng = np.random.default_rng(12)
-    for k in range(40):
-        eps = np.array([(9 / 8) ** k])
-        up.update(sim.simulate_experiment(np.array([[TRUE_OMEGA]]), eps), eps)
-    assert up.resample_count > 0
-    assert abs(up.est_mean()[0] - TRUE_OMEGA) < 0.05
+    # Over 400 seeds the width stays above 0.289 / 10 in 2 % of runs and the truth lies outside
+    # 3 widths in 0.25 %: nine seeds fail a correct updater with probability < 1e-6.
+    runs = []
+    for seed in range(9):
+        up = SMCUpdater(DuckModel(), 1000, UniformDistribution([0, 1]), rng=11 + seed)
+        sim = SimplePrecessionModel()
+        sim.rng = np.random.default_rng(100 + seed)
+        for k in range(40):
+            eps = np.array([(9 / 8) ** k])
+            up.update(sim.simulate_experiment(np.array([[TRUE_OMEGA]]), eps), eps)
+        assert up.resample_count > 0  # 40 informative data always drive the ESS below half
+        runs.append((up.est_mean()[0], np.sqrt(up.est_covariance_mtx()[0, 0]), TRUE_OMEGA))
+    posterior_checks(runs, prior_sd=1 / np.sqrt(12), shrink=10)
 
 
 def test_resample_warns_when_repeated_and_pickles():
@@ -233,8 +240,13 @@ def test_liu_west_preserves_moments():
     new_w, new_x = LiuWestResampler(a=0.9)(Free(), weights, locs, rng=np.random.default_rng(1))
     np.testing.assert_array_equal(new_w, np.full(n, 1 / n))
     assert new_x.shape == locs.shape
-    np.testing.assert_allclose(new_x.mean(axis=0), mean, atol=0.02)
-    np.testing.assert_allclose(np.cov(new_x.T), cov, atol=0.01)
+    # Moments of n offspring of a weighted cloud: the Monte-Carlo error of the weighted moments
+    # (effective size 1 / sum w^2) plus that of the n draws; allow six standard errors.
+    spread = np.sum(weights**2) + 1 / n  # 1 / ESS + 1 / n
+    var = np.diag(cov)
+    np.testing.assert_allclose(new_x.mean(axis=0), mean, atol=6 * np.sqrt(var.max() * spread))
+    cov_se = np.sqrt((np.outer(var, var) + cov**2) * spread)
+    assert np.all(np.abs(np.cov(new_x.T) - cov) < 6 * cov_se), (np.cov(new_x.T), cov, cov_se)
 
 
 def test_liu_west_respects_validity_and_canonicalizes():
