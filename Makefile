@@ -6,6 +6,7 @@ NP ?= 2
 VENV ?= .venv
 OPENMPI_VENV ?= .venv-openmpi
 QINFER_VENV ?= .venv-qinfer
+OLDEST_VENV ?= .venv-oldest
 DEMO_TIMEOUT ?= 900
 DEMO_ARGS ?=
 BENCH_ARGS ?=
@@ -13,11 +14,15 @@ BENCH_ARGS ?=
 PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install -q --disable-pip-version-check
 
-.PHONY: help venv demo test test-mpich test-openmpi test-qinfer test-serial test-wheel test-slurm bench docs lint clean
+.PHONY: help venv demo test test-mpich test-mpich-mpi test-openmpi test-qinfer test-serial test-simd test-oldest \
+	test-wheel test-slurm bench docs lint clean
 
 help:
 	@echo "make demo        run the demo: mpiexec -n $(NP) python -m mpi_qinfer demo (MPICH wheel)"
-	@echo "make test        the whole test suite: serial, MPICH at 2 and 3 ranks, the wheel, Open MPI, qinfer interop, docs"
+	@echo "make test        every part below, whatever the others give, then a summary; fails if any part failed"
+	@echo "make test-serial the tests that need no launcher (one process)"
+	@echo "make test-simd   the serial tests again under each lower SIMD level this CPU can fall back to"
+	@echo "make test-oldest serial + MPI at 2 ranks with the oldest Python, NumPy, mpi4py, pytest declared"
 	@echo "make test-mpich  serial tests and MPI tests on MPICH only (fastest useful check)"
 	@echo "make test-wheel  build the wheel, install it in fresh venvs (with mpich: the demo; without MPI: import, info)"
 	@echo "make test-slurm  the batch scripts on a one-node Slurm brought up here (installs Slurm if it can)"
@@ -48,6 +53,10 @@ $(QINFER_VENV)/.installed: pyproject.toml scripts/make_qinfer_venv.sh
 	bash scripts/make_qinfer_venv.sh $(QINFER_VENV)
 	touch $@
 
+$(OLDEST_VENV)/.installed: pyproject.toml scripts/make_oldest_venv.sh
+	bash scripts/make_oldest_venv.sh $(OLDEST_VENV)
+	touch $@
+
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.demo-installed
@@ -56,9 +65,18 @@ demo: $(VENV)/.demo-installed
 test-serial: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test-mpich: test-serial
+test-mpich: test-serial test-mpich-mpi
+
+test-mpich-mpi: $(VENV)/.installed
 	scripts/mpi-pytest.sh $(VENV) 2
 	scripts/mpi-pytest.sh $(VENV) 3
+
+test-simd: $(VENV)/.installed
+	scripts/simd-pytest.sh $(VENV)
+
+test-oldest: $(OLDEST_VENV)/.installed
+	$(OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	scripts/mpi-pytest.sh $(OLDEST_VENV) 2
 
 test-wheel:
 	PYTHON=$(PYTHON) NP=$(NP) bash scripts/check-wheel.sh
@@ -88,7 +106,10 @@ test-slurm: $(VENV)/.installed
 	fi; \
 	scripts/slurm_cluster.sh down "$$dir"; rm -rf "$$dir"; exit $$status
 
-test: test-mpich test-wheel test-openmpi test-qinfer test-slurm docs
+# Every part runs, whatever the earlier ones gave; the summary at the end names each part's result.
+TEST_PARTS ?= test-serial test-mpich-mpi test-simd test-oldest test-wheel test-openmpi test-qinfer test-slurm docs
+test:
+	MAKE="$(MAKE)" bash scripts/test-parts.sh $(TEST_PARTS)
 
 bench: $(VENV)/.installed
 	timeout -k 15 1800 $(VENV)/bin/mpiexec -n $(NP) $(PY) -m mpi_qinfer bench $(BENCH_ARGS)
@@ -101,5 +122,5 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check mpi_qinfer tests scripts
 
 clean:
-	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) .venv-wheel-check docs/_build build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) $(OLDEST_VENV) .venv-wheel-check docs/_build build dist *.egg-info .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
