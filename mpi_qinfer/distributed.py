@@ -20,7 +20,6 @@ bits, whatever the MPI library's reduction order.
 from __future__ import annotations
 
 import enum
-import inspect
 import warnings
 
 import numpy as np
@@ -38,6 +37,8 @@ from .smc import (
     UpdaterRecord,
     _canonicalize,
     _covariance_factor,
+    _one_outcome,
+    _prior_sample,
 )
 from .validation import _fields_match, as_array
 
@@ -276,13 +277,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         n_local = int(self._counts[self._rank])
         locations = np.zeros((n_local, self._n_mp))
         try:
-            own = self._streams(seed)[1]
-            if "rng" in inspect.signature(self.prior.sample).parameters:
-                drawn = self.prior.sample(n=n_local, rng=own)
-            else:  # a foreign (e.g. qinfer) prior
-                drawn = self.prior.sample(n=n_local)
-            drawn = np.asarray(drawn, dtype=np.float64).reshape(n_local, self._n_mp)
-            locations = np.ascontiguousarray(_canonicalize(self.model, drawn), dtype=np.float64)
+            drawn = _prior_sample(self.prior, self.model, n_local, self._streams(seed)[1])
+            locations = np.ascontiguousarray(drawn, dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - every rank must agree below
             error = exc
         mean = self._allsum(locations.sum(axis=0) / self.n_particles, error, "prior sampling", everywhere=True)
@@ -340,32 +336,26 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
 
         Parameters
         ----------
-        outcome : int
-            The observed outcome.
+        outcome : int, float or record
+            The observed outcome: a scalar or an array of one element, checked
+            as :meth:`SMCUpdater.update <mpi_qinfer.smc.SMCUpdater.update>`
+            checks it (its value is the model's to judge).
         expparams : numpy.ndarray, shape (1,)
             The experiment performed (of the model's ``expparams_dtype``).
         check_for_resample : bool, optional
             Resample afterwards if the effective sample size is too small.
         """
-        outcome, expparams = self._checked_datum(outcome, expparams)
-        self._send(_Op.UPDATE, (outcome, expparams))
+        outcomes = _one_outcome(outcome)  # the same check as SMCUpdater's
+        expparams = _as_experiments(expparams, self.model)
+        self._send(_Op.UPDATE, (outcome, outcomes, expparams))
         if check_for_resample:
             self._maybe_resample()
 
-    def _checked_datum(self, outcome, expparams):
-        expparams = _as_experiments(expparams, self.model)
-        if not isinstance(outcome, np.ndarray):
-            array = np.asarray(outcome)
-            if array.ndim != 0 or array.dtype.kind not in "biu":
-                raise TypeError(f"outcome must be one integer outcome, got {outcome!r}")
-        return outcome, expparams
-
-    def _op_update(self, outcome, expparams) -> None:
+    def _op_update(self, outcome, outcomes, expparams) -> None:
         w, x = self._weights, self._locations
         error = None
         terms = np.zeros(3 + self._n_mp)
         try:
-            outcomes = outcome if isinstance(outcome, np.ndarray) else np.array([outcome])
             likelihood = np.asarray(self.model.likelihood(outcomes, x, expparams))[0, :, 0]
             weighted = w * likelihood
             del likelihood  # the cloud's memory, on the root too: keep as few particle-sized arrays as possible

@@ -40,6 +40,65 @@ def _canonicalize(model, locations: np.ndarray) -> np.ndarray:
     return locations if canonicalize is None else canonicalize(locations)
 
 
+def _prior_sample(prior, model, n: int, rng) -> np.ndarray:
+    """``n`` canonical particles from ``prior``, shape ``(n, n_modelparams)``.
+
+    Shared by :class:`SMCUpdater` and
+    :class:`~mpi_qinfer.distributed.DistributedSMCUpdater`, so that a prior
+    gets the same verdict from both. ``prior.sample`` is given ``rng`` when it
+    takes an ``rng`` keyword. A prior must return one row per particle; any
+    other shape is refused rather than reshaped, since a ``(n_modelparams, n)``
+    array reshaped to ``(n, n_modelparams)`` would mix the parameters of
+    different particles.
+    """
+    if "rng" in inspect.signature(prior.sample).parameters:
+        drawn = prior.sample(n=n, rng=rng)
+    else:  # a foreign (e.g. qinfer) prior
+        drawn = prior.sample(n=n)
+    drawn = np.asarray(drawn, dtype=np.float64)
+    want = (int(n), int(model.n_modelparams))
+    if drawn.shape != want:
+        raise ValueError(
+            f"prior {prior!r}: sample(n) must return one row per particle, shape (n, n_modelparams) = {want}, "
+            f"but it returned shape {drawn.shape}"
+        )
+    return _canonicalize(model, drawn)
+
+
+#: Kinds of outcome an updater accepts: booleans, numbers and records (the model judges their values).
+_OUTCOME_KINDS = frozenset("biufcV")
+
+
+def _one_outcome(outcome) -> np.ndarray:
+    """The outcome of one experiment as the one-element array the likelihood is given.
+
+    Shared by :class:`SMCUpdater` and
+    :class:`~mpi_qinfer.distributed.DistributedSMCUpdater`. A scalar (a
+    Python or NumPy number, a record, a 0-d array) or an array of one element
+    is accepted whatever its dtype among numbers and records, and its value is
+    left to the model; several values, or objects and strings, are refused.
+
+    Raises
+    ------
+    TypeError
+        When ``outcome`` is not a number or a record.
+    ValueError
+        When ``outcome`` holds more than one value.
+    """
+    try:
+        array = np.asarray(outcome)
+    except (TypeError, ValueError) as error:  # ragged nesting, say
+        raise ValueError(f"outcome must be the outcome of one experiment, got {outcome!r}") from error
+    if array.dtype.hasobject or array.dtype.kind not in _OUTCOME_KINDS:
+        raise TypeError(f"outcome must be a number or a record (the outcome of one experiment), got {outcome!r}")
+    if array.size != 1 or array.ndim > 1:
+        raise ValueError(
+            f"outcome must be the outcome of one experiment (a scalar or an array of one element), got "
+            f"{array.size} values of shape {array.shape}: {outcome!r}; give several outcomes to batch_update"
+        )
+    return array.reshape(1)
+
+
 def _weighted_mean(weights: np.ndarray, locations: np.ndarray) -> np.ndarray:
     return weights @ locations
 
@@ -280,11 +339,7 @@ class SMCUpdater(UpdaterRecord):
 
     def _sample_prior(self, n: int) -> np.ndarray:
         """``n`` canonical particles from the prior, drawn with the updater's generator when it takes one."""
-        if "rng" in inspect.signature(self.prior.sample).parameters:
-            locations = self.prior.sample(n=n, rng=self.rng)
-        else:  # a foreign (e.g. qinfer) prior
-            locations = self.prior.sample(n=n)
-        return _canonicalize(self.model, np.asarray(locations, dtype=np.float64))
+        return _prior_sample(self.prior, self.model, n, self.rng)
 
     @property
     def zero_weight_policy(self) -> str:
@@ -392,8 +447,8 @@ class SMCUpdater(UpdaterRecord):
 
         Parameters
         ----------
-        outcome : int
-            The observed outcome.
+        outcome : int, float or record
+            The observed outcome: a scalar or an array of one element.
         expparams : numpy.ndarray, shape (1,)
             The experiment performed.
         check_for_resample : bool, optional
@@ -401,22 +456,30 @@ class SMCUpdater(UpdaterRecord):
 
         Raises
         ------
+        ValueError
+            When ``outcome`` holds more than one value.
+        TypeError
+            When ``outcome`` is not a number or a record.
         RuntimeError
             With ``zero_weight_policy="error"``, when the outcome leaves every
             weight zero.
         """
+        outcomes = _one_outcome(outcome)
         rng_state = self.rng.bit_generator.state
         try:
-            step = self._updated(outcome, expparams, check_for_resample)
+            step = self._updated(outcome, outcomes, expparams, check_for_resample)
         except BaseException:
             self.rng.bit_generator.state = rng_state
             raise
         if step is not None:
             self._commit(step)
 
-    def _updated(self, outcome, expparams, check_for_resample: bool) -> _Step | None:
-        """What :meth:`update` leaves, computed without changing the updater (None: skip the datum)."""
-        weights, norm = self.hypothetical_update(outcome, expparams, return_normalization=True)
+    def _updated(self, outcome, outcomes, expparams, check_for_resample: bool) -> _Step | None:
+        """What :meth:`update` leaves, computed without changing the updater (None: skip the datum).
+
+        ``outcome`` is recorded as given; the likelihood is given ``outcomes``, its one-element array.
+        """
+        weights, norm = self.hypothetical_update(outcomes, expparams, return_normalization=True)
         weights = weights[0, 0, :]
         norm = float(norm[0, 0, 0])
 

@@ -366,8 +366,10 @@ def test_bad_input_errors_on_the_root_before_any_communication(world):
         try:
             with pytest.raises(TypeError, match="expparams"):
                 updater.update(0, np.array(["a"]))
+            with pytest.raises(ValueError, match="outcome"):
+                updater.update([0, 1], np.array([1.0]))
             with pytest.raises(TypeError, match="outcome"):
-                updater.update(0.5, np.array([1.0]))
+                updater.update("a", np.array([1.0]))
             with pytest.raises(ValueError, match="expparams"):
                 updater.update(0, np.zeros(0))
             with pytest.raises(ValueError, match="level"):
@@ -423,6 +425,117 @@ def test_bad_balance_raises_on_every_rank(world):
     with pytest.raises(ValueError, match="balance"):
         DistributedSMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), comm=world,
                               balance=[1.0] * (world.Get_size() + 1))
+
+
+# ------------------------------------------------ the same verdicts as SMCUpdater on the same input
+class _TransposedPrior:
+    """A prior that returns its samples as (n_modelparams, n), the wrong way round."""
+
+    def __init__(self):
+        self.inner = RAMSEY_PRIOR
+
+    def sample(self, n=1, rng=None):
+        return self.inner.sample(n, rng=rng).T
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - compared by the caller
+        return error
+    return None
+
+
+def test_a_prior_that_returns_rows_per_parameter_is_refused_by_both_updaters(world):
+    # 101 particles: no rank holds exactly n_modelparams (2) of them, where the shapes would coincide.
+    model, prior = BinomialModel(RamseyModel()), _TransposedPrior()
+    serial = _raised(lambda: SMCUpdater(model, 101, prior, rng=0))
+    distributed = _raised(lambda: DistributedSMCUpdater(model, 101, prior, rng=0, comm=world))
+    for error in (serial, distributed):  # on every rank: construction is collective
+        assert type(error) is ValueError, error
+        assert "prior" in str(error) and "one row per particle" in str(error) and "(2, " in str(error)
+    if world.Get_size() == 1:  # the same shard as the serial updater: the same message
+        assert str(distributed) == str(serial)
+    # The serial updater's reset draws through the same check.
+    updater = SMCUpdater(model, 101, RAMSEY_PRIOR, rng=0)
+    updater.prior = prior
+    with pytest.raises(ValueError, match="one row per particle"):
+        updater.reset()
+
+
+class _Gaussian:
+    """``y ~ N(mu x, 1)``: a model whose outcomes are real numbers (a plain float is one outcome)."""
+
+    n_modelparams = 1
+    expparams_dtype = np.float64
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        mean = modelparams[:, 0][:, np.newaxis] * np.asarray(expparams, dtype=np.float64)[np.newaxis, :]
+        y = np.asarray(outcomes, dtype=np.float64)[:, np.newaxis, np.newaxis]
+        return np.exp(-0.5 * (y - mean) ** 2) / np.sqrt(2 * np.pi)
+
+    def are_models_valid(self, modelparams):
+        return np.ones(len(modelparams), dtype=bool)
+
+
+def _serial_twin(updater, model, **kwargs):
+    """An SMCUpdater holding the distributed updater's gathered cloud (root only)."""
+    weights, locations = updater.gather()
+    twin = SMCUpdater(model, weights.size, UniformDistribution([[0, 1]] * locations.shape[1]), rng=0, **kwargs)
+    twin.particle_weights, twin.particle_locations = weights, locations
+    return twin
+
+
+BAD_OUTCOMES = [
+    ([0, 1], ValueError), (np.array([0, 1]), ValueError), (np.array([[1]]), ValueError), (np.zeros(0), ValueError),
+    ("a", TypeError), (None, TypeError), (np.array([object()]), TypeError),
+]
+
+
+def test_both_updaters_give_every_outcome_the_same_verdict(world):
+    model = SimplePrecessionModel()
+
+    def check(updater):
+        twin = _serial_twin(updater, model)
+        sent = []
+        original = updater._send
+        updater._send = lambda *args, **kwargs: sent.append(args)
+        try:
+            for outcome, kind in BAD_OUTCOMES:
+                serial, distributed = _raised(lambda: twin.update(outcome, np.array([1.0]))), \
+                    _raised(lambda: updater.update(outcome, np.array([1.0])))
+                assert type(serial) is type(distributed) is kind, (outcome, serial, distributed)
+                assert str(serial) == str(distributed) and "outcome" in str(serial)
+        finally:
+            updater._send = original
+        assert sent == []  # refused on the root, before any communication
+        # Every form of one outcome is accepted, alike: the same weights as the serial updater's.
+        for outcome in (1, np.int32(0), np.array(1), np.array([0]), True, 0.0, np.float64(1.0)):
+            twin.update(outcome, np.array([1.7]), check_for_resample=False)
+            updater.update(outcome, np.array([1.7]), check_for_resample=False)
+            weights = updater.gather()[0]
+            np.testing.assert_allclose(weights, twin.particle_weights, rtol=1e-12, atol=0)
+        assert updater.data_record == twin.data_record
+        np.testing.assert_allclose(updater.normalization_record, twin.normalization_record, rtol=1e-12)
+        assert len(updater.data_record) == 7 and updater.data_record[5] == 0.0
+
+    on_root(world, (model, 300, UniformDistribution([0, 1])), check, rng=5)
+
+
+def test_a_real_valued_outcome_updates_both_updaters_alike(world):
+    model = _Gaussian()
+    data = [(0.8, 1.0), (2.1, 2.0), (-0.4, 0.5)]  # (outcome, experiment): plain floats
+
+    def check(updater):
+        twin = _serial_twin(updater, model)
+        for y, x in data:
+            twin.update(y, np.array([x]), check_for_resample=False)
+            updater.update(y, np.array([x]), check_for_resample=False)
+        np.testing.assert_allclose(updater.gather()[0], twin.particle_weights, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(updater.est_mean(), twin.est_mean(), rtol=1e-10)
+        assert updater.data_record == twin.data_record == [0.8, 2.1, -0.4]
+
+    on_root(world, (model, 400, UniformDistribution([-3, 3])), check, rng=3)
 
 
 # ------------------------------------------------------------- sharing an Engine
