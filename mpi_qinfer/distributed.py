@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,11 +35,13 @@ from .smc import (
     ApproximationWarning,
     LiuWestResampler,
     ResamplerWarning,
+    SMCUpdater,
     UpdaterRecord,
     _canonicalize,
     _covariance_factor,
     _one_outcome,
     _prior_sample,
+    _zero_weights_error,
 )
 from .validation import _fields_match, as_array
 
@@ -59,6 +62,34 @@ class _Op(enum.IntEnum):
     GATHER = 7
     CREDIBLE = 8
     RESTORE = 9
+    BATCH = 10
+    RESET = 11
+
+
+#: ``stacklevel`` of a step's warnings: from inside the step up to the root's caller (own loop).
+_USER = 7
+
+
+class _Shard(NamedTuple):
+    """One rank's part of the updater's state. A step computes a new one aside and commits it whole."""
+
+    weights: np.ndarray
+    locations: np.ndarray
+    shift: np.ndarray
+    n_ess: float
+    just_resampled: bool
+    resample_count: int
+    counts: np.ndarray
+    n_particles: int
+
+
+class _Rules(NamedTuple):
+    """The root's settings that steer a step; sent with it, so that every rank follows the same ones."""
+
+    resample_thresh: float | None  # None: no resampling check
+    interval: int | None  # check for resampling after every this many data
+    policy: str
+    zero_weight_thresh: float
 
 
 def _as_experiments(expparams, model) -> np.ndarray:
@@ -174,13 +205,20 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
                 print(updater.est_mean())
     """
 
-    #: The total weight at or below which an update warns that all weights are zero.
-    zero_weight_thresh = 1e-10
+    #: Default total weight at or below which an update is treated as leaving every weight zero.
+    zero_weight_thresh = SMCUpdater.zero_weight_thresh
+
+    #: What :meth:`update` does with a datum that leaves every weight zero or not a number (the root's applies).
+    zero_weight_policy = SMCUpdater.zero_weight_policy  # the same property: the same check and default
 
     def __init__(self, model, n_particles: int, prior, resampler=None, resample_thresh: float = 0.5,
-                 rng=None, *, comm=None, root: int = 0, engine=None, balance="even",
-                 draws: str = "multinomial", idle: str | None = None, backoff_max: float | None = None):
+                 rng=None, zero_weight_policy: str = "error", zero_weight_thresh: float | None = None, *,
+                 comm=None, root: int = 0, engine=None, balance="even", draws: str = "multinomial",
+                 idle: str | None = None, backoff_max: float | None = None):
         # Every rank checks the same arguments, so every rank raises the same error, with no communication.
+        self.zero_weight_policy = zero_weight_policy  # checked by the setter
+        if zero_weight_thresh is not None:
+            self.zero_weight_thresh = float(zero_weight_thresh)
         _check_arguments(n_particles, resample_thresh, resampler, draws)
         from mpi4py import MPI
 
@@ -238,9 +276,11 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             local = ("<not a model>", repr(error), None, None)
         settings = None
         self.rng = None
+        self._balance = None
         if self.is_root:
             try:
                 counts = _target_counts(balance, self.n_particles, self._size)
+                self._balance = balance  # the shares of a reset to another particle count
                 # The root's generator (the caller's, if given) seeds every random step, the prior first.
                 self.rng = np.random.default_rng(rng)
                 settings = (counts, int(self.rng.integers(0, 2**63 - 1)))
@@ -273,14 +313,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         self._counts = np.asarray(counts, dtype=np.int64)
         self._n_mp = int(self.model.n_modelparams)
 
-        error = None
         n_local = int(self._counts[self._rank])
-        locations = np.zeros((n_local, self._n_mp))
-        try:
-            drawn = _prior_sample(self.prior, self.model, n_local, self._streams(seed)[1])
-            locations = np.ascontiguousarray(drawn, dtype=np.float64)
-        except Exception as exc:  # noqa: BLE001 - every rank must agree below
-            error = exc
+        locations, error = self._prior_shard(n_local, seed)
         mean = self._allsum(locations.sum(axis=0) / self.n_particles, error, "prior sampling", everywhere=True)
         self._locations = locations
         self._weights = np.full(n_local, 1.0 / self.n_particles)
@@ -329,10 +363,11 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
     def update(self, outcome, expparams, check_for_resample: bool = True) -> None:
         """Condition the posterior on one observed outcome (every rank updates its shard).
 
-        Atomic: if the model fails on any rank, every shard is left as it was
-        and the root raises the model's exception, with a
-        :class:`~mpi_qinfer.errors.RemoteError` holding every failing rank's
-        traceback as its ``__cause__`` (as the proxy does).
+        Atomic, together with the resampling it triggers (see the class
+        notes): if the model fails on any rank, in the likelihood or in the
+        resampling's validity check, or the zero-weight policy refuses the
+        datum, nothing has changed on any rank, the root's generator
+        included, and the root raises.
 
         Parameters
         ----------
@@ -344,15 +379,129 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             The experiment performed (of the model's ``expparams_dtype``).
         check_for_resample : bool, optional
             Resample afterwards if the effective sample size is too small.
-        """
-        outcomes = _one_outcome(outcome)  # the same check as SMCUpdater's
-        expparams = _as_experiments(expparams, self.model)
-        self._send(_Op.UPDATE, (outcome, outcomes, expparams))
-        if check_for_resample:
-            self._maybe_resample()
 
-    def _op_update(self, outcome, outcomes, expparams) -> None:
-        w, x = self._weights, self._locations
+        Raises
+        ------
+        ValueError
+            When ``outcome`` holds more than one value.
+        TypeError
+            When ``outcome`` is not a number or a record, or ``expparams``
+            not an array of the model's experiments.
+        RuntimeError
+            With ``zero_weight_policy="error"``, when the outcome leaves every
+            weight zero or not a number (a NaN or infinite likelihood on any
+            rank).
+        """
+        datum = (outcome, _one_outcome(outcome), _as_experiments(expparams, self.model))  # as SMCUpdater checks
+        self._atomically(_Op.UPDATE, (datum, self._rules(1 if check_for_resample else None)))
+
+    def batch_update(self, outcomes, expparams, resample_interval: int = 5) -> None:
+        """Update on several outcomes in turn, checking for resampling every few.
+
+        Atomic as a whole, as :meth:`SMCUpdater.batch_update
+        <mpi_qinfer.smc.SMCUpdater.batch_update>`: if any update fails, every
+        rank is left as it was before the first. The data travel in one
+        command.
+
+        Parameters
+        ----------
+        outcomes : numpy.ndarray, shape (n,)
+        expparams : numpy.ndarray, shape (n,)
+        resample_interval : int, optional
+            Check the resampling condition after every this many updates.
+        """
+        if expparams.shape[0] != np.shape(outcomes)[0]:
+            raise ValueError("The number of outcomes and experiments must match.")
+        if expparams.ndim == 1:
+            expparams = expparams[:, np.newaxis]
+        data = [(outcome, _one_outcome(outcome), _as_experiments(experiment, self.model))
+                for outcome, experiment in zip(outcomes, expparams)]
+        self._atomically(_Op.BATCH, (data, self._rules(resample_interval)))
+
+    def resample(self) -> None:
+        """Resample now: Liu--West on every shard, then each rank again holds its ``balance`` share.
+
+        Atomic, like :meth:`update`: if it fails on any rank, nothing has
+        changed, the root's generator included.
+        """
+        if self._just_resampled:
+            warnings.warn("Resampling without additional data; this may not perform as desired.",
+                          ResamplerWarning, stacklevel=2)
+        self._atomically(_Op.RESAMPLE, ())
+
+    def _rules(self, interval: int | None) -> _Rules:
+        """The root's settings for a step (every rank follows the root's, not its own)."""
+        return _Rules(None if interval is None else self.resample_thresh, interval, self.zero_weight_policy,
+                      float(self.zero_weight_thresh))
+
+    def _atomically(self, op: int, args):
+        """Root: send a step; if it fails, put the root's generator back (the shards never changed)."""
+        state = self.rng.bit_generator.state
+        try:
+            return self._send(op, args)
+        except BaseException:
+            self.rng.bit_generator.state = state
+            raise
+
+    def _agreed_seed(self) -> int:
+        """A seed drawn from the root's generator, the same on every rank (collective)."""
+        seed = int(self.rng.integers(0, 2**63 - 1)) if self.is_root else None
+        return self._comm.bcast(seed, self._root)
+
+    def _state(self) -> _Shard:
+        return _Shard(self._weights, self._locations, self._shift, self._n_ess, self._just_resampled,
+                      self._resample_count, self._counts, self.n_particles)
+
+    def _commit(self, state: _Shard, records=()) -> None:
+        """Make ``state`` this rank's, and on the root append ``(outcome, normalisation)`` records.
+
+        The only place a step changes the updater; it cannot fail, so a step
+        that reaches it on one rank reaches it on every rank.
+        """
+        (self._weights, self._locations, self._shift, self._n_ess, self._just_resampled,
+         self._resample_count, self._counts, self.n_particles) = state
+        if self.is_root:
+            for outcome, norm in records:
+                self._data_record.append(outcome)
+                self._normalization_record.append(norm)
+
+    def _op_update(self, datum, rules: _Rules) -> None:
+        state, record, applied = self._updated(self._state(), datum, rules)
+        if applied and self._needs_resample(state, rules):
+            state = self._resampled(state, self._agreed_seed())
+        self._commit(state, [] if record is None else [record])
+
+    def _op_batch(self, data, rules: _Rules) -> None:
+        state, records = self._state(), []
+        for index, datum in enumerate(data):
+            state, record, _ = self._updated(state, datum, rules)
+            if record is not None:
+                records.append(record)
+            if (index + 1) % rules.interval == 0 and self._needs_resample(state, rules):
+                state = self._resampled(state, self._agreed_seed())
+        self._commit(state, records)
+
+    def _op_resample(self) -> None:
+        self._commit(self._resampled(self._state(), self._agreed_seed()))
+
+    @staticmethod
+    def _needs_resample(state: _Shard, rules: _Rules) -> bool:
+        return rules.resample_thresh is not None and state.n_ess < state.n_particles * rules.resample_thresh
+
+    def _updated(self, state: _Shard, datum, rules: _Rules):
+        """``state`` conditioned on one datum, computed aside (collective; every rank branches alike).
+
+        Returns
+        -------
+        state : _Shard
+        record : (outcome, normalisation) or None
+            None when the zero-weight policy skips the datum.
+        applied : bool
+            False when the policy skipped the datum or reset the cloud; then,
+            as in :class:`~mpi_qinfer.smc.SMCUpdater`, no resampling follows.
+        """
+        outcome, outcomes, expparams = datum
+        w, x = state.weights, state.locations
         error = None
         terms = np.zeros(3 + self._n_mp)
         try:
@@ -373,7 +522,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         # An impossible outcome leaves every weight zero instead of NaN (as SMCUpdater).
         safe = 1.0 if abs(norm) < np.spacing(1) else norm
         weights = weighted
-        weights /= safe
+        weights /= safe  # in place: weighted is this step's own array
         smallest = None
         if negatives > 0 or norm < 0:
             smallest = float(self._comm.allreduce(weights.min(initial=np.inf), op=self._MPI.MIN))
@@ -381,55 +530,34 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             sum_sq, total = self._allsum([np.einsum("i,i->", weights, weights), weights.sum()], None, "update")
         else:
             sum_sq, total = sum_sq / (safe * safe), norm / safe
-        self._weights, self._locations = weights, new_x
-        self._shift = reduced[3:] / safe  # the new mean: the next shift (see distributed_sums)
-        self._just_resampled = False
-        with np.errstate(divide="ignore"):
-            self._n_ess = float(np.float64(1.0) / sum_sq)
-        if self.is_root:
-            if smallest is not None and smallest < 0:
-                warnings.warn("Negative weights occurred in particle approximation. Smallest weight "
-                              f"observed == {smallest}. Clipping weights.", ApproximationWarning, stacklevel=4)
-            if total <= self.zero_weight_thresh:
+        if self.is_root and smallest is not None and smallest < 0:
+            warnings.warn("Negative weights occurred in particle approximation. Smallest weight "
+                          f"observed == {smallest}. Clipping weights.", ApproximationWarning, stacklevel=_USER)
+        record = (outcome, float(norm))
+        # "not >" also catches NaN (a NaN or infinite likelihood on any rank): total has the same bits everywhere.
+        if not total > rules.zero_weight_thresh:
+            if rules.policy == "error":
+                raise _zero_weights_error(outcome, total)
+            if rules.policy == "skip":
+                return state, None, False
+            if rules.policy == "reset":
+                if self.is_root:
+                    warnings.warn("All particle weights are zero. Resetting from initial prior.",
+                                  ApproximationWarning, stacklevel=_USER)
+                return self._redrawn(state, self._agreed_seed(), state.counts, state.n_particles), record, False
+            if rules.policy == "warn" and self.is_root:
                 warnings.warn("All particle weights are zero. This will very likely fail quite badly.",
-                              ApproximationWarning, stacklevel=4)
-            self._data_record.append(outcome)
-            self._normalization_record.append(float(norm))
+                              ApproximationWarning, stacklevel=_USER)
+        with np.errstate(divide="ignore"):
+            n_ess = float(np.float64(1.0) / sum_sq)
+        # The new mean is the next shift (see distributed_sums).
+        return state._replace(weights=weights, locations=new_x, shift=reduced[3:] / safe, n_ess=n_ess,
+                              just_resampled=False), record, True
 
-    def batch_update(self, outcomes, expparams, resample_interval: int = 5) -> None:
-        """Update on several outcomes in turn, checking for resampling every few.
-
-        Parameters
-        ----------
-        outcomes : numpy.ndarray, shape (n,)
-        expparams : numpy.ndarray, shape (n,)
-        resample_interval : int, optional
-            Check the resampling condition after every this many updates.
-        """
-        if expparams.shape[0] != np.shape(outcomes)[0]:
-            raise ValueError("The number of outcomes and experiments must match.")
-        if expparams.ndim == 1:
-            expparams = expparams[:, np.newaxis]
-        for idx, (outcome, experiment) in enumerate(zip(outcomes, expparams)):
-            self.update(outcome, experiment, check_for_resample=False)
-            if (idx + 1) % resample_interval == 0:
-                self._maybe_resample()
-
-    def _maybe_resample(self) -> None:
-        if self._n_ess < self.n_particles * self.resample_thresh:
-            self.resample()
-
-    def resample(self) -> None:
-        """Resample now: Liu--West on every shard, then each rank again holds its ``balance`` share."""
-        if self._just_resampled:
-            warnings.warn("Resampling without additional data; this may not perform as desired.",
-                          ResamplerWarning, stacklevel=2)
-        seed = int(self.rng.integers(0, 2**63 - 1))
-        self._send(_Op.RESAMPLE, (seed,))
-
-    def _op_resample(self, seed: int) -> None:
+    def _resampled(self, state: _Shard, seed: int) -> _Shard:
+        """``state`` resampled (Liu--West, then the ``balance`` shares), computed aside (collective)."""
         comm, rank = self._comm, self._rank
-        w, x, shift = self._weights, self._locations, self._shift
+        w, x, shift = state.weights, state.locations, state.shift
         lw = self.resampler
         error = None
         moments = np.zeros(sums.moment_length(self._n_mp))
@@ -442,7 +570,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             if self.is_root:
                 warnings.warn("Covariance has zero norm; adding in small covariance in resampler. "
                               "Consider increasing n_particles to improve covariance estimates.",
-                              ResamplerWarning, stacklevel=4)
+                              ResamplerWarning, stacklevel=_USER)
             cov = lw.zero_cov_comp * np.eye(self._n_mp)
         scale = lw.h * _covariance_factor(cov)
 
@@ -453,10 +581,10 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             draw_weights = np.ones_like(w)
             totals, starts = resampling.segments(comm, float(w.size))
         common, own = self._streams(seed)
-        offspring, per_rank = resampling.offspring_counts(draw_weights, self.draws, self.n_particles,
+        offspring, per_rank = resampling.offspring_counts(draw_weights, self.draws, state.n_particles,
                                                           totals, starts, rank, common, own)
         parents = np.ascontiguousarray(np.repeat(x, offspring, axis=0))
-        send, receive = resampling.exchange_plan(per_rank, self._counts, rank)
+        send, receive = resampling.exchange_plan(per_rank, state.counts, rank)
         parents = resampling.exchange_rows(comm, parents, send, receive)
 
         n_invalid = 0
@@ -483,21 +611,54 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             error = exc
         n_invalid = self._allsum([n_invalid], error, "resample")[0]
 
-        self._locations = new_x
-        self._weights = np.full(new_x.shape[0], 1.0 / self.n_particles)
-        self._shift = mean
-        self._n_ess = float(self.n_particles)
-        self._just_resampled = True
-        self._resample_count += 1
+        self._clear_model_cache()  # the cloud is new (harmless should the step fail later)
+        if self.is_root and n_invalid:
+            warnings.warn(f"Liu-West resampling failed to find valid models for {int(n_invalid)} "
+                          f"particles within {lw.maxiter} iterations.", ResamplerWarning, stacklevel=_USER)
+        return state._replace(weights=np.full(new_x.shape[0], 1.0 / state.n_particles), locations=new_x,
+                              shift=mean, n_ess=float(state.n_particles), just_resampled=True,
+                              resample_count=state.resample_count + 1)
+
+    def _clear_model_cache(self) -> None:
         clear = getattr(self.model, "clear_cache", None)
         if clear is not None:
             try:
                 clear()
             except Exception as exc:  # noqa: BLE001 - a cache is never worth failing an update for
-                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.", stacklevel=4)
-        if self.is_root and n_invalid:
-            warnings.warn(f"Liu-West resampling failed to find valid models for {int(n_invalid)} "
-                          f"particles within {lw.maxiter} iterations.", ResamplerWarning, stacklevel=4)
+                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.", stacklevel=_USER)
+
+    # --------------------------------------------------------- the prior again
+    def _prior_shard(self, n_local: int, seed: int):
+        """This rank's ``n_local`` particles from the prior, from its own stream of ``seed`` (no communication).
+
+        Returns ``(locations, error)``: on failure, zeros and the exception (for :meth:`_allsum`).
+        """
+        try:
+            drawn = _prior_sample(self.prior, self.model, n_local, self._streams(seed)[1])  # as SMCUpdater checks
+            return np.ascontiguousarray(drawn, dtype=np.float64), None
+        except Exception as exc:  # noqa: BLE001 - every rank must agree
+            return np.zeros((n_local, self._n_mp)), exc
+
+    def _redrawn(self, state: _Shard, seed: int, counts, n_particles: int, only_params=None,
+                 reset_weights: bool = True) -> _Shard:
+        """``state`` with particles drawn afresh from the prior (only ``only_params`` of them), computed aside."""
+        counts = np.asarray(counts, dtype=np.int64)
+        fresh, error = self._prior_shard(int(counts[self._rank]), seed)
+        weights = np.full(fresh.shape[0], 1.0 / n_particles) if reset_weights else state.weights
+        terms = np.zeros(self._n_mp)
+        if error is None:
+            try:
+                if only_params is not None:
+                    merged = state.locations.copy()
+                    merged[:, only_params] = fresh[:, only_params]
+                    fresh = np.ascontiguousarray(_canonicalize(self.model, merged), dtype=np.float64)
+                terms = np.einsum("i,im->m", weights, fresh)
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+        mean = self._allsum(terms, error, "reset")
+        n_ess = float(n_particles) if reset_weights else state.n_ess
+        return state._replace(weights=weights, locations=fresh, shift=mean, n_ess=n_ess, counts=counts,
+                              n_particles=int(n_particles))
 
     # ------------------------------------------------------------ estimates
     def est_mean(self) -> np.ndarray:

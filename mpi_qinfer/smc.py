@@ -99,6 +99,18 @@ def _one_outcome(outcome) -> np.ndarray:
     return array.reshape(1)
 
 
+def _zero_weights_error(outcome, total: float) -> RuntimeError:
+    """The error of ``zero_weight_policy="error"``, shared by both updaters; ``total`` is the weights' sum."""
+    if np.isnan(total):
+        what = ("The particle weights are not a number (NaN) after outcome {!r}: the likelihood is NaN or "
+                "infinite for some particle.")
+    else:
+        what = ("All particle weights are zero (or NaN) after outcome {!r}: the datum is impossible under the "
+                "current posterior.")
+    return RuntimeError(what.format(outcome) + " The updater is unchanged; choose zero_weight_policy= "
+                        "'skip', 'reset' or 'warn' to carry on anyway.")
+
+
 def _weighted_mean(weights: np.ndarray, locations: np.ndarray) -> np.ndarray:
     return weights @ locations
 
@@ -491,15 +503,12 @@ class SMCUpdater(UpdaterRecord):
                 stacklevel=3,
             )
             weights = np.clip(weights, 0, 1)
-        # "not >" also catches NaN weights, which no later step could recover from.
-        if not np.sum(weights) > self.zero_weight_thresh:
+        # "not >" also catches NaN weights (a NaN or infinite likelihood), which no later step could recover from.
+        total = np.sum(weights)
+        if not total > self.zero_weight_thresh:
             policy = self.zero_weight_policy
             if policy == "error":
-                raise RuntimeError(
-                    f"All particle weights are zero (or NaN) after outcome {outcome!r}: the datum is impossible "
-                    "under the current posterior. The updater is unchanged; choose zero_weight_policy= "
-                    "'skip', 'reset' or 'warn' to carry on anyway."
-                )
+                raise _zero_weights_error(outcome, total)
             if policy == "skip":
                 return None
             if policy == "reset":

@@ -356,6 +356,144 @@ def test_a_model_failure_changes_no_shard_and_the_root_raises(world):
     on_root(world, (model, 600, UniformDistribution([0, 1])), check, rng=1)
 
 
+class _FailsOnce(SimplePrecessionModel):
+    """On a failing rank, ``are_models_valid`` raises once: at its first call after ``after`` likelihood calls.
+
+    Every rank makes one likelihood call per update, so the failure falls in
+    the first resampling after update ``after`` on every rank count, and a
+    retry of the same step succeeds.
+    """
+
+    def __init__(self, failing: bool, after: int):
+        super().__init__()
+        self.failing, self.after = failing, after
+        self.calls = 0
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        self.calls += 1
+        return super().likelihood(outcomes, modelparams, expparams)
+
+    def are_models_valid(self, modelparams):
+        if self.failing and self.calls >= self.after:
+            self.failing = False
+            raise FloatingPointError("the validity check failed once")
+        return super().are_models_valid(modelparams)
+
+
+def _full_state(updater):
+    """Everything a step may change, on the root, for either updater."""
+    return (updater.particle_weights.copy(), updater.particle_locations.copy(), list(updater.data_record),
+            list(updater.normalization_record), updater.resample_count, updater.just_resampled, updater.n_ess,
+            updater.rng.bit_generator.state)
+
+
+def _assert_same_state(got, want):
+    for new, old in zip(got, want):
+        np.testing.assert_equal(new, old)
+
+
+PRECESSION_DATA = [(k % 2, np.array([1.3**k])) for k in range(25)]
+
+
+def _updates_retrying_failures(updater, data=PRECESSION_DATA):
+    """Feed ``data``; a step that raises must have changed nothing, and is then retried. Returns the failures."""
+    failures = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for outcome, experiment in data:
+            before = _full_state(updater)
+            try:
+                updater.update(outcome, experiment)
+            except FloatingPointError as error:
+                failures.append(error)
+                _assert_same_state(_full_state(updater), before)
+                updater.update(outcome, experiment)
+    return failures, _full_state(updater)
+
+
+def test_an_update_whose_resampling_fails_changes_nothing_and_its_retry_is_the_run_that_never_failed(world):
+    rank, last = world.Get_rank(), world.Get_size() - 1
+    runs = {}
+    for failing in (False, True):
+        model = _FailsOnce(failing and rank == last, after=8)
+
+        def run(updater):
+            runs[failing] = _updates_retrying_failures(updater)
+
+        on_root(world, (model, 700, UniformDistribution([0, 1])), run, rng=8)
+    serial = {failing: _updates_retrying_failures(SMCUpdater(_FailsOnce(failing, after=8), 700,
+                                                             UniformDistribution([0, 1]), rng=8))
+              for failing in (False, True)} if rank == 0 else None
+
+    def compare():
+        for results, ranks in ((runs, [last]), (serial, [0])):  # the same verdicts from both updaters
+            (none, clean), (failures, retried) = results[False], results[True]
+            assert none == [] and len(failures) == 1 and clean[4] > 1  # one failure, inside a resampling
+            if results is runs:
+                assert isinstance(failures[0].__cause__, RemoteError) and failures[0].__cause__.ranks == ranks
+            _assert_same_state(retried, clean)  # bitwise: the datum counted once, the same random numbers
+            assert len(retried[2]) == len(PRECESSION_DATA)
+
+    assert_collectively(world, verdict_of(compare) if rank == 0 else None)
+
+
+def test_a_failed_resample_restores_the_generator_and_its_retry_is_the_resample_that_never_failed(world):
+    rank, last = world.Get_rank(), world.Get_size() - 1
+    results, serial_verdicts = [], []
+    for failing in (False, True):
+        def run(updater):
+            updater.update(1, np.array([5.0]), check_for_resample=False)
+            before = _full_state(updater)
+            if failing:
+                with pytest.raises(FloatingPointError, match="failed once"):
+                    updater.resample()
+                _assert_same_state(_full_state(updater), before)  # the root's generator too
+            updater.resample()
+            results.append(_full_state(updater))
+
+        on_root(world, (_FailsOnce(failing and rank == last, after=0), 500, UniformDistribution([0, 1])), run,
+                rng=4)
+        if rank == 0:  # the serial updater, on the same model
+            serial_verdicts.append(
+                verdict_of(run, SMCUpdater(_FailsOnce(failing, after=0), 500, UniformDistribution([0, 1]), rng=4)))
+
+    def compare():
+        assert serial_verdicts == [None, None], serial_verdicts
+        distributed_clean, serial_clean, distributed_retried, serial_retried = results
+        _assert_same_state(distributed_retried, distributed_clean)
+        _assert_same_state(serial_retried, serial_clean)
+        assert distributed_retried[4] == serial_retried[4] == 1
+
+    assert_collectively(world, verdict_of(compare) if rank == 0 else None)
+
+
+def test_a_batch_update_is_atomic_on_every_shard(world):
+    rank, last = world.Get_rank(), world.Get_size() - 1
+    times = 1.3 ** np.arange(15)
+    outcomes = np.arange(15) % 2
+    results = []
+    for failing in (False, True):
+        def run(updater):
+            updater.update(0, np.array([0.5]))
+            before = _full_state(updater)
+            if failing:
+                with pytest.raises(FloatingPointError, match="failed once"):  # in a resampling inside the batch
+                    updater.batch_update(outcomes, times, resample_interval=3)
+                _assert_same_state(_full_state(updater), before)
+            updater.batch_update(outcomes, times, resample_interval=3)
+            results.append(_full_state(updater))
+
+        on_root(world, (_FailsOnce(failing and rank == last, after=6), 400, UniformDistribution([0, 1])), run,
+                rng=6)
+
+    def compare():
+        clean, retried = results
+        assert clean[4] > 0 and len(clean[2]) == 16
+        _assert_same_state(retried, clean)
+
+    assert_collectively(world, verdict_of(compare) if rank == 0 else None)
+
+
 def test_bad_input_errors_on_the_root_before_any_communication(world):
     model = SimplePrecessionModel()
 
