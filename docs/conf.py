@@ -28,6 +28,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "cli_help",  # docs/_ext/cli_help.py: `python -m mpi_qinfer ... --help` output, run at build time
+    "updater_members",  # docs/_ext/updater_members.py: both updaters' members, tabled from the classes
 ]
 
 # Offline build: no intersphinx (it would download inventories and warn without a network).

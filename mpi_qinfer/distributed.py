@@ -30,7 +30,8 @@ from . import distributed_sums as sums
 from .distributed_loop import CLOSE, CommandLoop, new_message
 from .distributed_region import credible_mask
 from .errors import EngineClosedError, ModelMismatchError
-from .partition import even_counts, weighted_counts
+from .partition import check_count, displacements, even_counts, weighted_counts
+from .posterior import check_marginal_arguments, marginal
 from .smc import (
     ApproximationWarning,
     LiuWestResampler,
@@ -64,6 +65,7 @@ class _Op(enum.IntEnum):
     RESTORE = 9
     BATCH = 10
     RESET = 11
+    HYPOTHETICAL = 12
 
 
 #: ``stacklevel`` of a step's warnings: from inside the step up to the root's caller (own loop).
@@ -172,8 +174,18 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         Resample when ``n_ess < resample_thresh * n_particles`` (default 0.5).
     rng : numpy.random.Generator, int or None, optional
         The root's generator, or a seed for one. It seeds every random step
-        (the prior, each resampling) and draws :meth:`sample` and the
-        particle guess heuristic's picks. Ignored on the workers.
+        (the prior, each resampling, each :meth:`reset`) and draws
+        :meth:`sample` and the particle guess heuristic's picks. Ignored on
+        the workers.
+    zero_weight_policy : {"error", "warn", "skip", "reset", "ignore"}, optional
+        What :meth:`update` does when a datum leaves every particle weight
+        zero, or not a number (a NaN or infinite likelihood on any rank), as
+        :class:`~mpi_qinfer.smc.SMCUpdater` does: ``"error"`` (default)
+        raises ``RuntimeError`` and changes nothing. The root's policy
+        applies on every rank.
+    zero_weight_thresh : float or None, optional
+        The total weight at or below which the policy applies; None uses the
+        class attribute :attr:`zero_weight_thresh`.
     comm : mpi4py.MPI.Intracomm, optional
         The ranks to use (duplicated). Default ``MPI.COMM_WORLD``. Ignored
         when ``engine`` is given.
@@ -193,6 +205,17 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         How idle workers wait in their own loop; see
         :class:`~mpi_qinfer.engine.Engine`.
 
+    Notes
+    -----
+    :meth:`update` (with the resampling it triggers), :meth:`batch_update`,
+    :meth:`resample` and :meth:`reset` are atomic on every shard: every rank
+    computes its new shard aside, and the step is committed only when all of
+    it has succeeded on every rank. If anything fails on any rank (the
+    model, the validity check, the prior, the zero-weight policy), every
+    shard, the records and the root's generator are left exactly as they
+    were and the root raises, so retrying the same datum counts it once and
+    draws the same random numbers.
+
     Examples
     --------
     Every rank runs the same script::
@@ -208,8 +231,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
     #: Default total weight at or below which an update is treated as leaving every weight zero.
     zero_weight_thresh = SMCUpdater.zero_weight_thresh
 
-    #: What :meth:`update` does with a datum that leaves every weight zero or not a number (the root's applies).
-    zero_weight_policy = SMCUpdater.zero_weight_policy  # the same property: the same check and default
+    # SMCUpdater's own property: the same check, the same default ("error"). The root's policy applies.
+    zero_weight_policy = SMCUpdater.zero_weight_policy
 
     def __init__(self, model, n_particles: int, prior, resampler=None, resample_thresh: float = 0.5,
                  rng=None, zero_weight_policy: str = "error", zero_weight_thresh: float | None = None, *,
@@ -428,6 +451,77 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             warnings.warn("Resampling without additional data; this may not perform as desired.",
                           ResamplerWarning, stacklevel=2)
         self._atomically(_Op.RESAMPLE, ())
+
+    def hypothetical_update(self, outcomes, expparams, return_likelihood: bool = False,
+                            return_normalization: bool = False):
+        """Posterior weights for hypothetical outcomes, leaving the updater unchanged (costly: gathers).
+
+        As :meth:`SMCUpdater.hypothetical_update
+        <mpi_qinfer.smc.SMCUpdater.hypothetical_update>`: every rank weighs
+        its own particles, the normalisations are summed over the ranks, and
+        the weights (and likelihoods) of the whole cloud are gathered to the
+        root in global order, as :meth:`gather` gathers the cloud. For
+        experiment design, :meth:`bayes_risk` and
+        :meth:`expected_information_gain` need no gathering.
+
+        Parameters
+        ----------
+        outcomes : int or numpy.ndarray of int, shape (n_outcomes,)
+        expparams : numpy.ndarray, shape (n_experiments,)
+        return_likelihood : bool, optional
+            Also return the likelihood, shape (n_outcomes, n_experiments, n_particles), as float64.
+        return_normalization : bool, optional
+            Also return the normalisation, shape (n_outcomes, n_experiments, 1).
+
+        Returns
+        -------
+        weights : numpy.ndarray, shape (n_outcomes, n_experiments, n_particles)
+            Followed by the likelihood and/or normalisation, if asked for.
+        """
+        if not isinstance(outcomes, np.ndarray):
+            outcomes = np.array([outcomes])
+        expparams = _as_experiments(expparams, self.model)
+        weights, likelihood, norm = self._send(_Op.HYPOTHETICAL, (outcomes, expparams, bool(return_likelihood)))
+        extra = ()
+        if return_likelihood:
+            extra += (likelihood,)
+        if return_normalization:
+            extra += (norm,)
+        return (weights,) + extra if extra else weights
+
+    def _op_hypothetical(self, outcomes, expparams, return_likelihood: bool):
+        n_outcomes, n_experiments, n_local = np.atleast_1d(outcomes).shape[0], expparams.shape[0], self._weights.size
+        want = (n_outcomes, n_local, n_experiments)
+        error = None
+        local_norm = np.zeros((n_outcomes, n_experiments))
+        try:
+            answer = np.asarray(self.model.likelihood(outcomes, self._locations, expparams))
+            if answer.shape != want:
+                raise ValueError(f"the model's likelihood returned shape {answer.shape}, not {want}")
+            likelihood = answer.transpose([0, 2, 1])
+            # C order, as SMCUpdater: every sum over particles runs along contiguous memory.
+            weights = np.multiply(self._weights, likelihood, order="C")
+            local_norm = np.sum(weights, axis=2)
+        except Exception as exc:  # noqa: BLE001 - every rank must agree below
+            error = exc
+        norm = self._allsum(local_norm, error, "hypothetical_update").reshape(n_outcomes, n_experiments, 1)
+        # An impossible outcome leaves every weight zero instead of NaN (as SMCUpdater).
+        weights /= np.where(np.abs(norm) < np.spacing(1), 1.0, norm)
+        weights = self._gather_particle_axis(weights)
+        likelihood = self._gather_particle_axis(likelihood) if return_likelihood else None
+        return weights, likelihood, norm
+
+    def _gather_particle_axis(self, values: np.ndarray) -> np.ndarray | None:
+        """Gather ``(a, b, n_local)`` float64 arrays to the root as ``(a, b, n_particles)``, in global order."""
+        MPI = self._MPI
+        a, b = values.shape[:2]
+        rows = np.ascontiguousarray(np.moveaxis(values, 2, 0), dtype=np.float64)  # one row per particle
+        counts = self._counts * (a * b)
+        check_count(int(counts.sum()), "the hypothetical weights the root gathers")  # the same verdict on every rank
+        whole = np.empty((self.n_particles, a, b)) if self.is_root else None
+        self._comm.Gatherv([rows, MPI.DOUBLE], [whole, counts, displacements(counts), MPI.DOUBLE]
+                           if self.is_root else None, self._root)
+        return np.ascontiguousarray(np.moveaxis(whole, 0, 2)) if self.is_root else None
 
     def _rules(self, interval: int | None) -> _Rules:
         """The root's settings for a step (every rank follows the root's, not its own)."""
@@ -660,6 +754,40 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         return state._replace(weights=weights, locations=fresh, shift=mean, n_ess=n_ess, counts=counts,
                               n_particles=int(n_particles))
 
+    def reset(self, n_particles: int | None = None, only_params=None, reset_weights: bool = True) -> None:
+        """Draw the particles afresh from the prior (as :meth:`SMCUpdater.reset <mpi_qinfer.smc.SMCUpdater.reset>`).
+
+        The records and the resample count are kept. Every rank draws its
+        share from its own stream, seeded from the root's generator; the
+        shares follow ``balance``. Atomic, like :meth:`update`.
+
+        Parameters
+        ----------
+        n_particles : int or None, optional
+            New number of particles; None keeps the current one.
+        only_params : slice, int or sequence of int, optional
+            Redraw only these parameters (the others keep their values);
+            not together with ``n_particles``.
+        reset_weights : bool, optional
+            Also make the weights uniform (default True).
+        """
+        # The serial updater's checks and messages, on the root before any communication.
+        if n_particles is not None and only_params is not None:
+            raise ValueError("give n_particles or only_params, not both")
+        n = self.n_particles if n_particles is None else int(n_particles)
+        if n < 1:
+            raise ValueError(f"n_particles must be positive, got {n_particles!r}")
+        if not reset_weights and n != self.n_particles:
+            raise ValueError("reset_weights=False needs the particle count unchanged")
+        if only_params is not None:
+            np.zeros((1, self._n_mp))[:, only_params]  # a bad index fails here
+        counts = self._counts if n == self.n_particles else _target_counts(self._balance, n, self._size)
+        self._atomically(_Op.RESET, (counts, n, only_params, bool(reset_weights)))
+
+    def _op_reset(self, counts, n_particles: int, only_params, reset_weights: bool) -> None:
+        state = self._state()
+        self._commit(self._redrawn(state, self._agreed_seed(), counts, n_particles, only_params, reset_weights))
+
     # ------------------------------------------------------------ estimates
     def est_mean(self) -> np.ndarray:
         """The posterior mean ``sum w x`` (one reduction of ``1 + n + n**2`` numbers per rank).
@@ -853,6 +981,65 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             return region, ordered([p[2] for p in parts], [p[3] for p in parts])
         return region
 
+    def posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
+                           range_min: float | None = None, range_max: float | None = None):
+        """The marginal density of one parameter (as :meth:`SMCUpdater.posterior_marginal
+        <mpi_qinfer.smc.SMCUpdater.posterior_marginal>`; gathers the weights and that parameter).
+
+        See :func:`mpi_qinfer.posterior.marginal` for the details.
+
+        Parameters
+        ----------
+        idx_param : int, optional
+            Which parameter (default 0).
+        res : int, optional
+            Number of grid points (default 100).
+        smoothing : float, optional
+            Standard deviation of a Gaussian smoothing kernel, in the
+            parameter's units (default 0: none).
+        range_min, range_max : float or None, optional
+            Grid ends; None takes the smallest and largest particle.
+
+        Returns
+        -------
+        grid : numpy.ndarray, shape (res,)
+        density : numpy.ndarray, shape (res,)
+        """
+        check_marginal_arguments(self._n_mp, idx_param, res, smoothing)  # before any communication
+        weights, column = self._send(_Op.GATHER, (np.s_[:, idx_param : idx_param + 1 or None],))
+        return marginal(weights, column, 0, res, smoothing=smoothing, range_min=range_min, range_max=range_max)
+
+    def plot_posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
+                                range_min: float | None = None, range_max: float | None = None,
+                                label_xaxis: bool = True, other_plot_args: dict | None = None,
+                                true_model=None, ax=None):
+        """Plot :meth:`posterior_marginal` with matplotlib (the ``plot`` extra), on the root.
+
+        See :func:`mpi_qinfer.plotting.plot_posterior_marginal`.
+
+        Parameters
+        ----------
+        idx_param, res, smoothing, range_min, range_max
+            As for :meth:`posterior_marginal`.
+        label_xaxis : bool, optional
+            Label the x axis with the model's parameter name.
+        other_plot_args : dict or None, optional
+            Keyword arguments of matplotlib's ``plot``.
+        true_model : numpy.ndarray or None, optional
+            A parameter vector to mark with a dashed vertical line.
+        ax : matplotlib.axes.Axes or None, optional
+            Where to draw; None uses ``matplotlib.pyplot.gca()``.
+
+        Returns
+        -------
+        list of matplotlib.lines.Line2D
+        """
+        from .plotting import plot_posterior_marginal
+
+        return plot_posterior_marginal(self, idx_param, res, smoothing, range_min, range_max,
+                                       label_xaxis=label_xaxis, other_plot_args=other_plot_args,
+                                       true_model=true_model, ax=ax)
+
     # --------------------------------------------------- the whole cloud (costly)
     def gather(self) -> tuple[np.ndarray, np.ndarray]:
         """Copy the whole cloud to the root, in global order: for checks and small clouds only.
@@ -926,18 +1113,20 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         """numpy.ndarray : All the locations, gathered to the root (costly; see :meth:`gather`)."""
         return self.gather()[1]
 
-    def _op_gather(self):
+    def _op_gather(self, columns=np.s_[:, :]):
         MPI, comm, root = self._MPI, self._comm, self._root
         counts = self._counts
+        mine = np.ascontiguousarray(self._locations[columns])  # a copy only when columns are chosen
+        width = mine.shape[1]
         weights = locations = None
         if self.is_root:
             weights = np.empty(self.n_particles)
-            locations = np.empty((self.n_particles, self._n_mp))
+            locations = np.empty((self.n_particles, width))
         displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
         comm.Gatherv([self._weights, MPI.DOUBLE], [weights, counts, displs, MPI.DOUBLE] if self.is_root else None,
                      root)
-        row_counts = counts * self._n_mp
-        row_displs = displs * self._n_mp
-        comm.Gatherv([self._locations, MPI.DOUBLE],
+        row_counts = counts * width
+        row_displs = displs * width
+        comm.Gatherv([mine, MPI.DOUBLE],
                      [locations, row_counts, row_displs, MPI.DOUBLE] if self.is_root else None, root)
         return weights, locations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["entropy", "credible_region", "marginal", "gaussian_smooth"]
+__all__ = ["entropy", "credible_region", "marginal", "check_marginal_arguments", "gaussian_smooth"]
 
 
 def entropy(weights) -> float:
@@ -107,6 +107,25 @@ def gaussian_smooth(values, sigma: float) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
+def check_marginal_arguments(n_params: int, idx_param: int, res: int, smoothing: float) -> int:
+    """Check the arguments of :func:`marginal` that do not depend on the particles; return ``res`` as an int.
+
+    Raises
+    ------
+    ValueError
+        For fewer than two grid points, a negative ``smoothing`` or an
+        ``idx_param`` that indexes none of the ``n_params`` parameters.
+    """
+    res = int(res)
+    if res < 2:
+        raise ValueError(f"res must be at least 2, got {res}")
+    if smoothing < 0:
+        raise ValueError(f"smoothing must be non-negative, got {smoothing!r}")
+    if not -n_params <= idx_param < n_params:
+        raise ValueError(f"idx_param must index one of the {n_params} model parameters, got {idx_param}")
+    return res
+
+
 def marginal(weights, locations, idx_param: int = 0, res: int = 100, *, smoothing: float = 0,
              range_min: float | None = None, range_max: float | None = None):
     """The marginal density of one parameter: the derivative of its interpolated CDF.
@@ -137,16 +156,9 @@ def marginal(weights, locations, idx_param: int = 0, res: int = 100, *, smoothin
     grid : numpy.ndarray, shape (res,)
     density : numpy.ndarray, shape (res,)
     """
-    res = int(res)
-    if res < 2:
-        raise ValueError(f"res must be at least 2, got {res}")
-    if smoothing < 0:
-        raise ValueError(f"smoothing must be non-negative, got {smoothing!r}")
     weights = np.asarray(weights, dtype=np.float64)
     locations = np.asarray(locations, dtype=np.float64)
-    n_params = locations.shape[1]
-    if not -n_params <= idx_param < n_params:
-        raise ValueError(f"idx_param must index one of the {n_params} model parameters, got {idx_param}")
+    res = check_marginal_arguments(locations.shape[1], idx_param, res, smoothing)
     order = np.argsort(locations[:, idx_param])
     values = locations[order, idx_param]
     lo = values[0] if range_min is None else float(range_min)

@@ -15,6 +15,7 @@ import pytest
 from conftest import assert_collectively, verdict_of
 
 from mpi_qinfer import DistributedSMCUpdater, Engine, MPIParallelizedModel, RemoteError, SMCUpdater
+from mpi_qinfer.smc import ApproximationWarning
 from mpi_qinfer.distributed_resampling import exchange_plan, locate, offspring_counts
 from mpi_qinfer.distributed_sums import (
     information_gain_from_sums,
@@ -674,6 +675,276 @@ def test_a_real_valued_outcome_updates_both_updaters_alike(world):
         assert updater.data_record == twin.data_record == [0.8, 2.1, -0.4]
 
     on_root(world, (model, 400, UniformDistribution([-3, 3])), check, rng=3)
+
+
+# ------------------------------------------------------- every member of SMCUpdater, with its defaults
+def _members_table():
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "_ext"))
+    try:
+        return importlib.import_module("updater_members")
+    finally:
+        sys.path.pop(0)
+
+
+def _parameters(callable_):
+    import inspect
+
+    return [(p.name, p.kind, p.default) for p in inspect.signature(callable_).parameters.values()]
+
+
+def test_every_public_member_of_an_smc_updater_is_on_a_live_distributed_one_with_the_same_defaults(world):
+    serial = SMCUpdater(SimplePrecessionModel(), 50, UniformDistribution([0, 1]), rng=0)
+    wanted = {name for name in dir(serial) if not name.startswith("_")}
+
+    def check(updater):
+        missing = wanted - {name for name in dir(updater) if not name.startswith("_")}
+        assert missing == set(), f"DistributedSMCUpdater lacks {sorted(missing)}"
+        for name in sorted(wanted):
+            mine, theirs = getattr(type(serial), name, None), getattr(type(updater), name, None)
+            if callable(mine) and not isinstance(mine, type):
+                assert _parameters(theirs) == _parameters(mine), name
+        assert _parameters(DistributedSMCUpdater)[:8] == _parameters(SMCUpdater)  # the constructor, positionally
+        assert updater.zero_weight_policy == serial.zero_weight_policy == "error"
+        assert updater.zero_weight_thresh == serial.zero_weight_thresh
+
+    on_root(world, (SimplePrecessionModel(), 50, UniformDistribution([0, 1])), check, rng=0)
+    # The table in the docs is made from the same classes: nothing missing, nothing that differs.
+    table = _members_table()
+    verdicts = {row[0]: row[4] for row in table.member_rows()}
+    assert {name for name in wanted} <= set(verdicts)
+    odd = {name: verdict for name, verdict in verdicts.items()
+           if verdict not in (table.SAME, table.ONLY_DISTRIBUTED, table.READ_ONLY)}
+    assert odd == {}
+    assert {name for name, verdict in verdicts.items() if verdict == table.READ_ONLY} == \
+        {"particle_weights", "particle_locations"}
+
+
+def _impossible_cloud(world, policy=None, check=None, **kwargs):
+    """A cloud on which outcome 1 at t = 1 is impossible (every omega is 0), updated once with outcome 0."""
+    def run(updater):
+        updater.update(0, np.array([1.0]), check_for_resample=False)
+        check(updater)
+
+    extra = {} if policy is None else {"zero_weight_policy": policy}
+    return on_root(world, (SimplePrecessionModel(), 60, UniformDistribution([0, 0])), run, rng=0, **extra, **kwargs)
+
+
+def _twin_policy(updater, policy):
+    twin = _serial_twin(updater, SimplePrecessionModel(), zero_weight_policy=policy)
+    twin.update(0, np.array([1.0]), check_for_resample=False)  # the same records
+    twin.particle_weights, twin.particle_locations = updater.gather()
+    return twin
+
+
+def test_an_impossible_datum_raises_by_default_as_in_smc_updater_and_changes_nothing(world):
+    def check(updater):
+        assert updater.zero_weight_policy == "error"
+        twin = _twin_policy(updater, "error")
+        before = _full_state(updater)
+        serial, distributed = _raised(lambda: twin.update(1, np.array([1.0]))), \
+            _raised(lambda: updater.update(1, np.array([1.0])))
+        assert type(serial) is type(distributed) is RuntimeError and str(distributed) == str(serial)
+        assert "zero" in str(distributed)
+        _assert_same_state(_full_state(updater), before)
+        updater.update(0, np.array([2.0]))  # still alive
+        assert updater.data_record == [0, 0]
+
+    _impossible_cloud(world, check=check)
+
+
+@pytest.mark.parametrize("policy", ["skip", "warn", "ignore"])
+def test_the_zero_weight_policies_skip_warn_and_ignore_act_as_in_smc_updater(world, policy):
+    def check(updater):
+        twin = _twin_policy(updater, policy)
+        with warnings.catch_warnings(record=True) as serial_warnings:
+            warnings.simplefilter("always")
+            twin.update(1, np.array([1.0]))
+        with warnings.catch_warnings(record=True) as distributed_warnings:
+            warnings.simplefilter("always")
+            updater.update(1, np.array([1.0]))
+        assert [str(w.message) for w in distributed_warnings] == [str(w.message) for w in serial_warnings]
+        assert [w.category for w in distributed_warnings] == [w.category for w in serial_warnings]
+        assert updater.data_record == twin.data_record
+        assert updater.normalization_record == pytest.approx(twin.normalization_record, abs=1e-300)
+        np.testing.assert_array_equal(updater.gather()[0], twin.particle_weights)
+        with np.errstate(divide="ignore"):  # all weights zero: n_ess is inf for both
+            assert updater.n_ess == pytest.approx(twin.n_ess, rel=1e-12)
+
+    _impossible_cloud(world, policy, check)
+
+
+def test_the_zero_weight_policy_reset_redraws_the_prior_as_in_smc_updater(world):
+    def check(updater):
+        twin = _twin_policy(updater, "reset")
+        with pytest.warns(ApproximationWarning, match="Resetting"):
+            twin.update(1, np.array([1.0]))
+        with pytest.warns(ApproximationWarning, match="Resetting"):
+            updater.update(1, np.array([1.0]))
+        assert updater.data_record == twin.data_record == [0, 1]
+        assert updater.normalization_record[-1] == twin.normalization_record[-1] == 0.0
+        weights, locations = updater.gather()
+        np.testing.assert_array_equal(weights, np.full(60, 1 / 60))
+        assert np.all(locations == 0) and updater.resample_count == twin.resample_count == 0
+
+    _impossible_cloud(world, "reset", check)
+
+
+def test_zero_weight_policy_and_threshold_are_checked_on_every_rank_and_kept(world):
+    with pytest.raises(ValueError, match="zero_weight_policy"):
+        DistributedSMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), comm=world,
+                              zero_weight_policy="panic")
+
+    def check(updater):
+        assert updater.zero_weight_thresh == 0.5 and DistributedSMCUpdater.zero_weight_thresh == 1e-10
+        updater.zero_weight_policy = "skip"
+        with pytest.raises(ValueError, match="zero_weight_policy"):
+            updater.zero_weight_policy = "never"
+        assert updater.zero_weight_policy == "skip"
+        # The root's policy and threshold apply on every rank: total weight 1 is not above 1.5, so skipped.
+        updater.zero_weight_thresh = 1.5
+        updater.update(0, np.array([1.0]))
+        assert updater.data_record == [] and np.all(updater.gather()[0] == 1 / 10)
+
+    on_root(world, (SimplePrecessionModel(), 10, UniformDistribution([0, 1])), check, rng=1, zero_weight_thresh=0.5)
+
+
+def test_hypothetical_update_is_smc_updaters_on_the_gathered_cloud_and_changes_nothing(world):
+    model = RamseyModel()
+    experiments = np.zeros(3, dtype=model.expparams_dtype)
+    experiments["t"] = [0.5, 2.0, 6.0]
+
+    def check(updater):
+        updater.update(1, experiments[:1], check_for_resample=False)
+        twin = _serial_twin(updater, model)
+        before = _full_state(updater)
+        got = updater.hypothetical_update(np.array([0, 1]), experiments, return_likelihood=True,
+                                          return_normalization=True)
+        want = twin.hypothetical_update(np.array([0, 1]), experiments, return_likelihood=True,
+                                        return_normalization=True)
+        for mine, theirs in zip(got, want):
+            assert mine.shape == theirs.shape and mine.flags.c_contiguous
+            if world.Get_size() == 1:  # one shard: the serial sums, bitwise
+                np.testing.assert_array_equal(mine, theirs)
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-300)
+        assert updater.hypothetical_update(0, experiments[:1]).shape == (1, 1, 700)
+        _assert_same_state(_full_state(updater), before)
+        with pytest.raises(TypeError, match="expparams"):
+            updater.hypothetical_update(0, np.array([1.0]))
+
+    on_root(world, (model, 700, RAMSEY_PRIOR), check, rng=2)
+
+
+def test_posterior_marginal_and_its_plot_are_smc_updaters_on_the_gathered_cloud(world):
+    def check(updater):
+        updater.update(1, np.array([(3.0, 0.0)], dtype=RamseyModel().expparams_dtype), check_for_resample=False)
+        twin = _serial_twin(updater, RamseyModel())
+        for args, kwargs in (((), {}), ((1, 40), {"smoothing": 0.3}), ((-1,), {"range_min": 2.0, "range_max": 9.0})):
+            for mine, theirs in zip(updater.posterior_marginal(*args, **kwargs), twin.posterior_marginal(*args, **kwargs)):
+                np.testing.assert_array_equal(mine, theirs)  # the same function on the same numbers
+        sent = []
+        original = updater._send
+        updater._send = lambda *args, **kwargs: sent.append(args)
+        try:
+            for bad in ({"idx_param": 2}, {"res": 1}, {"smoothing": -1.0}):
+                assert str(_raised(lambda: updater.posterior_marginal(**bad))) == \
+                    str(_raised(lambda: twin.posterior_marginal(**bad)))
+        finally:
+            updater._send = original
+        assert sent == []
+        matplotlib = pytest.importorskip("matplotlib")
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        ax = Figure().subplots()
+        lines = updater.plot_posterior_marginal(1, res=30, ax=ax, true_model=np.array([0.5, 4.0]))
+        np.testing.assert_array_equal(lines[0].get_ydata(), twin.posterior_marginal(1, 30)[1])
+
+    on_root(world, (RamseyModel(), 500, RAMSEY_PRIOR), check, rng=3)
+
+
+def test_reset_draws_afresh_from_the_prior_as_smc_updaters_reset(world):
+    size = world.Get_size()
+    balance = np.arange(1, size + 1, dtype=float)
+    clouds = []
+
+    def check(updater):
+        updater.update(1, np.array([(3.0, 0.0)], dtype=RamseyModel().expparams_dtype), check_for_resample=False)
+        kept_weights = updater.gather()[0]
+        updater.reset(reset_weights=False)  # new locations, the same weights
+        np.testing.assert_array_equal(updater.gather()[0], kept_weights)
+        before = updater.gather()[1]
+        updater.reset(only_params=1)  # omega kept, T2 redrawn
+        weights, locations = updater.gather()
+        np.testing.assert_array_equal(locations[:, 0], before[:, 0])
+        assert not np.array_equal(locations[:, 1], before[:, 1]) and np.all(weights == 1 / 3000)
+        updater.reset(n_particles=3001)
+        weights, locations = updater.gather()
+        assert updater.n_particles == 3001 and weights.shape == (3001,) and np.all(weights == 1 / 3001)
+        np.testing.assert_array_equal(updater.shard_counts, weighted_counts(3001, balance))
+        assert updater.n_ess == 3001 and updater.data_record == [1] and updater.resample_count == 0
+        # Within Monte Carlo error of the prior's mean: (0.5, 5.5), standard deviations (1, 9) / sqrt(12).
+        error = np.array([1.0, 9.0]) / np.sqrt(12 * 3001)
+        assert np.all(np.abs(locations.mean(axis=0) - [0.5, 5.5]) < 4 * error)
+        updater.update(0, np.array([(1.0, 0.0)], dtype=RamseyModel().expparams_dtype))  # works on the new cloud
+        updater.resample()
+        assert updater.gather()[0].shape == (3001,)
+        clouds.append(locations)
+        serial = SMCUpdater(RamseyModel(), 20, RAMSEY_PRIOR, rng=0)
+        sent = []
+        original = updater._send
+        updater._send = lambda *args, **kwargs: sent.append(args)
+        try:
+            for bad in ({"n_particles": 5, "only_params": 0}, {"n_particles": 0}, {"n_particles": 7, "reset_weights": False}):
+                mine, theirs = _raised(lambda: updater.reset(**bad)), _raised(lambda: serial.reset(**bad))
+                assert type(mine) is type(theirs) is ValueError and str(mine) == str(theirs)
+            assert type(_raised(lambda: updater.reset(only_params=5))) is IndexError
+        finally:
+            updater._send = original
+        assert sent == []
+
+    for _ in range(2):
+        on_root(world, (RamseyModel(), 3000, RAMSEY_PRIOR), check, rng=7, balance=balance)
+    if world.Get_rank() == 0:
+        np.testing.assert_array_equal(clouds[0], clouds[1])  # the same seed, the same draws
+
+
+class _PriorFailingOnce:
+    """A prior that fails once on a failing rank, at its second draw (the first is the updater's construction)."""
+
+    def __init__(self, failing):
+        self.failing, self.draws = failing, 0
+
+    def sample(self, n=1, rng=None):
+        self.draws += 1
+        if self.failing and self.draws == 2:
+            raise OSError("the prior failed once")
+        return np.random.default_rng(rng).random((n, 1))
+
+
+def test_a_failed_reset_changes_nothing_and_its_retry_is_the_reset_that_never_failed(world):
+    rank, last = world.Get_rank(), world.Get_size() - 1
+    results = []
+    for failing in (False, True):
+        def run(updater):
+            updater.update(1, np.array([2.0]), check_for_resample=False)
+            before = _full_state(updater)
+            if failing:
+                with pytest.raises(OSError, match="failed once"):
+                    updater.reset()
+                _assert_same_state(_full_state(updater), before)
+            updater.reset()
+            results.append(_full_state(updater))
+
+        on_root(world, (SimplePrecessionModel(), 200, _PriorFailingOnce(failing and rank == last)), run, rng=5)
+
+    def compare():
+        _assert_same_state(results[1], results[0])
+
+    assert_collectively(world, verdict_of(compare) if rank == 0 else None)
 
 
 # ------------------------------------------------------------- sharing an Engine
