@@ -793,6 +793,65 @@ def test_the_zero_weight_policy_reset_redraws_the_prior_as_in_smc_updater(world)
     _impossible_cloud(world, "reset", check)
 
 
+class _NonFinite(SimplePrecessionModel):
+    """The likelihood is ``value`` for the particles in ``rows``, at time 2 only."""
+
+    def __init__(self, value, rows):
+        super().__init__()
+        self.value, self.rows = value, rows
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        answer = super().likelihood(outcomes, modelparams, expparams)
+        if float(np.ravel(expparams)[0]) == 2.0:
+            answer[:, self.rows, :] = self.value
+        return answer
+
+
+def _non_finite_on_the_last_rank(world, value, policy, check):
+    """``check(updater, twin)``: the likelihood is ``value`` for the first particle of the last rank's shard
+    (``twin``: an SMCUpdater on the gathered cloud, the same particle in global order)."""
+    last = world.Get_size() - 1
+    model = _NonFinite(value, slice(0, 1) if world.Get_rank() == last else slice(0, 0))
+
+    def run(updater):
+        updater.update(0, np.array([1.0]), check_for_resample=False)
+        first = int(updater.shard_counts[:-1].sum())
+        check(updater, _serial_twin(updater, _NonFinite(value, slice(first, first + 1)), zero_weight_policy=policy))
+
+    on_root(world, (model, 300, UniformDistribution([0, 1])), run, rng=2, zero_weight_policy=policy)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_a_non_finite_likelihood_on_one_rank_raises_as_in_smc_updater_and_changes_no_shard(world, value):
+    def check(updater, twin):
+        before = _full_state(updater)
+        serial, distributed = _raised(lambda: twin.update(1, np.array([2.0]))), \
+            _raised(lambda: updater.update(1, np.array([2.0])))
+        assert type(serial) is type(distributed) is RuntimeError and str(distributed) == str(serial)
+        assert "NaN" in str(distributed) and "infinite" in str(distributed)
+        _assert_same_state(_full_state(updater), before)  # every shard, the records, the generator
+        updater.update(1, np.array([3.0]))  # a finite datum goes on as usual
+        assert np.all(np.isfinite(updater.gather()[0])) and updater.data_record == [0, 1]
+
+    _non_finite_on_the_last_rank(world, value, "error", check)
+
+
+@pytest.mark.parametrize("policy", ["skip", "warn"])
+def test_a_non_finite_likelihood_follows_the_zero_weight_policy_as_in_smc_updater(world, policy):
+    def check(updater, twin):
+        with warnings.catch_warnings(record=True) as serial_warnings:
+            warnings.simplefilter("always")
+            twin.update(1, np.array([2.0]), check_for_resample=False)
+        with warnings.catch_warnings(record=True) as distributed_warnings:
+            warnings.simplefilter("always")
+            updater.update(1, np.array([2.0]), check_for_resample=False)
+        assert [str(w.message) for w in distributed_warnings] == [str(w.message) for w in serial_warnings]
+        np.testing.assert_array_equal(updater.gather()[0], twin.particle_weights)  # NaN where the serial has NaN
+        assert len(updater.data_record) == 1 + len(twin.data_record)  # the twin was built after the first datum
+
+    _non_finite_on_the_last_rank(world, np.nan, policy, check)
+
+
 def test_zero_weight_policy_and_threshold_are_checked_on_every_rank_and_kept(world):
     with pytest.raises(ValueError, match="zero_weight_policy"):
         DistributedSMCUpdater(SimplePrecessionModel(), 10, UniformDistribution([0, 1]), comm=world,
