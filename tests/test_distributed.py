@@ -1064,6 +1064,63 @@ def test_offspring_counts_sum_to_n_over_simulated_ranks(method):
     assert total == 50
 
 
+def _simulated_shards(sizes, rng):
+    shards = [rng.random(k) for k in sizes]
+    totals = np.array([shard.sum() for shard in shards])
+    return shards, totals, np.concatenate(([0], np.cumsum(totals)[:-1]))
+
+
+@pytest.mark.parametrize("method", ["multinomial", "systematic"])
+def test_offspring_go_to_a_shards_last_particle_when_it_holds_the_shards_weight(method):
+    # Every shard's weight on its last particle: all of a rank's offspring must be that particle's.
+    shards = [np.array([0.0, 0.0, 0.3]), np.array([0.5]), np.array([0.0, 0.0, 0.0, 0.2])]
+    totals = np.array([shard.sum() for shard in shards])
+    starts = np.concatenate(([0], np.cumsum(totals)[:-1]))
+    for seed in range(20):
+        for rank, weights in enumerate(shards):
+            local, per_rank = offspring_counts(weights, method, 40, totals, starts, rank,
+                                               np.random.default_rng(seed), np.random.default_rng(100 + rank))
+            assert local[-1] == per_rank[rank] and local[:-1].sum() == 0, (seed, rank, local)
+
+
+@pytest.mark.parametrize("method", ["multinomial", "systematic"])
+def test_every_particle_of_every_shard_gets_its_expected_share_of_offspring(method):
+    # Over many resamplings the mean offspring count of particle i is n w_i / sum(w), for both draws
+    # (systematic draws are unbiased too). The tolerance is five standard errors of that mean, from the
+    # binomial variance of one draw's count (an upper bound for systematic draws).
+    rng = np.random.default_rng(7)
+    shards, totals, starts = _simulated_shards((5, 1, 4, 6), rng)
+    n, repeats = 30, 1500
+    p = np.concatenate(shards) / totals.sum()
+    counts = np.zeros((repeats, p.size))
+    for repeat in range(repeats):
+        # The common stream in the same state for every rank, as the updater seeds it.
+        local = [offspring_counts(weights, method, n, totals, starts, rank, np.random.default_rng([repeat, 0]),
+                                  np.random.default_rng([repeat, 1 + rank]))[0]
+                 for rank, weights in enumerate(shards)]
+        counts[repeat] = np.concatenate(local)
+    standard_error = np.sqrt(n * p * (1 - p) / repeats)
+    np.testing.assert_array_less(np.abs(counts.mean(axis=0) - n * p), 5 * standard_error + 1e-12)
+    ends = np.cumsum([len(shard) for shard in shards]) - 1
+    assert np.all(counts[:, ends].sum(axis=0) > 0)  # every shard's last particle was picked
+
+
+def test_locate_finds_a_shards_last_particle():
+    shards = [np.array([0.1, 0.2, 0.3]), np.array([0.4, 0.5])]
+    totals = np.array([shard.sum() for shard in shards])
+    starts = np.array([0.0, totals[0]])
+    # A point just inside each shard's last segment, and one at the very end of the cloud.
+    points = np.array([0.35, 0.59, 0.6 + 0.45, 1.49, totals.sum()])
+    owners, found = [], []
+    for rank, weights in enumerate(shards):
+        mask, index = locate(weights, points, totals, starts, np.array([3, 2]), rank)
+        owners.append(mask)
+        found.append(index)
+    np.testing.assert_array_equal(owners[0], [True, True, False, False, False])
+    np.testing.assert_array_equal(found[0], [2, 2])
+    np.testing.assert_array_equal(found[1], [1, 1, 1])
+
+
 def test_locate_gives_each_point_to_exactly_one_rank():
     rng = np.random.default_rng(2)
     shards = [rng.random(k) for k in (3, 0, 5)]
