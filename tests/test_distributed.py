@@ -15,7 +15,6 @@ import pytest
 from conftest import assert_collectively, verdict_of
 
 from mpi_qinfer import DistributedSMCUpdater, Engine, MPIParallelizedModel, RemoteError, SMCUpdater
-from mpi_qinfer.smc import ApproximationWarning
 from mpi_qinfer.distributed_resampling import exchange_plan, locate, offspring_counts
 from mpi_qinfer.distributed_sums import (
     information_gain_from_sums,
@@ -29,6 +28,7 @@ from mpi_qinfer.distributions import UniformDistribution
 from mpi_qinfer.heuristics import PGH
 from mpi_qinfer.models import BinomialModel, RamseyModel, SimplePrecessionModel
 from mpi_qinfer.partition import weighted_counts
+from mpi_qinfer.smc import ApproximationWarning
 
 RAMSEY_PRIOR = UniformDistribution([[0.0, 1.0], [1.0, 10.0]])
 RAMSEY_TRUTH = np.array([[0.55, 4.0]])
@@ -418,7 +418,7 @@ def test_an_update_whose_resampling_fails_changes_nothing_and_its_retry_is_the_r
     for failing in (False, True):
         model = _FailsOnce(failing and rank == last, after=8)
 
-        def run(updater):
+        def run(updater, failing=failing):
             runs[failing] = _updates_retrying_failures(updater)
 
         on_root(world, (model, 700, UniformDistribution([0, 1])), run, rng=8)
@@ -442,7 +442,7 @@ def test_a_failed_resample_restores_the_generator_and_its_retry_is_the_resample_
     rank, last = world.Get_rank(), world.Get_size() - 1
     results, serial_verdicts = [], []
     for failing in (False, True):
-        def run(updater):
+        def run(updater, failing=failing):
             updater.update(1, np.array([5.0]), check_for_resample=False)
             before = _full_state(updater)
             if failing:
@@ -474,7 +474,7 @@ def test_a_batch_update_is_atomic_on_every_shard(world):
     outcomes = np.arange(15) % 2
     results = []
     for failing in (False, True):
-        def run(updater):
+        def run(updater, failing=failing):
             updater.update(0, np.array([0.5]))
             before = _full_state(updater)
             if failing:
@@ -577,9 +577,10 @@ class _TransposedPrior:
         return self.inner.sample(n, rng=rng).T
 
 
-def _raised(call):
+def _raised(call, *args, **kwargs):
+    """The exception ``call(*args, **kwargs)`` raises, or None."""
     try:
-        call()
+        call(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - compared by the caller
         return error
     return None
@@ -641,8 +642,8 @@ def test_both_updaters_give_every_outcome_the_same_verdict(world):
         updater._send = lambda *args, **kwargs: sent.append(args)
         try:
             for outcome, kind in BAD_OUTCOMES:
-                serial, distributed = _raised(lambda: twin.update(outcome, np.array([1.0]))), \
-                    _raised(lambda: updater.update(outcome, np.array([1.0])))
+                serial = _raised(twin.update, outcome, np.array([1.0]))
+                distributed = _raised(updater.update, outcome, np.array([1.0]))
                 assert type(serial) is type(distributed) is kind, (outcome, serial, distributed)
                 assert str(serial) == str(distributed) and "outcome" in str(serial)
         finally:
@@ -902,15 +903,15 @@ def test_posterior_marginal_and_its_plot_are_smc_updaters_on_the_gathered_cloud(
         updater.update(1, np.array([(3.0, 0.0)], dtype=RamseyModel().expparams_dtype), check_for_resample=False)
         twin = _serial_twin(updater, RamseyModel())
         for args, kwargs in (((), {}), ((1, 40), {"smoothing": 0.3}), ((-1,), {"range_min": 2.0, "range_max": 9.0})):
-            for mine, theirs in zip(updater.posterior_marginal(*args, **kwargs), twin.posterior_marginal(*args, **kwargs)):
-                np.testing.assert_array_equal(mine, theirs)  # the same function on the same numbers
+            mine, theirs = updater.posterior_marginal(*args, **kwargs), twin.posterior_marginal(*args, **kwargs)
+            for got, want in zip(mine, theirs):
+                np.testing.assert_array_equal(got, want)  # the same function on the same numbers
         sent = []
         original = updater._send
         updater._send = lambda *args, **kwargs: sent.append(args)
         try:
             for bad in ({"idx_param": 2}, {"res": 1}, {"smoothing": -1.0}):
-                assert str(_raised(lambda: updater.posterior_marginal(**bad))) == \
-                    str(_raised(lambda: twin.posterior_marginal(**bad)))
+                assert str(_raised(updater.posterior_marginal, **bad)) == str(_raised(twin.posterior_marginal, **bad))
         finally:
             updater._send = original
         assert sent == []
@@ -957,10 +958,11 @@ def test_reset_draws_afresh_from_the_prior_as_smc_updaters_reset(world):
         original = updater._send
         updater._send = lambda *args, **kwargs: sent.append(args)
         try:
-            for bad in ({"n_particles": 5, "only_params": 0}, {"n_particles": 0}, {"n_particles": 7, "reset_weights": False}):
-                mine, theirs = _raised(lambda: updater.reset(**bad)), _raised(lambda: serial.reset(**bad))
+            for bad in ({"n_particles": 5, "only_params": 0}, {"n_particles": 0},
+                        {"n_particles": 7, "reset_weights": False}):
+                mine, theirs = _raised(updater.reset, **bad), _raised(serial.reset, **bad)
                 assert type(mine) is type(theirs) is ValueError and str(mine) == str(theirs)
-            assert type(_raised(lambda: updater.reset(only_params=5))) is IndexError
+            assert type(_raised(updater.reset, only_params=5)) is IndexError
         finally:
             updater._send = original
         assert sent == []
@@ -988,7 +990,7 @@ def test_a_failed_reset_changes_nothing_and_its_retry_is_the_reset_that_never_fa
     rank, last = world.Get_rank(), world.Get_size() - 1
     results = []
     for failing in (False, True):
-        def run(updater):
+        def run(updater, failing=failing):
             updater.update(1, np.array([2.0]), check_for_resample=False)
             before = _full_state(updater)
             if failing:

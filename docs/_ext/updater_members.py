@@ -140,7 +140,8 @@ def _table_lines(rows) -> list[str]:
         if verdict == SAME:
             theirs = "the same"
         elif verdict == ONLY_DISTRIBUTED:
-            theirs = _cell(distributed) if distributed.startswith("(") or kind == "parameter" else (distributed or "yes")
+            literal = distributed.startswith("(") or kind == "parameter"
+            theirs = _cell(distributed) if literal else (distributed or "yes")
         elif verdict == MISSING:
             theirs = "**missing**"
         elif verdict == READ_ONLY:
