@@ -7,6 +7,7 @@ the same code, so they cannot disagree on it)::
     2. Bcast    the rest of the payload, only when it did not fit inline
     3. Scatterv the split rows (particles, or experiments)
     4.          compute the local share; any exception is caught and kept
+                (an answer holding Python objects, which cannot travel, too)
     5. Igather  one status record per rank: ok / failed / other answer dtype,
                 compute time, the dtypes of its answers
     6. Igatherv every answer into its C-ordered place on the root: contiguous
@@ -60,6 +61,7 @@ from .protocol import (
     pack_spec,
     unpack_spec,
 )
+from .validation import answer_travels, untravelable_answer
 
 __all__ = ["Engine"]
 
@@ -452,6 +454,8 @@ class Engine:
             return known
         default = _DEFAULT_ANSWERS.get(command)
         if default is None:
+            if hint is not None and not answer_travels(np.dtype(hint)):
+                hint = np.float64  # never expect what cannot travel: the ranks report what they got
             default = (-1, -1) if hint is None else (self.dtype_id(hint), -1)
         return default
 
@@ -722,6 +726,8 @@ class Engine:
         checked = []
         for index, (answer, result) in enumerate(zip(answers, results)):
             result = np.asarray(result)
+            if not answer_travels(result.dtype):  # pointers: this rank fails the call rather than send them
+                raise untravelable_answer(plan.operation.name, result.dtype)
             expected = answer.even_shape if answer.even_shape is not None else answer.local_shape(rows)
             if result.shape != expected:
                 raise ValueError(f"the serial model returned shape {result.shape}, expected {expected}")

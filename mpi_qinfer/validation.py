@@ -11,13 +11,22 @@ cannot — strings or Python objects, shapes that cannot be split by rows, a
 parameter count or record fields the model does not have, a repeat count that
 is not a positive integer — runs on the root's serial model instead, which
 accepts or rejects it exactly as it would without the proxy.
+
+Answers come back the same way, as raw bytes of the dtype the model returned
+(strings and dates included: fixed-size bytes). The one kind that cannot is
+an answer holding Python objects: its bytes are pointers into the memory of
+the rank that made it. Every rank checks its own answer with
+:func:`answer_travels` right after the serial model returns, and a rank whose
+answer cannot travel fails the call with :func:`untravelable_answer`'s
+``TypeError`` instead of sending it, so the ranks stay in step and the root
+raises that error.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["transportable", "as_array"]
+__all__ = ["transportable", "as_array", "answer_travels", "untravelable_answer"]
 
 _NDARRAY = np.ndarray
 #: Kinds of data that travel: numbers and records (bytes of the caller's own
@@ -92,3 +101,22 @@ def transportable(model, modelparams, expparams=None, outcomes=None, repeat=None
     if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1):
         return None
     return modelparams, expparams, outcomes
+
+
+def answer_travels(dtype: np.dtype) -> bool:
+    """Whether answers of ``dtype`` can be moved between ranks: anything but Python objects.
+
+    Object arrays (and records with object fields) hold pointers, which mean
+    nothing on another rank; every other dtype is fixed-size bytes.
+    """
+    return not dtype.hasobject
+
+
+def untravelable_answer(name: str, dtype: np.dtype) -> TypeError:
+    """The error of a call whose serial model answered in ``dtype``, which cannot travel."""
+    return TypeError(
+        f"the serial model's {name} returned an array of dtype {dtype}, which holds Python objects; "
+        "they cannot be moved between MPI ranks, so the call cannot run in parallel. The serial model "
+        "alone (on the root) returns that array unchanged: return numbers or records of numbers to use "
+        "the ranks, or run these calls serially (a serial_threshold above their n_models * n_expparams)"
+    )
