@@ -221,3 +221,24 @@ def test_answers_in_another_memory_order_arrive_as_their_values(comm, layout, n_
                            lambda: proxy.likelihood(outcomes, modelparams, expparams))
 
     run_parallel(comm, Reordered(layout), check, serial_threshold=0)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_answers_in_another_memory_order_on_loopback_ranks(size, layout):
+    """The same, in one process (loopback ranks), so that the serial suite sees it too."""
+    from loopback import run_ranks
+
+    from mpi_qinfer import MPIParallelizedModel
+
+    modelparams, expparams, outcomes = np.linspace(0.01, 1, 41)[:, None], np.linspace(0.1, 3, 9), np.arange(2)
+
+    def target(comm):
+        with MPIParallelizedModel(Reordered(layout), comm=comm, serial_threshold=0, idle="spin") as proxy:
+            if proxy.is_root:
+                return [proxy.likelihood(outcomes, modelparams, expparams) for _ in range(2)]
+        return None
+
+    answers = run_ranks(size, target)[0]
+    for answer in answers:
+        same_behaviour(lambda: Reordered(layout).likelihood(outcomes, modelparams, expparams), lambda: answer)
