@@ -92,3 +92,66 @@ def test_fixed_weights_split_and_stay_exact(comm):
         assert proxy.engine.last_counts.tolist() == weighted_counts(101, np.arange(1, size + 1)).tolist()
 
     run_parallel(comm, SimplePrecessionModel(), check, serial_threshold=0, balance=list(range(1, size + 1)))
+
+
+def _teach_speeds(balance, counts, speeds, evaluations_per_row):
+    """Feed ``balance`` compute times as ranks of these relative speeds would report them (none measured)."""
+    rates = 1e5 * np.asarray(speeds, dtype=float)  # evaluations per second: every time well above min_seconds
+    for _ in range(30):  # enough smoothed steps to settle on these rates whatever was measured before
+        balance.record(counts, evaluations_per_row, counts * evaluations_per_row / rates)
+
+
+def _rows_follow_learned_shares(proxy, serial, size):
+    """A call shape run first evenly, then after the balance learned uneven shares: its rows move."""
+    modelparams, expparams, outcomes = np.linspace(0, 1, 120)[:, None], np.array([0.5, 2.0]), np.arange(2)
+    want = serial.likelihood(outcomes, modelparams, expparams)
+    assert np.array_equal(proxy.likelihood(outcomes, modelparams, expparams), want)
+    even = even_counts(120, size).tolist()
+    assert proxy.engine.last_counts.tolist() == even  # nothing learned yet: the even split
+    speeds = np.ones(size)
+    speeds[0] = 3.0
+    _teach_speeds(proxy.balance, np.asarray(proxy.engine.last_counts), speeds, len(expparams))
+    for _ in range(2):  # the shape already seen, then once more on the plan that call made
+        planned = proxy.balance.counts(120)
+        assert planned is not None and planned.tolist() != even
+        assert np.array_equal(proxy.likelihood(outcomes, modelparams, expparams), want)
+        assert proxy.engine.last_counts.tolist() == planned.tolist()
+
+
+@pytest.mark.mpi(min_size=2)
+def test_learned_shares_move_the_rows_of_a_shape_already_seen(comm):
+    size = comm.Get_size()
+    run_parallel(comm, SimplePrecessionModel(), lambda proxy, serial: _rows_follow_learned_shares(proxy, serial, size),
+                 serial_threshold=0, balance="adaptive")
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_learned_shares_move_the_rows_of_a_shape_already_seen_on_loopback_ranks(size):
+    from loopback import run_ranks
+
+    from mpi_qinfer import MPIParallelizedModel
+
+    def target(comm):
+        with MPIParallelizedModel(SimplePrecessionModel(), comm=comm, serial_threshold=0, balance="adaptive",
+                                  idle="spin") as proxy:
+            if proxy.is_root:
+                _rows_follow_learned_shares(proxy, SimplePrecessionModel(), size)
+
+    run_ranks(size, target)
+
+
+def test_a_plan_made_for_the_even_split_is_not_used_for_explicit_counts():
+    from mpi_qinfer.plans import PlanCache
+    from mpi_qinfer.protocol import CallSpec, Command, DtypeTable
+
+    plans = PlanCache(DtypeTable(), 3, 0, 0)
+    try:
+        even = CallSpec(int(Command.LIKELIHOOD), n_models=12, n_modelparams=1, n_expparams=2, n_outcomes=2,
+                        modelparams_dtype=0, expparams_dtype=0, outcomes_dtype=1, answer_dtype=0)
+        counted = even._replace(explicit_counts=1)
+        assert plans.get(even).even_counts.tolist() == [4, 4, 4]
+        plan = plans.get(counted)
+        assert plan.even_counts is None and "counts" in [name for name, *_ in plan.broadcast]
+        assert plans.get(even) is not plan and len(plans) == 2
+    finally:
+        plans.free()
