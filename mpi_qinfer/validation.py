@@ -12,6 +12,15 @@ parameter count or record fields the model does not have, a repeat count that
 is not a positive integer — runs on the root's serial model instead, which
 accepts or rejects it exactly as it would without the proxy.
 
+Nor is anything turned into an array on the way: a list, a tuple or an
+ndarray subclass (a masked array, a matrix) would reach the workers' models
+as a plain ndarray while the serial model sees the caller's object, which it
+may treat differently or reject. Such a call runs on the root's serial model
+too, so the same input meets the same outcome on every call, whichever path
+the threshold picks. The one exception is a scalar outcome (a Python or NumPy
+number, a record scalar), which every rank's model gets as a 0-d array of its
+dtype: NumPy treats the two alike.
+
 Answers come back the same way, as raw bytes of the dtype the model returned
 (strings and dates included: fixed-size bytes). The one kind that cannot is
 an answer holding Python objects: its bytes are pointers into the memory of
@@ -34,6 +43,8 @@ _NDARRAY = np.ndarray
 _TRAVELS = frozenset("biufcV")
 #: Model parameters travel when they are real numbers (anything else is the serial model's to reject).
 _REAL = frozenset("biuf")
+#: Outcomes that travel without being an ndarray: scalars, which arrive as 0-d arrays of their dtype.
+_SCALARS = (int, float, complex, np.generic)
 
 
 def as_array(value, ndims: tuple[int, ...]) -> np.ndarray | None:
@@ -73,12 +84,12 @@ def transportable(model, modelparams, expparams=None, outcomes=None, repeat=None
     ----------
     model : Model
         The serial model (for ``n_modelparams`` and ``expparams_dtype``).
-    modelparams : array_like
+    modelparams : numpy.ndarray
         Must be 2-d real numbers with ``model.n_modelparams`` columns.
-    expparams : array_like or None
+    expparams : numpy.ndarray or None
         1-d, with the model's record fields (in any order, of any dtypes that
         the caller chose), or None for a call without experiments.
-    outcomes : array_like or None
+    outcomes : numpy.ndarray, scalar or None
         A scalar or a 1-d array of numbers or records.
     repeat : int or None
         None for a call that has none, else it must be a positive integer.
@@ -87,6 +98,9 @@ def transportable(model, modelparams, expparams=None, outcomes=None, repeat=None
     -------
     tuple of (modelparams, expparams, outcomes) or None
     """
+    if type(modelparams) is not _NDARRAY or (expparams is not None and type(expparams) is not _NDARRAY) or (
+            outcomes is not None and type(outcomes) is not _NDARRAY and not isinstance(outcomes, _SCALARS)):
+        return None  # a list, a tuple, an ndarray subclass: only the serial model knows what it means
     modelparams = as_array(modelparams, (2,))
     if modelparams is None or modelparams.shape[1] != model.n_modelparams or modelparams.dtype.kind not in _REAL:
         return None

@@ -119,6 +119,16 @@ def test_calls_that_cannot_travel_are_left_to_the_serial_model(modelparams, expp
     assert transportable(SimplePrecessionModel(), modelparams, expparams, outcomes, repeat) is None
 
 
+def test_inputs_that_are_not_plain_arrays_are_left_to_the_serial_model():
+    model, modelparams, times = SimplePrecessionModel(), np.ones((4, 1)), np.ones(2)
+    for arguments in [(modelparams.tolist(), times, None), (modelparams, tuple(times), None),
+                      (modelparams, times, [0, 1]), (np.ma.masked_array(modelparams), times, None),
+                      (modelparams, np.ma.masked_array(times), None)]:
+        assert transportable(model, *arguments) is None
+    for outcome in (1, 1.0, True, np.int64(1), np.array(1)):  # scalar outcomes travel, as 0-d arrays
+        assert transportable(model, modelparams, times, outcome)[2].ndim == 0
+
+
 def test_as_array_accepts_scalars_and_lists():
     assert as_array(3, (0, 1)).ndim == 0
     assert as_array([1, 2], (1,)).dtype == np.int_
