@@ -24,10 +24,23 @@ pieces), so one outcome's decision must not be applied to six. In each class:
    that, starting at 32 when the first comparison is already that clear),
    so the choice follows a machine whose load changes without paying
    often for a clear loser.
+4. A re-check measures both sides. A class settled on parallel times every
+   call, so its re-check is one serial call. A class settled on serial runs
+   untimed (the fast path), so its re-check is one timed serial call and
+   then one parallel call: a model that gets costlier is noticed on its own
+   path too, not only on the other one.
 
 Costs are smoothed per evaluation; a single sample counts at most twice the
 current estimate, so one call stalled by a busy machine cannot flip a
-decision that many calls have confirmed.
+decision that many calls have confirmed. A re-check's sample is judged
+against its estimate: after one more than twice, or less than half, the
+estimate, the next re-check comes after 4 calls instead of the back-off's
+interval; if that one finds the same side off in the same direction, the
+cost has changed: its sample replaces the estimate and the back-off starts
+again from 4 calls. Otherwise it was a stall, and the back-off goes on where
+it was. So a model whose cost changes for good is followed within two
+re-checks a few calls apart, while a single stall costs one early re-check
+and moves the estimate by 30% only.
 
 Both paths return bitwise the same answer, so the choice only changes speed.
 """
@@ -53,6 +66,11 @@ _CLEAR_MARGIN = 1.5
 _PARALLEL_MARGIN = 1.03
 #: Calls before the first re-check when the first serial measurement is already a clear verdict.
 _FIRST_CLEAR_INTERVAL = 32
+#: Calls before the next re-check after one found a cost far off its estimate (the class may be changing).
+_CHANGING_INTERVAL = 4
+#: What a re-check found (``SizeClass.changing``): costs as estimated; one far off (a stall or a
+#: change: the next re-check comes soon and tells); the second far off in a row (a change).
+_STEADY, _FAR_OFF, _CHANGED = 0, 1, 2
 #: ``SizeClass.fast_left`` of a class that never needs a re-check (a fixed threshold's serial side).
 FOREVER = 2**62
 _WARMUP_CALLS = 1
@@ -71,7 +89,7 @@ class SizeClass:
     """
 
     __slots__ = ("serial", "parallel", "estimate", "parallel_calls", "until_probe", "interval", "serial_wins",
-                 "fast_left", "handed", "decided")
+                 "fast_left", "handed", "decided", "rechecking", "probing", "trends", "changing")
 
     def __init__(self):
         self.serial = None  # smoothed seconds per evaluation, measured serially
@@ -84,6 +102,10 @@ class SizeClass:
         self.fast_left = 0  # settled serial calls before the policy looks again (the hot path's test)
         self.handed = 0  # calls ever handed over to fast_left: handed - fast_left took the fast path
         self.decided = [0, 0]  # calls decided serial, parallel by ThresholdPolicy.decide
+        self.rechecking = False  # a settled serial class's re-check timed its serial call; parallel is next
+        self.probing = False  # the call just decided is a re-check's measurement
+        self.trends = [0, 0]  # serial, parallel: +1 / -1 when the last re-check sample was far above / below
+        self.changing = _STEADY  # what the re-check under way found: a cost far off its estimate, or changed
 
 
 def outcome_class(n_outcomes: int) -> int:
@@ -166,6 +188,7 @@ class ThresholdPolicy:
         return +counts  # (without zero counts)
 
     def _decide(self, size: SizeClass) -> bool:
+        size.probing = False
         if size.parallel_calls < _WARMUP_CALLS + _PARALLEL_SAMPLES:
             return True
         if size.fast_left > 0:  # settled serial, asked here rather than on the fast path: one off the countdown
@@ -179,13 +202,31 @@ class ThresholdPolicy:
             else:
                 return False
         parallel_wins = size.parallel * _PARALLEL_MARGIN < serial
-        if size.until_probe <= 0:
-            clear = max(size.parallel, serial) > _CLEAR_MARGIN * min(size.parallel, serial)
-            size.interval = min(size.interval * (8 if clear else 2), self.reprobe * (16 if clear else 1))
-            size.until_probe = size.interval
-            return not parallel_wins
+        if size.until_probe <= 0:  # a re-check (see the module's notes, 3 and 4); its last sample reschedules
+            size.probing = True
+            if size.rechecking:  # a settled serial class timed its serial call: now the parallel one
+                size.rechecking = False
+                return True
+            # Settled parallel: its calls are all timed, so the serial side is measured. Settled
+            # serial: its calls ran untimed, so its own cost is measured first, the parallel one next.
+            size.rechecking = not parallel_wins
+            return False
         size.until_probe -= 1
         return parallel_wins
+
+    def _reschedule(self, size: SizeClass) -> None:
+        """Calls before the next re-check, set when a re-check's last sample is in."""
+        changing, size.changing = size.changing, _STEADY
+        if changing == _CHANGED:  # new costs: the back-off starts again, as for a new class
+            size.until_probe = size.interval = _CHANGING_INTERVAL
+            return
+        if changing == _FAR_OFF:  # a change, or a stall? The next re-check, soon, tells; the back-off waits
+            size.until_probe = _CHANGING_INTERVAL
+            return
+        serial = size.serial if size.serial is not None else size.estimate
+        clear = max(size.parallel, serial) > _CLEAR_MARGIN * min(size.parallel, serial)
+        size.interval = min(size.interval * (8 if clear else 2), self.reprobe * (16 if clear else 1))
+        size.until_probe = size.interval
 
     def settled_serial(self, command: int, work: int, n_outcomes: int = 1, split: int = 0) -> bool:
         """Whether this call should go serially *without* being timed (the fast path).
@@ -220,20 +261,24 @@ class ThresholdPolicy:
                      serial_estimate: float | None = None) -> None:
         """:meth:`record` for a call whose :meth:`size_class` the caller kept (learning policies only)."""
         evaluations = max(work, 1)
+        probe, size.probing = size.probing, False
+        first = False
         if parallel:
             size.parallel_calls += 1
             if size.parallel_calls <= _WARMUP_CALLS:
                 return
             if serial_estimate is not None:
                 size.estimate = _smoothed(size.estimate, serial_estimate / evaluations)
-            size.parallel = _smoothed(size.parallel, seconds / evaluations)
+            size.parallel = _sampled(size, 1, size.parallel, seconds / evaluations, probe)
         else:
             first = size.serial is None
-            size.serial = _smoothed(size.serial, seconds / evaluations)
-            if first and size.parallel is not None and max(size.parallel, size.serial) > _CLEAR_MARGIN * min(
-                    size.parallel, size.serial):
-                # Clear from the first comparison: the first re-check waits as the second would.
-                size.until_probe = size.interval = _FIRST_CLEAR_INTERVAL
+            size.serial = _sampled(size, 0, size.serial, seconds / evaluations, probe)
+        if probe and not size.rechecking:  # the re-check's last sample: when the next one comes
+            self._reschedule(size)
+        if first and size.parallel is not None and max(size.parallel, size.serial) > _CLEAR_MARGIN * min(
+                size.parallel, size.serial):
+            # Clear from the first comparison: the first re-check waits as the second would.
+            size.until_probe = size.interval = _FIRST_CLEAR_INTERVAL
         size.serial_wins = (size.serial is not None and size.parallel is not None
                             and size.serial <= size.parallel * _PARALLEL_MARGIN)
         if size.serial_wins and size.until_probe > 0:  # the countdown goes to the hot path
@@ -275,3 +320,21 @@ def _smoothed(old: float | None, new: float) -> float:
     if old is None:
         return new
     return old + _SMOOTHING * (min(new, _SPIKE_CLIP * old) - old)
+
+
+def _sampled(size: SizeClass, side: int, old: float | None, new: float, probe: bool) -> float:
+    """The estimate of one side (0 serial, 1 parallel) after a sample ``new``; ``probe``: a re-check's.
+
+    A re-check's sample far off its estimate (more than ``_SPIKE_CLIP`` times
+    above or below) brings the next re-check close; the second far-off one in
+    a row, in the same direction, is a change of cost rather than a stall,
+    and becomes the estimate.
+    """
+    if not probe or old is None:
+        return _smoothed(old, new)
+    far = 1 if new > _SPIKE_CLIP * old else -1 if new * _SPIKE_CLIP < old else 0
+    confirmed = far != 0 and far == size.trends[side]
+    size.trends[side] = far
+    if far:
+        size.changing = max(size.changing, _CHANGED if confirmed else _FAR_OFF)
+    return new if confirmed else _smoothed(old, new)

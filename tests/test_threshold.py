@@ -122,14 +122,16 @@ def test_a_close_first_comparison_is_rechecked_soon():
     policy = ThresholdPolicy()
     paths = drive(policy, 1000, serial_s=15e-6, parallel_s=16e-6, estimate_s=20e-6, calls=12)
     assert paths[:4] == [True, True, True, False]
-    assert paths[4:8] == ["fast"] * 4 and paths[8] is True  # not clear: the first re-check after 4 calls
+    # Not clear: the first re-check after 4 calls, timing the serial call first (the fast path
+    # never does), then the parallel one.
+    assert paths[4:8] == ["fast"] * 4 and paths[8:10] == [False, True]
 
 
 def test_a_near_tie_stays_on_the_serial_path():
     # Parallel 2% faster: within timing noise, so the root keeps the work; 6% faster: parallel.
     near = ThresholdPolicy()
     paths = drive(near, 10_000, serial_s=100e-6, parallel_s=98e-6, estimate_s=100e-6, calls=40)
-    assert near.choice(LIKELIHOOD, 10_000) == "serial" and paths.count("fast") > 30
+    assert near.choice(LIKELIHOOD, 10_000) == "serial" and paths.count("fast") >= 30  # all but 4 + 3 re-checks
     clear = ThresholdPolicy()
     drive(clear, 10_000, serial_s=100e-6, parallel_s=94e-6, estimate_s=100e-6, calls=40)
     assert clear.choice(LIKELIHOOD, 10_000) == "parallel"
@@ -147,3 +149,115 @@ def test_calls_that_skip_the_fast_path_still_follow_the_countdown():
     assert paths[:4] == [True, True, True, False]
     assert sum(paths[4:]) <= 3  # re-checks only, after 32 and 256 calls
     assert policy.decisions[LIKELIHOOD, False] + policy.decisions[LIKELIHOOD, True] == 300
+
+
+# ------------------------------------------------------------------ costs that change under a settled class
+CHEAP = {"serial_s": 15e-6, "parallel_s": 30e-6, "estimate_s": 20e-6}
+COSTLY = {"serial_s": 10e-3, "parallel_s": 7e-3, "estimate_s": 10e-3}  # parallel clearly ahead now
+
+
+def rechecks(paths):
+    """Indices where a settled serial class's re-check starts: a timed serial call, then a parallel one."""
+    return [i for i in range(len(paths) - 1) if paths[i] is False and paths[i + 1] is True]
+
+
+def test_a_settled_serial_class_follows_a_model_that_gets_costlier():
+    policy = ThresholdPolicy()
+    before = drive(policy, 1000, calls=3000, **CHEAP)
+    assert policy.choice(LIKELIHOOD, 1000) == "serial" and before.count("fast") > 2980
+    left = policy.size_class(LIKELIHOOD, 1000).fast_left  # settled calls to go before the next re-check
+    assert 0 < left <= 1024
+    after = drive(policy, 1000, calls=left + 60, **COSTLY)
+    # The countdown runs out; the re-check times both sides, finds both far above their estimates
+    # and comes back after 4 calls; the second re-check confirms the change: parallel from then on.
+    assert after[:left] == ["fast"] * left
+    assert after[left:left + 8] == [False, True, "fast", "fast", "fast", "fast", False, True]
+    tail = after[left + 8:]
+    assert "fast" not in tail and tail.count(False) <= 3  # the serial side re-checked now and then only
+    assert policy.choice(LIKELIHOOD, 1000) == "parallel"
+    serial, parallel = policy.summary()[LIKELIHOOD, 10, 0, 0]
+    assert serial == pytest.approx(10e-3 / 1000, rel=0.3) and parallel == pytest.approx(7e-3 / 1000, rel=0.3)
+
+
+def test_a_settled_serial_class_is_rechecked_ever_less_often_while_its_costs_hold():
+    policy = ThresholdPolicy()
+    paths = drive(policy, 1000, calls=6000, **CHEAP)
+    starts = rechecks(paths)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert starts and all(b >= a for a, b in zip(gaps, gaps[1:]))  # exponential back-off ...
+    assert max(gaps) <= 16 * 64 + 2  # ... up to its cap
+    assert len(starts) <= 8 and paths.count("fast") >= 6000 - 4 - 2 * len(starts)
+
+
+def test_a_settled_parallel_class_follows_a_model_that_gets_cheaper():
+    policy = ThresholdPolicy()
+    drive(policy, 1000, calls=200, serial_s=2e-3, parallel_s=1e-3, estimate_s=2e-3)
+    assert policy.choice(LIKELIHOOD, 1000) == "parallel"
+    size = policy.size_class(LIKELIHOOD, 1000)
+    paths = drive(policy, 1000, calls=size.until_probe + 60, **CHEAP)
+    assert policy.choice(LIKELIHOOD, 1000) == "serial"
+    assert paths[-30:].count("fast") >= 26 and len(rechecks(paths[-30:])) <= 2  # settled, re-checked less often
+
+
+def test_one_stalled_recheck_does_not_unsettle_a_serial_class():
+    policy = ThresholdPolicy()
+    drive(policy, 1000, calls=500, **CHEAP)
+    size = policy.size_class(LIKELIHOOD, 1000)
+    left, interval = size.fast_left, size.interval
+    assert drive(policy, 1000, calls=left, **CHEAP) == ["fast"] * left
+    stalled = dict(CHEAP, serial_s=50 * CHEAP["serial_s"])  # the re-check's serial call is descheduled
+    assert drive(policy, 1000, calls=1, **stalled) == [False]
+    paths = drive(policy, 1000, calls=interval + 100, **CHEAP)
+    # The far-off sample brings the next re-check close; that one agrees with the old costs, so it
+    # was a stall: the back-off goes on with the interval it had reached.
+    assert paths[:5] == [True, "fast", "fast", "fast", "fast"]
+    assert rechecks(paths)[:2] == [5, 5 + 2 + interval]
+    assert policy.choice(LIKELIHOOD, 1000) == "serial" and paths.count("fast") == len(paths) - 5
+
+
+@pytest.mark.mpi(min_size=2)
+def test_the_proxy_follows_a_model_that_gets_costlier_through_its_hot_path(comm):
+    """The proxy's own calls (settled fast path, re-checks, parallel), with the costs the policy sees injected.
+
+    The policy is handed modelled seconds in place of its timings, so its path through the change is
+    exactly the one a policy driven alone takes; every answer stays bitwise the serial model's.
+    """
+    import numpy as np
+    from conftest import run_parallel
+
+    from mpi_qinfer.models import SimplePrecessionModel
+
+    modelparams, times, outcomes = np.linspace(0.01, 1, 1000)[:, None], np.array([0.7]), np.arange(2)
+
+    def check(proxy, serial):
+        policy = proxy.threshold_policy
+        costs = dict(CHEAP)
+        record = policy.record_class
+
+        def modelled(size, work, parallel, seconds, serial_estimate=None):
+            record(size, work, parallel, costs["parallel_s" if parallel else "serial_s"],
+                   costs["estimate_s"] if parallel else None)
+
+        policy.record_class = modelled
+        want = serial.likelihood(outcomes, modelparams, times)
+
+        def calls(n):
+            paths = []
+            for _ in range(n):
+                before = proxy.engine.calls
+                assert np.array_equal(proxy.likelihood(outcomes, modelparams, times), want)
+                paths.append(proxy.engine.calls > before)
+            return paths
+
+        alone = ThresholdPolicy()  # the same schedule, driven without the proxy
+        expected = drive(alone, 1000, calls=600, n_outcomes=2, **CHEAP)
+        assert calls(600) == [path is True for path in expected]
+        left = policy.size_class(LIKELIHOOD, 1000, 2).fast_left
+        assert left == alone.size_class(LIKELIHOOD, 1000, 2).fast_left > 0
+        costs.update(COSTLY)
+        expected = drive(alone, 1000, calls=left + 40, n_outcomes=2, **COSTLY)
+        got = calls(left + 40)
+        assert got == [path is True for path in expected]
+        assert sum(got[left + 8:]) >= 29 and policy.choice(LIKELIHOOD, 1000, n_outcomes=2) == "parallel"
+
+    run_parallel(comm, SimplePrecessionModel(), check, serial_threshold="auto")
