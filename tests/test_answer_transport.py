@@ -241,4 +241,5 @@ def test_answers_in_another_memory_order_on_loopback_ranks(size, layout):
 
     answers = run_ranks(size, target)[0]
     for answer in answers:
-        same_behaviour(lambda: Reordered(layout).likelihood(outcomes, modelparams, expparams), lambda: answer)
+        same_behaviour(lambda: Reordered(layout).likelihood(outcomes, modelparams, expparams),
+                       lambda answer=answer: answer)
