@@ -7,6 +7,7 @@ VENV ?= .venv
 OPENMPI_VENV ?= .venv-openmpi
 QINFER_VENV ?= .venv-qinfer
 OLDEST_VENV ?= .venv-oldest
+NEWEST_VENV ?= .venv-newest
 DEMO_TIMEOUT ?= 900
 DEMO_ARGS ?=
 BENCH_ARGS ?=
@@ -15,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install -q --disable-pip-version-check
 
 .PHONY: help venv demo test test-mpich test-mpich-mpi test-openmpi test-qinfer test-serial test-simd test-oldest \
-	test-wheel test-slurm bench docs lint clean
+	test-newest test-wheel test-slurm bench docs lint clean
 
 help:
 	@echo "make demo        run the demo: mpiexec -n $(NP) python -m mpi_qinfer demo (MPICH wheel)"
@@ -23,6 +24,7 @@ help:
 	@echo "make test-serial the tests that need no launcher (one process)"
 	@echo "make test-simd   the serial tests again under each lower SIMD level this CPU can fall back to"
 	@echo "make test-oldest serial + MPI at 2 ranks with the oldest Python, NumPy, mpi4py, pytest declared"
+	@echo "make test-newest the same with the newest supported Python found here and the newest releases"
 	@echo "make test-mpich  serial tests and MPI tests on MPICH only (fastest useful check)"
 	@echo "make test-wheel  build the wheel, install it in fresh venvs (with mpich: the demo; without MPI: import, info)"
 	@echo "make test-slurm  the batch scripts on a one-node Slurm brought up here (installs Slurm if it can)"
@@ -53,8 +55,12 @@ $(QINFER_VENV)/.installed: pyproject.toml scripts/make_qinfer_venv.sh
 	bash scripts/make_qinfer_venv.sh $(QINFER_VENV)
 	touch $@
 
-$(OLDEST_VENV)/.installed: pyproject.toml scripts/make_oldest_venv.sh
-	bash scripts/make_oldest_venv.sh $(OLDEST_VENV)
+$(OLDEST_VENV)/.installed: pyproject.toml scripts/make_versions_venv.sh
+	bash scripts/make_versions_venv.sh oldest $(OLDEST_VENV)
+	touch $@
+
+$(NEWEST_VENV)/.installed: pyproject.toml scripts/make_versions_venv.sh
+	bash scripts/make_versions_venv.sh newest $(NEWEST_VENV)
 	touch $@
 
 venv: $(VENV)/.installed
@@ -77,6 +83,10 @@ test-simd: $(VENV)/.installed
 test-oldest: $(OLDEST_VENV)/.installed
 	$(OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider
 	scripts/mpi-pytest.sh $(OLDEST_VENV) 2
+
+test-newest: $(NEWEST_VENV)/.installed
+	$(NEWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	scripts/mpi-pytest.sh $(NEWEST_VENV) 2
 
 test-wheel:
 	PYTHON=$(PYTHON) NP=$(NP) bash scripts/check-wheel.sh
@@ -107,7 +117,7 @@ test-slurm: $(VENV)/.installed
 	scripts/slurm_cluster.sh down "$$dir"; rm -rf "$$dir"; exit $$status
 
 # Every part runs, whatever the earlier ones gave; the summary at the end names each part's result.
-TEST_PARTS ?= test-serial test-mpich-mpi test-simd test-oldest test-wheel test-openmpi test-qinfer test-slurm docs
+TEST_PARTS ?= test-serial test-mpich-mpi test-simd test-oldest test-newest test-wheel test-openmpi test-qinfer test-slurm docs
 test:
 	MAKE="$(MAKE)" bash scripts/test-parts.sh $(TEST_PARTS)
 
@@ -122,5 +132,5 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check mpi_qinfer tests scripts
 
 clean:
-	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) $(OLDEST_VENV) .venv-wheel-check docs/_build build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) $(OLDEST_VENV) $(NEWEST_VENV) .venv-wheel-check docs/_build build dist *.egg-info .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

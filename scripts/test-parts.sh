@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: test-parts.sh PART..." >&2; exit 2; }
 
-make_cmd=${MAKE:-make}
+read -r -a make_cmd <<< "${MAKE:-make}"  # a command with its options, e.g. "make -C DIR"
 keep_logs=${TEST_LOG_DIR:+yes}
 log_dir=${TEST_LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/mpiq-test.XXXXXX")}
 mkdir -p "$log_dir"
@@ -28,7 +28,7 @@ for part in "$@"; do
     printf '\n######## %s\n' "$part"
     log="$log_dir/$part.log"
     start=$(date +%s)
-    "$make_cmd" --no-print-directory "$part" 2>&1 | tee "$log"
+    "${make_cmd[@]}" --no-print-directory "$part" 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
     seconds=$(( $(date +%s) - start ))
     verdict=passed

@@ -70,10 +70,44 @@ def makefile_rule(target):
     raise AssertionError(f"no rule for {target} in the Makefile")
 
 
+def make_test_parts():
+    """The parts ``make test`` runs (its ``TEST_PARTS`` default)."""
+    (line,) = [line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("TEST_PARTS ?=")]
+    return line.split("?=", 1)[1].split()
+
+
+def test_make_test_runs_every_part_through_the_part_runner():
+    _, recipe = makefile_rule("test")
+    assert any("scripts/test-parts.sh $(TEST_PARTS)" in line for line in recipe)
+    parts = make_test_parts()
+    for part in parts:
+        makefile_rule(part)  # each is a rule
+    assert {"test-serial", "test-mpich-mpi", "test-simd", "test-oldest", "test-newest", "test-wheel",
+            "test-openmpi", "test-qinfer", "test-slurm", "docs"} <= set(parts)
+
+
+def test_the_part_runner_goes_on_after_a_failure_and_sums_up(tmp_path):
+    import subprocess
+
+    (tmp_path / "Makefile").write_text(
+        "good:\n\t@echo '3 passed, 1 skipped in 0.1s'\n"
+        "bad:\n\t@echo '1 failed, 2 passed in 0.2s'; exit 1\n"
+        "also:\n\t@echo '== 4 passed in 0.3s =='\n")
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "test-parts.sh"), "good", "bad", "also"],
+                          env={"PATH": "/usr/bin:/bin", "MAKE": f"make -C {tmp_path}"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = done.stdout.split("######## summary")[1].splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in summary[2:5]}
+    assert rows["good"][:4] == ["passed", "3", "0", "1"]
+    assert rows["bad"][:4] == ["FAILED(2)", "2", "1", "0"]
+    assert rows["also"][:4] == ["passed", "4", "0", "0"]
+    assert "1 of 3 parts FAILED" in done.stdout
+
+
 def test_ci_builds_and_tries_the_wheel():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-    prerequisites, _ = makefile_rule("test")
-    assert "test-wheel" in prerequisites
+    assert "test-wheel" in make_test_parts()
     _, recipe = makefile_rule("test-wheel")
     assert any("scripts/check-wheel.sh" in line for line in recipe)
     script = (ROOT / "scripts" / "check-wheel.sh").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -151,16 +152,22 @@ def program_lines(stderr: str) -> list[str]:
     """The lines the program printed, without the launcher's own notice.
 
     Open MPI's mpirun adds a block framed by dashed lines when a rank exits
-    with a non-zero status; MPICH adds nothing.
+    with a non-zero status, and its event library may add one-line warnings
+    (``[warn] Epoll MOD(4) on fd 20 failed ...``) while the job winds down on a
+    loaded machine; MPICH adds nothing.
     """
     lines, in_notice = [], False
     for line in stderr.splitlines():
         if line.startswith("-----"):
             in_notice = not in_notice
             continue
-        if not in_notice:
+        if not in_notice and not LAUNCHER_NOISE.match(line):
             lines.append(line)
     return lines
+
+
+#: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE).
+LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)")
 
 
 @needs_mpiexec
