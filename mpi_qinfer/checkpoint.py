@@ -6,8 +6,9 @@ without this package) holding:
 ``metadata``
     UTF-8 JSON as a ``uint8`` array: the format name and version, the package
     version, the model's signature (type, ``n_modelparams``,
-    ``expparams_dtype``), ``n_particles``, each array's dtype, shape and
-    SHA-256, the generators' states and the updater's scalar attributes.
+    ``expparams_dtype``), ``n_particles``, the run's identity
+    (:func:`run_identity`), each array's dtype, shape and SHA-256, the
+    generators' states and the updater's scalar attributes.
 ``particle_locations``, ``particle_weights``, ``data_record``, ``normalization_record``
     The particle approximation and the records, in their own dtypes.
 ``pickled_updater``
@@ -27,9 +28,10 @@ Writing goes to a temporary file in the same directory, which is flushed,
 ``fsync``-ed and renamed over the target: a reader sees the old checkpoint or
 the new one, never a partial file. Loading reads and checks everything
 (archive integrity, checksums, format, model signature, particle count,
-generator states) before it changes anything, so a corrupt, truncated or
-mismatched checkpoint raises :class:`CheckpointError` and leaves the updater
-as it was.
+the run's identity, every value it would apply, generator states) before it
+changes anything, so a corrupt, truncated, edited or mismatched checkpoint,
+or one of another run, raises :class:`CheckpointError` and leaves the
+updater as it was.
 
 Use :class:`Checkpointer` in a loop: it snapshots the state after every
 update (in memory), writes every N updates or T seconds, and on
@@ -43,11 +45,12 @@ import datetime
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
+import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +67,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_metadata",
+    "run_identity",
+    "model_layers",
     "write_snapshot",
     "parse_every",
 ]
@@ -171,6 +176,157 @@ def _qualname(obj) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
+# ------------------------------------------------------------------ what identifies a run
+# A model's (or prior's) attributes that change while a run goes on, or are described apart.
+_RUNTIME_ATTRIBUTES = frozenset({"_call_count", "_sim_count", "_rng", "_underlying_model"})
+_DESCRIBE_DEPTH = 3   # nested objects, lists and dicts described this deep, then by their class only
+_DESCRIBE_WIDTH = 32  # at most this many items of a list or dict; longer ones by length and digest
+_SMALL_ARRAY = 16     # arrays up to this size are described by their values, larger ones by a digest
+
+
+def _is_random_state(value) -> bool:
+    return isinstance(value, (np.random.Generator, np.random.RandomState, np.random.BitGenerator,
+                              np.random.SeedSequence))
+
+
+def _described(value, depth: int = 0):
+    """``value`` as JSON data that two equal parameters share: plain values as such, others by class."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else repr(value)  # NaN != NaN: compare non-finite ones as text
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (complex, np.complexfloating)):
+        return {"complex": [_described(value.real), _described(value.imag)]}
+    if isinstance(value, np.dtype):
+        return {"dtype": str(value.descr)}
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            return {"array": "object", "shape": list(value.shape)}
+        if value.size <= _SMALL_ARRAY and value.dtype.kind in "biufc":
+            return {"array": _described(value.tolist(), depth), "dtype": value.dtype.str}
+        return {"array": value.dtype.str, "shape": list(value.shape),
+                "sha256": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}
+    if isinstance(value, (list, tuple, dict)):
+        if depth >= _DESCRIBE_DEPTH:
+            return {"type": _qualname(value), "length": len(value)}
+        if len(value) > _DESCRIBE_WIDTH:  # by a digest of its items, each described shallowly
+            items = [[str(key), _described(item, _DESCRIBE_DEPTH)] for key, item in value.items()] \
+                if isinstance(value, dict) else [_described(item, _DESCRIBE_DEPTH) for item in value]
+            text = json.dumps(items, sort_keys=True)
+            return {"type": _qualname(value), "length": len(value),
+                    "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        if isinstance(value, dict):
+            return {str(key): _described(item, depth + 1) for key, item in value.items()
+                    if not _is_random_state(item)}
+        return [_described(item, depth + 1) for item in value]
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return {"callable": f"{getattr(value, '__module__', '')}.{value.__qualname__}"}
+    if depth < _DESCRIBE_DEPTH and hasattr(value, "__dict__"):
+        return {"type": _qualname(value), "parameters": _parameters(value, depth + 1)}
+    return {"type": _qualname(value)}
+
+
+def _parameters(obj, depth: int = 0) -> dict:
+    """An object's instance attributes (its parameters), described; counters and generators left out."""
+    try:
+        attributes = vars(obj)
+    except TypeError:  # no __dict__ (slots, a C type): nothing to describe
+        return {}
+    return {str(name): _described(value, depth) for name, value in sorted(attributes.items(), key=lambda kv: str(kv[0]))
+            if name not in _RUNTIME_ATTRIBUTES and not _is_random_state(value)}
+
+
+def _proxy_type():
+    """MPIParallelizedModel, if its module is loaded (importing it would load MPI); else None."""
+    parallel = sys.modules.get(f"{__package__}.parallel")
+    return getattr(parallel, "MPIParallelizedModel", None)
+
+
+def model_layers(model) -> list:
+    """The chain of models a run uses, outermost first, each with its class and parameters.
+
+    A derived model (qinfer's ``DerivedModel`` and this package's) is one layer
+    and its ``underlying_model`` the next; an
+    :class:`~mpi_qinfer.MPIParallelizedModel` is looked through, since it
+    changes only the speed.
+
+    Parameters
+    ----------
+    model : Model
+
+    Returns
+    -------
+    list of dict
+        ``{"type": ..., "parameters": ...}`` per layer; the parameters are the
+        model's instance attributes holding numbers, strings, arrays (small
+        ones by value, others by SHA-256) and containers of these, other
+        objects by their class and attributes, a few levels deep. The call
+        counters and generators every model has are left out.
+    """
+    proxy = _proxy_type()
+    layers, seen = [], set()
+    while model is not None and id(model) not in seen:
+        seen.add(id(model))
+        if proxy is None or not isinstance(model, proxy):
+            layers.append({"type": _qualname(model), "parameters": _parameters(model)})
+        model = getattr(model, "underlying_model", None)
+    return layers
+
+
+def _seed_of(generator) -> dict | None:
+    """What seeded a generator (entropy and spawn key of its SeedSequence), which loading a state keeps."""
+    if not isinstance(generator, np.random.Generator):
+        return None
+    bit_generator = generator.bit_generator
+    sequence = getattr(bit_generator, "seed_seq", getattr(bit_generator, "_seed_seq", None))
+    if not isinstance(sequence, np.random.SeedSequence):
+        return None
+    entropy = sequence.entropy
+    entropy = [int(x) for x in entropy] if isinstance(entropy, (list, tuple, np.ndarray)) else \
+        (None if entropy is None else int(entropy))
+    return {"entropy": entropy, "spawn_key": [int(x) for x in sequence.spawn_key],
+            "pool_size": int(sequence.pool_size)}
+
+
+def run_identity(updater, *, heuristic=None, generators=None, run_id=None) -> dict:
+    """What tells this run from another that could write the same checkpoint path.
+
+    Parameters
+    ----------
+    updater : SMCUpdater, DistributedSMCUpdater or another package's updater
+    heuristic : Heuristic, optional
+    generators : dict of str to numpy.random.Generator, optional
+    run_id : str, optional
+        The caller's name for the run. When given, it is the run's identity;
+        when not, the seeds of the run's generators are.
+
+    Returns
+    -------
+    dict
+        ``run_id``; ``seeds``: the seed (entropy and spawn key) of the
+        updater's generator, the heuristic's own and each named generator;
+        ``model``: :func:`model_layers`; ``prior``: the prior's class and
+        parameters.
+    """
+    if run_id is not None and not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a string or None, got {type(run_id).__name__}")
+    seeds = {}
+    for name, generator in [("updater rng", getattr(updater, "rng", None)),
+                            ("heuristic rng", getattr(heuristic, "rng", None))] + \
+            [(f"generator {name!r}", gen) for name, gen in sorted((generators or {}).items())]:
+        seed = _seed_of(generator)
+        if seed is not None:
+            seeds[name] = seed
+    prior = getattr(updater, "prior", None)
+    return {"run_id": run_id, "seeds": seeds, "model": model_layers(updater.model),
+            "prior": {"type": _qualname(prior), "parameters": _parameters(prior)}}
+
+
 def _is_our_updater(updater) -> bool:
     from .smc import SMCUpdater
 
@@ -238,7 +394,7 @@ def _checked_user(user) -> dict:
     return user
 
 
-def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None) -> Snapshot:
+def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None, run_id=None) -> Snapshot:
     """Capture the state of an SMC run in memory (no file is written).
 
     Parameters
@@ -256,11 +412,21 @@ def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None)
         More generators of the run, by name (for example the one simulating data).
     user : dict, optional
         JSON-serialisable data of the caller's, returned by :func:`load_checkpoint`.
+    run_id : str, optional
+        The run's name, which :func:`load_checkpoint` must be given to accept
+        the state; by default the run is known by its generators' seeds (see
+        :func:`run_identity`).
 
     Returns
     -------
     Snapshot
     """
+    identity = run_identity(updater, heuristic=heuristic, generators=generators, run_id=run_id)
+    return _snapshot(updater, identity, proxy=proxy, heuristic=heuristic, generators=generators, user=user)
+
+
+def _snapshot(updater, identity, *, proxy=None, heuristic=None, generators=None, user=None) -> Snapshot:
+    """:func:`snapshot` with the run's identity already described."""
     from . import __version__
 
     if proxy is None and hasattr(updater.model, "_seeds"):
@@ -280,6 +446,7 @@ def snapshot(updater, *, proxy=None, heuristic=None, generators=None, user=None)
         "heuristic": _heuristic_state(heuristic),
         "generators": {name: _generator_state(gen) for name, gen in (generators or {}).items()},
         "user": _checked_user(user),
+        "identity": identity,
     }
 
     if _is_distributed(updater):
@@ -387,14 +554,15 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def save_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=None, user=None) -> str:
+def save_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=None, user=None,
+                    run_id=None) -> str:
     """Save the state of an SMC run to ``path``, atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
         The checkpoint file (``.npz`` by convention).
-    updater, proxy, heuristic, generators, user
+    updater, proxy, heuristic, generators, user, run_id
         As for :func:`snapshot`.
 
     Returns
@@ -406,13 +574,13 @@ def save_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
     --------
     >>> save_checkpoint("run.npz", updater, heuristic=heuristic)  # doctest: +SKIP
     """
-    return write_snapshot(snapshot(updater, proxy=proxy, heuristic=heuristic, generators=generators, user=user),
-                          path)
+    return write_snapshot(snapshot(updater, proxy=proxy, heuristic=heuristic, generators=generators, user=user,
+                                   run_id=run_id), path)
 
 
 # ------------------------------------------------------------------ reading
 def _read(path) -> tuple[dict, dict]:
-    """Every array and the metadata of a checkpoint, checked for integrity."""
+    """Every array and the metadata of a checkpoint, checked for integrity: a damaged file -> CheckpointError."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as file:
@@ -422,26 +590,36 @@ def _read(path) -> tuple[dict, dict]:
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-        raise CheckpointError(f"{path!r} is not a readable checkpoint (corrupt or truncated?): {error}") from error
-    if _METADATA not in arrays:
+    except Exception as error:  # noqa: BLE001 - a damaged archive fails in many ways, all of them "damaged"
+        # A flipped bit makes zipfile raise BadZipFile, NotImplementedError (compression method),
+        # RuntimeError (encryption flag), zlib.error, EOFError or UnicodeDecodeError (file name), and
+        # NumPy's .npy header parser ValueError or SyntaxError; a size field, MemoryError or OverflowError.
+        raise CheckpointError(f"{path!r} is not a readable checkpoint (corrupt or truncated?): "
+                              f"{type(error).__name__}: {error}") from error
+    metadata = arrays.pop(_METADATA, None)
+    if metadata is None:
         raise CheckpointError(f"{path!r} is not an mpi_qinfer checkpoint: it has no metadata")
     try:
-        meta = json.loads(arrays.pop(_METADATA).tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        if metadata.dtype != np.uint8 or metadata.ndim != 1:
+            raise ValueError(f"it is {metadata.dtype} of shape {metadata.shape}, not bytes")
+        meta = json.loads(metadata.tobytes().decode())
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise CheckpointError(f"{path!r}: its metadata is corrupt: {error}") from error
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path!r} is not an mpi_qinfer checkpoint (format {meta.get('format')!r})"
-                              if isinstance(meta, dict) else f"{path!r}: its metadata is not a JSON object")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path!r}: its metadata is not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not an mpi_qinfer checkpoint (format {meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path!r} has checkpoint format version {meta.get('format_version')!r}; "
                               f"this mpi_qinfer reads version {FORMAT_VERSION}")
-    described = meta.get("arrays", {})
-    if set(described) != set(arrays):
+    described = meta.get("arrays")
+    if not isinstance(described, dict) or set(described) != set(arrays):
+        listed = sorted(described) if isinstance(described, dict) else described
         raise CheckpointError(f"{path!r}: the arrays {sorted(arrays)} differ from those its metadata lists "
-                              f"{sorted(described)}")
+                              f"({listed!r})")
     for name, array in arrays.items():
-        if hashlib.sha256(array.tobytes()).hexdigest() != described[name]["sha256"]:
+        entry = described[name]
+        if not isinstance(entry, dict) or entry.get("sha256") != hashlib.sha256(array.tobytes()).hexdigest():
             raise CheckpointError(f"{path!r}: the array {name!r} fails its checksum (corrupt)")
     return arrays, meta
 
@@ -461,17 +639,43 @@ def read_metadata(path) -> dict:
 
 
 def _expect(condition: bool, path, message: str) -> None:
+    """The checkpoint fits this run, or CheckpointError saying how it does not."""
     if not condition:
         raise CheckpointError(f"the checkpoint {os.fspath(path)!r} does not fit this run: {message}")
 
 
-def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=None) -> dict:
+def _sound(condition: bool, path, message: str) -> None:
+    """The checkpoint agrees with itself, or CheckpointError saying where it does not."""
+    if not condition:
+        raise CheckpointError(f"the checkpoint {os.fspath(path)!r} is inconsistent: {message}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass
+class _Plan:
+    """Everything loading a checkpoint changes, checked and prepared before any of it is applied."""
+
+    states: list = field(default_factory=list)      # (bit generator, or the numpy.random module, state)
+    resampler: dict = field(default_factory=dict)   # the resampler's attributes
+    attributes: dict = field(default_factory=dict)  # the updater's attributes
+    restore: dict | None = None                     # a distributed updater's cloud, for its ranks
+
+
+def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=None, run_id=None,
+                    allow_other_run: bool = False) -> dict:
     """Restore the state saved by :func:`save_checkpoint` into a freshly built run.
 
     Build the run as for a new start (the same model, number of particles,
-    prior, resampler and heuristic), then load: every saved piece of state
-    replaces the new one. Nothing is changed unless the whole checkpoint is
-    sound and fits.
+    prior, resampler, heuristic and seeds), then load: every saved piece of
+    state replaces the new one. Nothing is changed unless the whole checkpoint
+    is sound, fits this run and is this run's.
 
     Parameters
     ----------
@@ -487,6 +691,16 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
         Gets its saved generator state, if it had one.
     generators : dict of str to numpy.random.Generator, optional
         Get the saved states of the generators saved under the same names.
+    run_id : str, optional
+        This run's name, as given when the checkpoint was saved.
+    allow_other_run : bool, optional
+        Load the state even if the checkpoint is of another run: another run
+        id or other seeds, another model chain or model parameters, another
+        prior, or no record of its run (one written before checkpoints
+        recorded it). What the state must fit to be usable at all (the
+        updater class, ``n_particles``, ``n_modelparams``, ``expparams_dtype``,
+        the resampler's class, the number of ranks) is checked all the same.
+        Default False.
 
     Returns
     -------
@@ -496,121 +710,319 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
     Raises
     ------
     CheckpointError
-        If the file is corrupt, truncated, of another format, or saved from
-        another model, updater class or number of particles.
+        If the file is damaged (corrupt, truncated, edited into values that
+        cannot be a state), of another format, saved from another updater
+        class or number of particles or for another model shape, or (unless
+        ``allow_other_run``) of another run. The message names what differs.
     """
     arrays, meta = _read(path)
-    _expect(meta.get("updater") == _qualname(updater), path,
-            f"it was saved from a {meta.get('updater')}, this updater is a {_qualname(updater)}")
-    _expect(meta.get("model") == model_signature(updater.model), path,
-            f"it was saved for the model {meta.get('model')}, this run's is {model_signature(updater.model)}")
-    _expect(meta.get("n_particles") == int(updater.n_particles), path,
-            f"it holds {meta.get('n_particles')} particles, this updater has {updater.n_particles}")
     if proxy is None and hasattr(updater.model, "_seeds"):
         proxy = updater.model
-    n_mp = int(updater.model.n_modelparams)
-    locations, weights = arrays.get("particle_locations"), arrays.get("particle_weights")
-    _expect(locations is not None and locations.shape == (updater.n_particles, n_mp), path,
-            "particle_locations has the wrong shape")
-    _expect(weights is not None and weights.shape == (updater.n_particles,), path,
-            "particle_weights has the wrong shape")
+    here = run_identity(updater, heuristic=heuristic, generators=generators, run_id=run_id)
+    plan = _check(path, arrays, meta, updater, here, proxy=proxy, heuristic=heuristic, generators=generators,
+                  allow_other_run=allow_other_run)
+    _apply(plan, updater)
+    return meta
 
-    # Every assignment is prepared (and checked) first, then applied at once.
-    apply = []
+
+# ------------------------------------------------------------------ loading, step 1: check (no side effects)
+def _check(path, arrays, meta, updater, here, *, proxy, heuristic, generators, allow_other_run) -> _Plan:
+    """Check the read checkpoint against itself and this run; prepare every change. Changes nothing."""
+    try:
+        _check_contents(path, arrays, meta)
+        _check_fit(path, meta, updater)
+        if not allow_other_run:
+            _check_identity(path, meta, here)
+        plan = _Plan(resampler=_checked_resampler(path, meta, updater.resampler))
+        plan.states.extend(_checked_generators(path, meta, proxy=proxy, heuristic=heuristic, generators=generators))
+        if _is_distributed(updater):
+            _plan_distributed(path, arrays, meta, updater, plan)
+        elif _is_our_updater(updater):
+            _plan_ours(path, arrays, meta, updater, plan)
+        else:
+            _plan_foreign(path, arrays, meta, plan)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as error:
+        # Metadata of the right format holding values of the wrong kind (edited by hand, say).
+        raise CheckpointError(f"the checkpoint {os.fspath(path)!r} has malformed metadata "
+                              f"({type(error).__name__}: {error})") from error
+    return plan
+
+
+def _check_contents(path, arrays, meta) -> None:
+    """What holds for every checkpoint, whatever the run: its counts and arrays agree."""
+    n_particles, n_updates, model = meta.get("n_particles"), meta.get("n_updates"), meta.get("model")
+    _sound(_is_int(n_particles) and n_particles >= 1, path, f"n_particles is {n_particles!r}")
+    _sound(_is_int(n_updates) and n_updates >= 0, path, f"n_updates is {n_updates!r}")
+    _sound(isinstance(meta.get("updater"), str), path, f"the updater is {meta.get('updater')!r}")
+    _sound(isinstance(model, dict) and _is_int(model.get("n_modelparams")) and model["n_modelparams"] >= 1
+           and isinstance(model.get("expparams_dtype"), str), path, f"the model is {model!r}")
+    locations, weights = arrays.get("particle_locations"), arrays.get("particle_weights")
+    _sound(locations is not None and weights is not None, path, "it has no particle_locations or particle_weights")
+    _sound(locations.shape == (n_particles, model["n_modelparams"]) and locations.dtype.kind == "f", path,
+           f"its metadata says {n_particles} particles of {model['n_modelparams']} parameters, its "
+           f"particle_locations are {locations.dtype} of shape {locations.shape}")
+    _sound(weights.shape == (n_particles,) and weights.dtype.kind == "f", path,
+           f"its metadata says {n_particles} particles, its particle_weights are {weights.dtype} of shape "
+           f"{weights.shape}")
+    _sound(bool(np.all(np.isfinite(weights)) and np.all(weights >= 0)), path,
+           "particle_weights holds negative or non-finite weights")
+    if _PICKLED not in arrays:  # this package's updaters keep their records as arrays
+        records = arrays.get("data_record"), arrays.get("normalization_record")
+        _sound(all(record is not None for record in records), path, "it has no data_record or normalization_record")
+        _sound(records[0].ndim >= 1 and len(records[0]) == n_updates == records[1].shape[0]
+               and records[1].ndim == 1 and records[1].dtype.kind == "f", path,
+               f"its records disagree with n_updates={n_updates}")
+
+
+def _check_fit(path, meta, updater) -> None:
+    """What the saved state needs of this run to be usable at all (never waived)."""
+    _expect(meta["updater"] == _qualname(updater), path,
+            f"it was saved from a {meta['updater']}, this updater is a {_qualname(updater)}")
+    _expect(meta["n_particles"] == int(updater.n_particles), path,
+            f"it holds {meta['n_particles']} particles, this updater has {updater.n_particles}")
+    saved, mine = meta["model"], model_signature(updater.model)
+    for key in ("n_modelparams", "expparams_dtype"):
+        _expect(saved.get(key) == mine[key], path,
+                f"it was saved for a model with {key} {saved.get(key)}, this run's has {mine[key]}")
     resampler = meta.get("resampler") or {}
     _expect(resampler.get("type") == _qualname(updater.resampler), path,
             f"it was saved with a {resampler.get('type')} resampler, this updater has a "
             f"{_qualname(updater.resampler)}")
-    apply.append((updater.resampler, dict(resampler.get("params", {}))))
-    for name, state in (meta.get("generators") or {}).items():
+
+
+def _check_identity(path, meta, here) -> None:
+    """The checkpoint is this run's: the same run id or seeds, model chain and parameters, prior."""
+    saved = meta.get("identity")
+    if saved is None:
+        raise CheckpointError(
+            f"the checkpoint {os.fspath(path)!r} records no run identity (it was written by mpi_qinfer "
+            f"{meta.get('mpi_qinfer_version')}): nothing tells that it is this run's; if it is, load it with "
+            "allow_other_run=True")
+    differences = []
+    saved_chain, my_chain = [layer["type"] for layer in saved["model"]], [layer["type"] for layer in here["model"]]
+    if saved_chain != my_chain:
+        differences.append(f"model {_chain(saved_chain)} there, {_chain(my_chain)} here")
+    else:
+        for old, new in zip(saved["model"], here["model"]):
+            differences += _differences(old["parameters"], new["parameters"], f"model {_short(old['type'])}")
+    if saved["prior"]["type"] != here["prior"]["type"]:
+        differences.append(f"prior {saved['prior']['type']} there, {here['prior']['type']} here")
+    else:
+        differences += _differences(saved["prior"]["parameters"], here["prior"]["parameters"],
+                                    f"prior {_short(here['prior']['type'])}")
+    hint = ""
+    if saved["run_id"] is not None or here["run_id"] is not None:
+        if saved["run_id"] != here["run_id"]:
+            differences.append(f"run_id {saved['run_id']!r} there, {here['run_id']!r} here")
+    else:
+        seeds = [f"{name}: {_seed_text(saved['seeds'].get(name), here['seeds'].get(name))}"
+                 for name in sorted(set(saved["seeds"]) | set(here["seeds"]))
+                 if saved["seeds"].get(name) != here["seeds"].get(name)]
+        if seeds:
+            differences += seeds
+            hint = (" (a generator made without a seed gets a new one every time: to resume such a run, give it a "
+                    "run_id when saving and loading)")
+    if differences:
+        raise CheckpointError(f"the checkpoint {os.fspath(path)!r} is of another run: " + "; ".join(differences)
+                              + hint + ". If it is this run's, load it with allow_other_run=True")
+
+
+def _short(qualname: str) -> str:
+    return qualname.rsplit(".", 1)[-1]
+
+
+def _chain(types: list) -> str:
+    """Layers outermost first as nested calls: ``Outer(Inner)``."""
+    text = ""
+    for kind in reversed(types):
+        text = f"{kind}({text})" if text else kind
+    return text or "(none)"
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict) and isinstance(value.get("array"), list):
+        value = value["array"]  # a small array: its values
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _differences(saved, here, where: str) -> list:
+    """Where two described parameter sets differ, as ``"<where> name: A there, B here"``."""
+    if saved == here:
+        return []
+    plain = isinstance(saved, dict) and isinstance(here, dict) and not {"array", "type"} & (set(saved) | set(here))
+    if not plain:
+        return [f"{where}: {_shown(saved)} there, {_shown(here)} here"]
+    found = []
+    for key in sorted(set(saved) | set(here)):
+        if key not in saved or key not in here:
+            found.append(f"{where} {key}: {'absent' if key not in saved else _shown(saved[key])} there, "
+                         f"{'absent' if key not in here else _shown(here[key])} here")
+        else:
+            found += _differences(saved[key], here[key], f"{where} {key}")
+    return found
+
+
+def _seed_text(saved, here) -> str:
+    def entropy(seed):
+        return "no seed" if seed is None else f"seed {seed['entropy']}"
+
+    if saved is not None and here is not None and saved["entropy"] != here["entropy"]:
+        same_key = saved["spawn_key"] == here["spawn_key"]
+        text = f"seed {saved['entropy']} there, {here['entropy']} here"
+        return text if same_key else f"{text} (spawn keys {saved['spawn_key']} and {here['spawn_key']})"
+    if saved is not None and here is not None:
+        return f"spawn key {saved['spawn_key']} there, {here['spawn_key']} here"
+    return f"{entropy(saved)} there, {entropy(here)} here"
+
+
+def _checked_resampler(path, meta, resampler) -> dict:
+    """The saved resampler parameters, each one this resampler has, of the same kind."""
+    saved = meta["resampler"].get("params", {})
+    mine = _resampler_state(resampler)["params"]
+    _sound(isinstance(saved, dict), path, f"the resampler's parameters are {saved!r}")
+    for name, value in saved.items():
+        _expect(name in mine, path, f"it sets the resampler parameter {name!r}, which this "
+                f"{_qualname(resampler)} does not have")
+        _expect(mine[name] is None or type(value) is type(mine[name]), path,
+                f"its resampler parameter {name!r} is {value!r}, this resampler's is a {type(mine[name]).__name__}")
+        _expect(not isinstance(value, float) or math.isfinite(value), path,
+                f"its resampler parameter {name!r} is {value!r}")
+    return dict(saved)
+
+
+def _checked_generators(path, meta, *, proxy, heuristic, generators) -> list:
+    """The saved states of the caller's generators, the proxy's seed stream and the heuristic's generator."""
+    states = []
+    saved = meta.get("generators") or {}
+    _sound(isinstance(saved, dict), path, f"its generators are {saved!r}")
+    for name, state in saved.items():
         target = (generators or {}).get(name)
         _expect(target is not None, path, f"it holds the generator {name!r}, which was not given")
-        apply.append((target.bit_generator, _checked_generator_state(state, target, f"generator {name!r}")))
+        states.append((target.bit_generator, _checked_generator_state(state, target, f"generator {name!r}")))
     if meta.get("proxy_seeds") is not None:
         seeds = getattr(proxy, "_seeds", None) if proxy is not None else None
         _expect(seeds is not None, path, "it holds a proxy's seed stream, but no proxy was given")
-        apply.append((seeds.bit_generator, _checked_generator_state(meta["proxy_seeds"], seeds, "proxy seeds")))
+        states.append((seeds.bit_generator, _checked_generator_state(meta["proxy_seeds"], seeds, "proxy seeds")))
     saved_heuristic = meta.get("heuristic")
     if saved_heuristic is not None and saved_heuristic.get("rng") is not None:
         rng = getattr(heuristic, "rng", None)
         _expect(isinstance(rng, np.random.Generator), path, "it holds a heuristic's generator; give that heuristic")
-        apply.append((rng.bit_generator, _checked_generator_state(saved_heuristic["rng"], rng, "heuristic rng")))
+        states.append((rng.bit_generator, _checked_generator_state(saved_heuristic["rng"], rng, "heuristic rng")))
+    return states
 
-    attributes = {}
-    restore = None
-    if _is_distributed(updater):
-        saved = meta.get("distributed") or {}
-        n_ranks = int(updater.shard_counts.size)
-        _expect(saved.get("n_ranks") == n_ranks, path,
-                f"it holds shards of {saved.get('n_ranks')} ranks, this run has {n_ranks}: a sharded state "
-                "resumes on the same number of ranks")
-        _expect(saved.get("draws") == updater.draws, path,
-                f"it was saved with draws={saved.get('draws')!r}, this updater has draws={updater.draws!r}")
-        for name in ("data_record", "normalization_record", "shard_counts", "shift"):
-            _expect(name in arrays, path, f"it has no {name}")
-        _expect(len(arrays["data_record"]) == int(meta.get("n_updates", -1)) == len(arrays["normalization_record"]),
-                path, "its records disagree in length")
-        counts = arrays["shard_counts"]
-        _expect(counts.shape == (n_ranks,) and int(counts.min()) >= 0 and int(counts.sum()) == updater.n_particles,
-                path, "its shard counts do not fit")
-        _expect(arrays["shift"].shape == (n_mp,), path, "its shift has the wrong shape")
-        apply.append((updater.rng.bit_generator,
-                      _checked_generator_state(meta.get("updater_rng"), updater.rng, "updater rng")))
-        restore = {"weights": weights, "locations": locations, "counts": counts, "shift": arrays["shift"],
-                   "n_ess": saved["n_ess"], "just_resampled": saved["just_resampled"],
-                   "resample_count": saved["resample_count"], "data_record": list(arrays["data_record"]),
-                   "normalization_record": arrays["normalization_record"]}
-    elif _is_our_updater(updater):
-        for name in ("data_record", "normalization_record"):
-            _expect(name in arrays, path, f"it has no {name}")
-        n_updates = int(meta.get("n_updates", -1))
-        _expect(len(arrays["data_record"]) == n_updates == len(arrays["normalization_record"]), path,
-                "its records disagree in length")
-        apply.append((updater.rng.bit_generator,
-                      _checked_generator_state(meta.get("updater_rng"), updater.rng, "updater rng")))
-        for name, value in meta.get("scalars", {}).items():
-            attributes[name] = value
-        lists = set(meta.get("list_attributes", []))
-        for key, array in arrays.items():
-            if key.startswith("attribute."):
-                name = key[len("attribute."):]
-                attributes[name] = array.tolist() if name in lists else array.copy()
-        attributes.update(
-            particle_locations=locations.copy(),
-            particle_weights=weights.copy(),
-            _data_record=list(arrays["data_record"]),
-            _normalization_record=[float(x) for x in arrays["normalization_record"]],
-        )
-    else:
-        _expect(_PICKLED in arrays and "numpy_global" in meta, path, "it has no pickled updater state")
-        try:
-            state = pickle.loads(arrays[_PICKLED].tobytes())
-        except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad checkpoint
-            raise CheckpointError(f"{os.fspath(path)!r}: the pickled updater state cannot be read: {error}") from error
-        _expect(isinstance(state, dict), path, "the pickled updater state is not a dict of attributes")
-        _expect(not _FOREIGN_KEPT & set(state), path, "the pickled updater state holds its model, prior or resampler")
-        attributes.update(state)
-        global_state = _from_json(meta["numpy_global"])
-        try:
-            np.random.RandomState().set_state(global_state)
-        except (TypeError, ValueError, KeyError) as error:
-            raise CheckpointError(f"{os.fspath(path)!r}: NumPy's global generator state is invalid: {error}") from error
-        apply.append((np.random, global_state))
 
-    # ---- nothing below can fail on a checked checkpoint
-    for target, value in apply:
+def _scalar_rules() -> dict:
+    """Checks of this package's SMCUpdater attributes beyond their kind: name -> (test(value, updater), what)."""
+    from .smc import ZERO_WEIGHT_POLICIES
+
+    return {
+        "n_particles": (lambda value, updater: value == updater.n_particles, "this updater's n_particles"),
+        "resample_thresh": (lambda value, updater: 0 <= value <= 1, "between 0 and 1"),
+        "_zero_weight_policy": (lambda value, updater: value in ZERO_WEIGHT_POLICIES,
+                                f"one of {ZERO_WEIGHT_POLICIES}"),
+        "zero_weight_thresh": (lambda value, updater: math.isfinite(value) and value >= 0, "finite and >= 0"),
+        "_resample_count": (lambda value, updater: value >= 0, ">= 0"),
+    }
+
+
+def _plan_ours(path, arrays, meta, updater, plan) -> None:
+    """This package's SMCUpdater: its generator, plain attributes, extra arrays, particles and records."""
+    plan.states.append((updater.rng.bit_generator,
+                        _checked_generator_state(meta.get("updater_rng"), updater.rng, "updater rng")))
+    mine = {name: value for name, value in vars(updater).items() if name not in _EXPLICIT}
+    scalars, rules = meta.get("scalars", {}), _scalar_rules()
+    _sound(isinstance(scalars, dict), path, f"the updater's attributes are {scalars!r}")
+    for name, value in scalars.items():
+        _expect(name in mine and isinstance(mine[name], _SCALARS), path,
+                f"it sets the updater attribute {name!r}, which this {_qualname(updater)} does not hold as a "
+                "plain value")
+        _expect(mine[name] is None or type(value) is type(mine[name]), path,
+                f"its updater attribute {name!r} is {value!r}, this updater's is a {type(mine[name]).__name__}")
+        test, what = rules.get(name, (None, None))
+        _expect(test is None or test(value, updater), path, f"its updater attribute {name!r} is {value!r}, not {what}")
+        plan.attributes[name] = value
+    lists = meta.get("list_attributes", [])
+    _sound(isinstance(lists, list), path, f"its list attributes are {lists!r}")
+    for key, array in arrays.items():
+        if key.startswith("attribute."):
+            name = key[len("attribute."):]
+            _expect(isinstance(mine.get(name), (list, np.ndarray)), path,
+                    f"it sets the updater attribute {name!r}, which this {_qualname(updater)} does not hold as an "
+                    "array or list")
+            plan.attributes[name] = array.tolist() if name in lists else array.copy()
+    plan.attributes.update(
+        particle_locations=arrays["particle_locations"].copy(),
+        particle_weights=arrays["particle_weights"].copy(),
+        _data_record=list(arrays["data_record"]),
+        _normalization_record=[float(x) for x in arrays["normalization_record"]],
+    )
+
+
+def _plan_distributed(path, arrays, meta, updater, plan) -> None:
+    """A DistributedSMCUpdater: the root's generator, and the cloud with its shard counts for the ranks."""
+    saved = meta.get("distributed")
+    _sound(isinstance(saved, dict), path, f"its distributed state is {saved!r}")
+    n_ranks, n_mp = int(updater.shard_counts.size), int(updater.model.n_modelparams)
+    _expect(saved.get("n_ranks") == n_ranks, path,
+            f"it holds shards of {saved.get('n_ranks')} ranks, this run has {n_ranks}: a sharded state "
+            "resumes on the same number of ranks")
+    _expect(saved.get("draws") == updater.draws, path,
+            f"it was saved with draws={saved.get('draws')!r}, this updater has draws={updater.draws!r}")
+    for name in ("shard_counts", "shift"):
+        _sound(name in arrays, path, f"it has no {name}")
+    counts, shift = arrays["shard_counts"], arrays["shift"]
+    _sound(counts.shape == (n_ranks,) and counts.dtype.kind in "iu" and int(counts.min()) >= 0
+           and int(counts.sum()) == updater.n_particles, path, f"its shard counts {counts.tolist()} do not fit")
+    _sound(shift.shape == (n_mp,) and shift.dtype.kind == "f" and bool(np.all(np.isfinite(shift))), path,
+           "its shift is not one finite number per model parameter")
+    n_ess, just_resampled, resample_count = saved.get("n_ess"), saved.get("just_resampled"), saved.get("resample_count")
+    _sound(_is_finite_number(n_ess) and 0 <= n_ess <= updater.n_particles * (1 + 1e-9), path,
+           f"its effective sample size is {n_ess!r}")
+    _sound(isinstance(just_resampled, bool), path, f"its just_resampled is {just_resampled!r}")
+    _sound(_is_int(resample_count) and resample_count >= 0, path, f"its resample_count is {resample_count!r}")
+    plan.states.append((updater.rng.bit_generator,
+                        _checked_generator_state(meta.get("updater_rng"), updater.rng, "updater rng")))
+    plan.restore = {"weights": arrays["particle_weights"], "locations": arrays["particle_locations"],
+                    "counts": counts, "shift": shift, "n_ess": float(n_ess), "just_resampled": just_resampled,
+                    "resample_count": resample_count, "data_record": list(arrays["data_record"]),
+                    "normalization_record": arrays["normalization_record"]}
+
+
+def _plan_foreign(path, arrays, meta, plan) -> None:
+    """Another package's updater: its pickled attributes, and NumPy's global generator."""
+    _expect(_PICKLED in arrays and "numpy_global" in meta, path, "it has no pickled updater state")
+    try:
+        state = pickle.loads(arrays[_PICKLED].tobytes())
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad checkpoint
+        raise CheckpointError(f"{os.fspath(path)!r}: the pickled updater state cannot be read: {error}") from error
+    _expect(isinstance(state, dict), path, "the pickled updater state is not a dict of attributes")
+    _expect(not _FOREIGN_KEPT & set(state), path, "the pickled updater state holds its model, prior or resampler")
+    plan.attributes.update(state)
+    global_state = _from_json(meta["numpy_global"])
+    try:
+        np.random.RandomState().set_state(global_state)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{os.fspath(path)!r}: NumPy's global generator state is invalid: {error}") from error
+    plan.states.append((np.random, global_state))
+
+
+# ------------------------------------------------------------------ loading, step 2: apply
+def _apply(plan: _Plan, updater) -> None:
+    """Make the checked changes: the ranks' shards first (a collective command), then the root's own state."""
+    if plan.restore is not None:
+        updater.restore_checkpoint_state(plan.restore)
+    for target, value in plan.states:
         if target is np.random:
             np.random.set_state(value)
-        elif isinstance(target, np.random.BitGenerator):
-            target.state = value
         else:
-            for name, item in value.items():
-                setattr(target, name, item)
-    for name, value in attributes.items():
+            target.state = value
+    for name, value in plan.resampler.items():
+        setattr(updater.resampler, name, value)
+    for name, value in plan.attributes.items():
         setattr(updater, name, value)
-    if restore is not None:
-        updater.restore_checkpoint_state(restore)  # the shards back on their ranks (a collective command)
-    return meta
 
 
 # ------------------------------------------------------------------ periodic checkpoints
@@ -662,8 +1074,9 @@ class Checkpointer:
     ----------
     path : str or os.PathLike
         The checkpoint file, rewritten atomically each time.
-    updater, proxy, heuristic, generators
-        As for :func:`snapshot`.
+    updater, proxy, heuristic, generators, run_id
+        As for :func:`snapshot`. The run's identity (:func:`run_identity`) is
+        taken once, here.
     every_updates : int, optional
         Write every this many updates.
     every_seconds : float, optional
@@ -685,7 +1098,8 @@ class Checkpointer:
     """
 
     def __init__(self, path, updater, *, proxy=None, heuristic=None, generators=None,
-                 every_updates: int | None = None, every_seconds: float | None = None, user=None):
+                 every_updates: int | None = None, every_seconds: float | None = None, user=None,
+                 run_id=None):
         if every_updates is not None and int(every_updates) < 1:
             raise ValueError(f"every_updates must be a positive integer, got {every_updates!r}")
         if every_seconds is not None and not float(every_seconds) > 0:
@@ -695,6 +1109,7 @@ class Checkpointer:
         self.every_updates = None if every_updates is None else int(every_updates)
         self.every_seconds = None if every_seconds is None else float(every_seconds)
         self._parts = {"proxy": proxy, "heuristic": heuristic, "generators": generators}
+        self._identity = run_identity(updater, heuristic=heuristic, generators=generators, run_id=run_id)
         self._user = user
         self._last: Snapshot | None = None
         self._written_updates: int | None = None
@@ -705,7 +1120,7 @@ class Checkpointer:
 
     def take(self) -> Snapshot:
         """Snapshot the run's state now (in memory) and keep it as the latest."""
-        self._last = snapshot(self.updater, **self._parts)
+        self._last = _snapshot(self.updater, self._identity, **self._parts)
         return self._last
 
     def step(self) -> bool:

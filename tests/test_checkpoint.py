@@ -25,6 +25,7 @@ from mpi_qinfer.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
+from mpi_qinfer.model import DerivedModel
 from mpi_qinfer.models import IsingChainModel, SimplePrecessionModel
 from mpi_qinfer.termination import TerminationRequested
 
@@ -353,7 +354,8 @@ def test_a_missing_generator_is_refused(saved):
 def test_a_generator_of_another_kind_is_refused(saved):
     run = Run(SimplePrecessionModel())
     parts = run.parts()
-    parts["generators"] = {"data": np.random.Generator(np.random.MT19937(1))}
+    # Seeded like the saved one (so the run is the same), but a bit generator of another kind.
+    parts["generators"] = {"data": np.random.Generator(np.random.MT19937(run.data_rng.bit_generator.seed_seq))}
     _refused(saved, run, match="does not fit", **parts)
 
 
@@ -365,6 +367,213 @@ def test_unsaveable_state_is_refused_when_saving(tmp_path):
     with pytest.raises(CheckpointError, match="JSON"):
         save_checkpoint(tmp_path / "c.npz", Run(SimplePrecessionModel()).updater, user={"x": object()})
     assert not (tmp_path / "c.npz").exists()
+
+
+# ------------------------------------------------------------- whose run it is
+def _edited(path, tmp_path, edit, name="edited.npz"):
+    """A copy of the checkpoint at ``path`` with its metadata changed by ``edit`` (the arrays untouched)."""
+    with np.load(path) as archive:
+        members = {member: archive[member] for member in archive.files}
+    meta = json.loads(members["metadata"].tobytes())
+    edit(meta)
+    members["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    out = tmp_path / name
+    np.savez(out, **members)
+    return out
+
+
+class Dephased(DerivedModel):
+    """A user's wrapper: the same shapes as the model it wraps, another likelihood (contrast ``visibility``)."""
+
+    def __init__(self, underlying_model, visibility=0.8):
+        super().__init__(underlying_model)
+        self.visibility = visibility
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        under = self.underlying_model.likelihood(outcomes, modelparams, expparams)
+        return self.visibility * under + (1 - self.visibility) / 2
+
+
+def _wrapped_run(visibility=0.8, seed=7):
+    return Run(Dephased(SimplePrecessionModel(), visibility), seed=seed)
+
+
+def test_a_wrapped_models_checkpoint_is_refused_by_the_bare_model_and_back(tmp_path):
+    wrapped = tmp_path / "wrapped.npz"
+    run = _wrapped_run().run(4)
+    save_checkpoint(wrapped, run.updater, **run.parts())
+    _refused(wrapped, Run(SimplePrecessionModel()), match=r"Dephased\(mpi_qinfer.models.SimplePrecessionModel\) "
+             r"there, mpi_qinfer.models.SimplePrecessionModel here")
+    bare = tmp_path / "bare.npz"
+    run = Run(SimplePrecessionModel()).run(4)
+    save_checkpoint(bare, run.updater, **run.parts())
+    _refused(bare, _wrapped_run(), match="model mpi_qinfer.models.SimplePrecessionModel there, "
+             r"test_checkpoint.Dephased\(mpi_qinfer.models.SimplePrecessionModel\) here")
+
+
+def test_another_model_parameter_is_refused_and_named(tmp_path):
+    path = tmp_path / "c.npz"
+    run = _wrapped_run(visibility=0.8).run(3)
+    save_checkpoint(path, run.updater, **run.parts())
+    _refused(path, _wrapped_run(visibility=0.6), match="model Dephased visibility: 0.8 there, 0.6 here")
+    run = Run(IsingChainModel(n_qubits=2)).run(3)  # two couplings whatever the chain's length
+    save_checkpoint(path, run.updater, **run.parts())
+    other = Run(IsingChainModel(n_qubits=3))
+    before = state_of(other.updater)
+    with pytest.raises(CheckpointError, match="n_qubits: 2 there, 3 here"):
+        load_checkpoint(path, other.updater, **other.parts())
+    assert state_of(other.updater) == before
+
+
+def test_another_prior_is_refused(saved):
+    run = Run(SimplePrecessionModel())
+    run.updater.prior = UniformDistribution([[0.0, 2.0]])
+    _refused(saved, run, match=r"prior UniformDistribution ranges: \[\[0.0, 1.0\]\] there, \[\[0.0, 2.0\]\] here")
+
+
+def test_a_proxy_is_looked_through_a_wrapper_is_not():
+    from mpi_qinfer import MPIParallelizedModel
+    from mpi_qinfer.checkpoint import model_layers
+
+    with MPIParallelizedModel(IsingChainModel(n_qubits=2)) as proxy:
+        assert model_layers(proxy) == model_layers(IsingChainModel(n_qubits=2))
+    layers = model_layers(Dephased(IsingChainModel(n_qubits=2), 0.5))
+    assert [layer["type"] for layer in layers] == [f"{__name__}.Dephased", "mpi_qinfer.models.IsingChainModel"]
+    assert layers[0]["parameters"] == {"visibility": 0.5} and layers[1]["parameters"]["n_qubits"] == 2
+
+
+def test_a_serial_checkpoint_resumes_on_a_proxy(tmp_path):
+    from mpi_qinfer import MPIParallelizedModel
+
+    whole = Run(SimplePrecessionModel()).run(10)
+    first = Run(SimplePrecessionModel()).run(4)
+    save_checkpoint(tmp_path / "c.npz", first.updater, **first.parts())
+    with MPIParallelizedModel(SimplePrecessionModel()) as proxy:
+        again = Run(proxy)
+        load_checkpoint(tmp_path / "c.npz", again.updater, **again.parts(proxy))
+        again.run(6)
+        assert state_of(again.updater) == state_of(whole.updater)
+
+
+def test_two_jobs_on_one_path_each_resume_only_their_own_state(tmp_path):
+    path = tmp_path / "shared.npz"
+    job_a = Run(SimplePrecessionModel(), seed=1).run(5)
+    save_checkpoint(path, job_a.updater, **job_a.parts())
+    job_b = Run(SimplePrecessionModel(), seed=2).run(3)
+    save_checkpoint(path, job_b.updater, **job_b.parts())  # B overwrites A's checkpoint
+    a_again = Run(SimplePrecessionModel(), seed=1)
+    _refused(path, a_again, match="another run: .*updater rng: seed 2 there, 1 here")
+    b_again = Run(SimplePrecessionModel(), seed=2)
+    load_checkpoint(path, b_again.updater, **b_again.parts())
+    assert state_of(b_again.updater) == state_of(job_b.updater)
+
+
+def test_a_run_id_names_a_run_started_without_seeds(tmp_path):
+    def unseeded():
+        run = Run(SimplePrecessionModel())
+        run.updater.rng = np.random.default_rng()  # fresh entropy every time
+        return run
+
+    path = tmp_path / "c.npz"
+    first = unseeded().run(4)
+    save_checkpoint(path, first.updater, **first.parts(), run_id="job-a")
+    assert read_metadata(path)["identity"]["run_id"] == "job-a"
+    again = unseeded()
+    before = state_of(again.updater)
+    with pytest.raises(CheckpointError, match="run_id 'job-a' there, None here"):
+        load_checkpoint(path, again.updater, **again.parts())
+    with pytest.raises(CheckpointError, match="run_id 'job-a' there, 'job-b' here"):
+        load_checkpoint(path, again.updater, **again.parts(), run_id="job-b")
+    assert state_of(again.updater) == before
+    load_checkpoint(path, again.updater, **again.parts(), run_id="job-a")
+    assert state_of(again.updater) == state_of(first.updater)
+    # A Checkpointer writes the run_id it was given.
+    with Checkpointer(path, again.updater, **again.parts(), run_id="job-a", every_updates=1) as checkpoints:
+        again.run(1, checkpoints)
+    assert read_metadata(path)["identity"]["run_id"] == "job-a"
+    with pytest.raises(TypeError, match="run_id"):
+        save_checkpoint(path, again.updater, run_id=7)
+
+
+def test_allow_other_run_loads_another_runs_state_but_not_one_that_cannot_fit(tmp_path):
+    path = tmp_path / "c.npz"
+    other = _wrapped_run(seed=3).run(5)
+    save_checkpoint(path, other.updater, **other.parts())
+    mine = Run(SimplePrecessionModel(), seed=1)
+    load_checkpoint(path, mine.updater, **mine.parts(), allow_other_run=True)
+    assert state_of(mine.updater) == state_of(other.updater)
+    _refused(path, Run(SimplePrecessionModel(), n_particles=N_PARTICLES - 1), match="particles")
+    bigger = Run(IsingChainModel(n_qubits=2))
+    before = state_of(bigger.updater)
+    with pytest.raises(CheckpointError, match="n_modelparams"):
+        load_checkpoint(path, bigger.updater, **bigger.parts(), allow_other_run=True)
+    assert state_of(bigger.updater) == before
+
+
+def test_a_checkpoint_without_a_run_identity_loads_only_when_asked(saved, tmp_path):
+    old = _edited(saved, tmp_path, lambda meta: meta.pop("identity"))
+    _refused(old, match="records no run identity.*allow_other_run=True")
+    run = Run(SimplePrecessionModel())
+    load_checkpoint(old, run.updater, **run.parts(), allow_other_run=True)
+    assert len(run.updater.data_record) == 6
+
+
+def _set(*keys_and_value):
+    """An edit setting meta[k1][k2]... = value."""
+    *keys, last, value = keys_and_value
+
+    def edit(meta):
+        for key in keys:
+            meta = meta[key]
+        meta[last] = value
+
+    return edit
+
+
+# Hand edits of the metadata of a 500-particle checkpoint, and what the refusal must name.
+HAND_EDITS = {
+    "n_particles 501": (_set("n_particles", N_PARTICLES + 1), "says 501 particles"),
+    "model null": (_set("model", None), "the model is None"),
+    "updater attribute n_particles 501": (_set("scalars", "n_particles", N_PARTICLES + 1), "'n_particles' is 501"),
+    "updater attribute model null": (_set("scalars", "model", None), "attribute 'model'"),
+    "updater attribute unknown": (_set("scalars", "particle_count", 3), "attribute 'particle_count'"),
+    "resample_thresh 7": (_set("scalars", "resample_thresh", 7.0), "between 0 and 1"),
+    "resample_thresh text": (_set("scalars", "resample_thresh", "half"), "'resample_thresh' is 'half'"),
+    "zero weight policy": (_set("scalars", "_zero_weight_policy", "bogus"), "one of"),
+    "resample count -1": (_set("scalars", "_resample_count", -1), ">= 0"),
+    "just_resampled text": (_set("scalars", "_just_resampled", "yes"), "_just_resampled"),
+    "resampler a text": (_set("resampler", "params", "a", "x"), "resampler parameter 'a'"),
+    "resampler a nan": (_set("resampler", "params", "a", float("nan")), "resampler parameter 'a'"),
+    "resampler unknown": (_set("resampler", "params", "b", 1.0), "resampler parameter 'b'"),
+    "resampler params list": (_set("resampler", "params", [1]), "resampler"),
+    "n_updates": (_set("n_updates", 5), "records disagree"),
+    "n_updates text": (_set("n_updates", "6"), "n_updates is '6'"),
+    "updater rng": (_set("updater_rng", {"bit_generator": "PCG64", "state": 5}), "updater rng"),
+    "data generator": (_set("generators", "data", 5), "generator 'data'"),
+    "generators list": (_set("generators", [1]), "generators"),
+    "identity model": (_set("identity", "model", 5), "malformed"),
+    "identity null seeds": (_set("identity", "seeds", None), "malformed"),
+    "array list": (_set("arrays", "particle_weights", 5), "particle_weights"),
+    "arrays null": (_set("arrays", None), "arrays"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_EDITS))
+def test_hand_edited_metadata_is_checked_before_anything_is_applied(saved, tmp_path, name):
+    edit, match = HAND_EDITS[name]
+    _refused(_edited(saved, tmp_path, edit), match=match)
+
+
+def test_metadata_that_is_not_an_object_is_refused(saved, tmp_path):
+    with np.load(saved) as archive:
+        members = {member: archive[member] for member in archive.files}
+    for i, text in enumerate(("[]", '"text"', "3", "null", "[1, 2]")):
+        members["metadata"] = np.frombuffer(text.encode(), dtype=np.uint8)
+        np.savez(tmp_path / f"e{i}.npz", **members)
+        _refused(tmp_path / f"e{i}.npz", match="metadata is not a JSON object")
+    members["metadata"] = np.arange(4.0)  # not bytes at all
+    np.savez(tmp_path / "floats.npz", **members)
+    _refused(tmp_path / "floats.npz", match="metadata is corrupt")
 
 
 # ------------------------------------------------------------- over MPI
@@ -395,6 +604,112 @@ def test_a_resumed_parallel_run_is_bitwise_the_uninterrupted_serial_one(comm, tm
                         assert state_of(run.updater) == expected
                 verdict = verdict_of(check)
         assert_collectively(comm, verdict)
+
+
+# ------------------------------------------------------------- the distributed updater's checkpoints
+@pytest.fixture(params=[pytest.param("serial"), pytest.param("mpi", marks=pytest.mark.mpi)])
+def world(request):
+    """COMM_WORLD: one rank in a plain pytest run, every rank under mpiexec."""
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def _shared_path(world, tmp_path, name):
+    return world.bcast(str(tmp_path / name) if world.Get_rank() == 0 else None, 0)
+
+
+def _on_sharded(world, check, model=None, rng=1):
+    """A DistributedSMCUpdater over ``world``; ``check(updater)`` on the root; every rank gets its verdict."""
+    from mpi_qinfer import DistributedSMCUpdater
+
+    model = SimplePrecessionModel() if model is None else model
+    verdict = None
+    with DistributedSMCUpdater(model, 300, UniformDistribution([0, 1]), comm=world, rng=rng) as updater:
+        if updater.is_root:
+            verdict = verdict_of(check, updater)
+    assert_collectively(world, verdict)
+
+
+def _sharded_updates(updater, start, stop):
+    for k in range(start, stop):
+        updater.update(k % 2, np.array([1.3**k]))
+
+
+def _sharded_state(updater):
+    weights, locations = updater.gather()
+    return (weights.tobytes(), locations.tobytes(), [np.asarray(x).tobytes() for x in updater.data_record],
+            updater.resample_count, updater.rng.bit_generator.state)
+
+
+def test_a_sharded_checkpoint_of_another_run_is_refused_and_the_ranks_stay_in_step(world, tmp_path):
+    path = _shared_path(world, tmp_path, "sharded.npz")
+    expected = {}
+    _on_sharded(world, lambda updater: expected.update(state=(_sharded_updates(updater, 0, 12),
+                                                                _sharded_state(updater))[1]), rng=2)
+
+    def save(updater):
+        _sharded_updates(updater, 0, 8)
+        save_checkpoint(path, updater)
+
+    _on_sharded(world, save, model=Dephased(SimplePrecessionModel()), rng=1)
+
+    def refuse_then_run(updater):
+        with pytest.raises(CheckpointError, match=r"Dephased\(mpi_qinfer.models.SimplePrecessionModel\) there"):
+            load_checkpoint(path, updater)
+        with pytest.raises(CheckpointError, match="updater rng: seed 1 there, 2 here"):
+            load_checkpoint(path, updater, allow_other_run=False)
+        _sharded_updates(updater, 0, 12)  # unchanged by the refusals, on every rank
+        assert _sharded_state(updater) == expected["state"]
+
+    _on_sharded(world, refuse_then_run, rng=2)
+
+    def other_seed(updater):
+        with pytest.raises(CheckpointError, match="updater rng: seed 1 there, 3 here"):
+            load_checkpoint(path, updater)
+
+    _on_sharded(world, other_seed, model=Dephased(SimplePrecessionModel()), rng=3)
+
+
+SHARDED_EDITS = {
+    "n_ess text": (_set("distributed", "n_ess", "abc"), "effective sample size is 'abc'"),
+    "n_ess negative": (_set("distributed", "n_ess", -1.0), "effective sample size is -1.0"),
+    "n_ess too large": (_set("distributed", "n_ess", 1e9), "effective sample size"),
+    "just_resampled int": (_set("distributed", "just_resampled", 1), "just_resampled is 1"),
+    "resample_count negative": (_set("distributed", "resample_count", -1), "resample_count is -1"),
+    "n_ranks text": (_set("distributed", "n_ranks", "2"), "same number of ranks"),
+    "distributed null": (_set("distributed", None), "distributed state is None"),
+    "n_particles": (_set("n_particles", 301), "says 301 particles"),
+    "model null": (_set("model", None), "the model is None"),
+    "no identity": (lambda meta: meta.pop("identity"), "records no run identity"),
+}
+
+
+def test_hand_edited_sharded_metadata_is_refused_on_the_root_and_the_ranks_stay_in_step(world, tmp_path):
+    path = _shared_path(world, tmp_path, "sharded.npz")
+    expected = {}
+
+    def save(updater):
+        _sharded_updates(updater, 0, 6)
+        save_checkpoint(path, updater)
+        _sharded_updates(updater, 6, 10)
+        expected["state"] = _sharded_state(updater)
+
+    _on_sharded(world, save)
+
+    def refuse_each_then_resume(updater):
+        before = _sharded_state(updater)
+        for name, (edit, match) in sorted(SHARDED_EDITS.items()):
+            edited = _edited(path, tmp_path, edit, name=f"{name.replace(' ', '_')}.npz")
+            with pytest.raises(CheckpointError, match=match):
+                load_checkpoint(edited, updater)
+            assert _sharded_state(updater) == before, name
+        # Asked explicitly, the identity-less copy loads, and the run goes on as if never stopped.
+        meta = load_checkpoint(tmp_path / "no_identity.npz", updater, allow_other_run=True)
+        _sharded_updates(updater, meta["n_updates"], 10)
+        assert _sharded_state(updater) == expected["state"]
+
+    _on_sharded(world, refuse_each_then_resume)
 
 
 # ------------------------------------------------------------- qinfer's updater
