@@ -48,6 +48,9 @@ import json
 import math
 import os
 import pickle
+import re
+import socket
+import stat
 import sys
 import tempfile
 import time
@@ -70,6 +73,7 @@ __all__ = [
     "run_identity",
     "model_layers",
     "write_snapshot",
+    "remove_stale_temporaries",
     "parse_every",
 ]
 
@@ -503,6 +507,12 @@ def _snapshot(updater, identity, *, proxy=None, heuristic=None, generators=None,
 def write_snapshot(snap: Snapshot, path) -> str:
     """Write ``snap`` to ``path`` atomically (temporary file, fsync, rename).
 
+    The temporary file, in the target's directory, is named
+    ``.checkpoint-<tag>-<pid>-<host>-<random>.tmp`` (``tag`` from the
+    target's name). A writer killed mid-way leaves it behind; every
+    successful write then removes the stale ones of the same target (see
+    :func:`remove_stale_temporaries`).
+
     Parameters
     ----------
     snap : Snapshot
@@ -523,7 +533,8 @@ def write_snapshot(snap: Snapshot, path) -> str:
     members = dict(snap.arrays)
     members[_METADATA] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=_TEMP_SUFFIX, dir=directory)
+    _writing.add(temporary)
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **members)
@@ -536,8 +547,109 @@ def write_snapshot(snap: Snapshot, path) -> str:
         except FileNotFoundError:
             pass
         raise
+    finally:
+        _writing.discard(temporary)
     _fsync_directory(directory)
+    remove_stale_temporaries(path)
     return path
+
+
+# ------------------------------------------------------------------ temporary files left by killed writers
+_TEMP_PREFIX, _TEMP_SUFFIX = ".checkpoint-", ".tmp"
+# Ours: .checkpoint-<tag>-<pid>-<host>-<8 random>.tmp; the host has no "-", mkstemp's random part neither.
+_TEMP_NAME = re.compile(r"\.checkpoint-(?P<tag>[0-9a-f]{8})-(?P<pid>[0-9]{1,10})-(?P<host>[A-Za-z0-9._]+)"
+                        r"-[a-z0-9_]{8}\.tmp")
+# Written by versions that named temporary files .checkpoint-<8 random>.tmp: the writer is unknown.
+_OLD_TEMP_NAME = re.compile(r"\.checkpoint-[a-z0-9_]{8}\.tmp")
+#: A temporary file whose writer has ended is stale once unchanged for this long (seconds).
+STALE_AFTER = 60.0
+#: A temporary file whose writer cannot be asked (on another host, or unnamed) is stale after this long.
+STALE_UNKNOWN_WRITER_AFTER = 3600.0
+_writing: set = set()  # the temporary files this process is writing now
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "_"
+
+
+def _tag(path) -> str:
+    """Eight hex digits from the checkpoint's file name: which checkpoint a temporary file was for."""
+    return hashlib.sha256(os.path.basename(os.fspath(path)).encode()).hexdigest()[:8]
+
+
+def _temporary_prefix(path, pid: int | None = None, host: str | None = None) -> str:
+    """The start of the name of a temporary file written for the checkpoint ``path``."""
+    return f"{_TEMP_PREFIX}{_tag(path)}-{os.getpid() if pid is None else pid}-{_host() if host is None else host}-"
+
+
+def _is_running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (True where that cannot be told)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would end the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError, OSError):
+        return True  # it exists but is another user's, or the number cannot be asked about: assume alive
+    return True
+
+
+def _is_stale(entry, tag: str, now: float) -> bool:
+    """Whether a directory entry is a temporary file of ours for the checkpoint ``tag`` that no writer needs."""
+    new, old = _TEMP_NAME.fullmatch(entry.name), _OLD_TEMP_NAME.fullmatch(entry.name)
+    if new is None and old is None or new is not None and new["tag"] != tag:
+        return False
+    info = entry.stat(follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        return False  # not a plain file of this user's: not ours to remove
+    if entry.path in _writing:
+        return False
+    unchanged = now - info.st_mtime
+    if new is None or new["host"] != _host():
+        return unchanged >= STALE_UNKNOWN_WRITER_AFTER
+    pid = int(new["pid"])
+    if pid != os.getpid() and _is_running(pid):
+        return False
+    return unchanged >= STALE_AFTER
+
+
+def remove_stale_temporaries(path) -> list:
+    """Remove the temporary files that writers of the checkpoint ``path`` were killed before renaming.
+
+    Only plain files of this user's named like this package's temporary
+    files for ``path`` are considered; one is removed when no writer can
+    still need it: its writer (named in the file's name) is a process of this
+    host that has ended, and the file has not changed for
+    :data:`STALE_AFTER` seconds; or its writer cannot be asked (another host,
+    or a name without one, as older versions wrote) and the file has not
+    changed for :data:`STALE_UNKNOWN_WRITER_AFTER` seconds. Called after
+    every successful write; never raises.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint.
+
+    Returns
+    -------
+    list of str
+        The files removed.
+    """
+    path = os.path.abspath(os.fspath(path))
+    tag, removed, now = _tag(path), [], time.time()
+    try:
+        entries = list(os.scandir(os.path.dirname(path)))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if _is_stale(entry, tag, now):
+                os.unlink(entry.path)
+                removed.append(entry.path)
+        except OSError:  # gone already, or not removable here: leave it
+            continue
+    return removed
 
 
 def _fsync_directory(directory: str) -> None:

@@ -251,6 +251,131 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
     assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
 
 
+# ------------------------------------------------------------- temporary files of killed writers
+KILLED_WRITER = """
+import os, signal, sys
+import numpy as np
+from mpi_qinfer import SMCUpdater, UniformDistribution
+from mpi_qinfer.checkpoint import save_checkpoint
+from mpi_qinfer.models import SimplePrecessionModel
+
+def half_then_killed(file, **arrays):
+    file.write(b"half a checkpoint")
+    file.flush()
+    os.kill(os.getpid(), signal.SIGKILL)  # the job's end, mid-write
+
+np.savez = half_then_killed
+save_checkpoint(sys.argv[1], SMCUpdater(SimplePrecessionModel(), 50, UniformDistribution([0, 1]), rng=1))
+"""
+
+
+def _temporaries(directory):
+    return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
+
+
+def _aged(path, seconds):
+    """Make ``path`` look unchanged for ``seconds`` (without following a link)."""
+    then = os.lstat(path).st_mtime - seconds
+    os.utime(path, (then, then), follow_symlinks=False)
+
+
+def _ended_pid():
+    """The process id of a process that has ended."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=60)
+    return child.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kills a writer with SIGKILL")
+def test_a_write_killed_midway_leaves_a_temporary_file_that_the_next_save_removes(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "run.npz"
+    for _ in range(2):  # two killed jobs in a row
+        done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], timeout=120,
+                              capture_output=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        assert done.returncode == -9, done.stderr
+    left = _temporaries(tmp_path)
+    assert len(left) == 2 and not path.exists()
+    run = Run(SimplePrecessionModel()).run(2)
+    save_checkpoint(path, run.updater, **run.parts())  # at once: the killed writers' files may be too new
+    assert _temporaries(tmp_path) == left
+    for name in left:
+        _aged(tmp_path / name, 120)  # the next job saves minutes later
+    save_checkpoint(path, run.updater, **run.parts())
+    assert _temporaries(tmp_path) == []
+    assert read_metadata(path)["n_updates"] == 2
+
+
+def test_only_stale_temporary_files_of_ours_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from mpi_qinfer import checkpoint
+
+    path = tmp_path / "run.npz"
+    ended, me = _ended_pid(), os.getpid()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = checkpoint._host()
+    here = checkpoint._temporary_prefix
+    files = {  # name -> (seconds unchanged, removed?)
+        here(path, ended) + "aaaaaaaa.tmp": (120, True),             # its writer ended a while ago
+        here(path, ended) + "bbbbbbbb.tmp": (5, False),              # ... a moment ago
+        here(path, me) + "cccccccc.tmp": (120, True),                # this process's, not being written
+        here(path, alive.pid) + "dddddddd.tmp": (7200, False),       # a writer still running
+        here(path, 1234, "another_node") + "eeeeeeee.tmp": (600, False),  # another host: cannot ask it
+        here(path, 1234, "another_node") + "ffffffff.tmp": (7200, True),
+        here(tmp_path / "other.npz", ended) + "gggggggg.tmp": (7200, False),  # another checkpoint's
+        ".checkpoint-hhhhhhhh.tmp": (7200, True),                    # named by an older version
+        ".checkpoint-iiiiiiii.tmp": (600, False),
+        ".checkpoint-notes.tmp": (7200, False),                      # not a name of ours
+        "other.tmp": (7200, False),
+        ".checkpoint-jjjjjjjj.txt": (7200, False),
+    }
+    try:
+        for name, (age, _) in files.items():
+            (tmp_path / name).write_bytes(b"partial")
+            _aged(tmp_path / name, age)
+        link = here(path, ended) + "kkkkkkkk.tmp"  # a link named like a stale file: neither it nor its target goes
+        os.symlink(tmp_path / "other.tmp", tmp_path / link)
+        _aged(tmp_path / link, 7200)
+        folder = tmp_path / (here(path, ended) + "llllllll.tmp")
+        folder.mkdir()
+        _aged(folder, 7200)
+        run = Run(SimplePrecessionModel()).run(1)
+        save_checkpoint(path, run.updater, **run.parts())
+        left = set(os.listdir(tmp_path))
+        for name, (_, removed) in files.items():
+            assert (name not in left) == removed, name
+        assert {link, folder.name, "run.npz"} <= left
+        assert host in here(path) and str(me) in here(path)
+    finally:
+        alive.kill()
+        alive.wait(timeout=60)
+
+
+def test_a_temporary_file_being_written_is_never_removed(tmp_path, monkeypatch):
+    from mpi_qinfer import checkpoint
+
+    path = tmp_path / "run.npz"
+    run = Run(SimplePrecessionModel()).run(1)
+    seen, savez = [], np.savez
+
+    def savez_then_clean(file, **arrays):  # another save of the same path finishes while this one writes
+        savez(file, **arrays)
+        (name,) = _temporaries(tmp_path)
+        _aged(tmp_path / name, 7200)
+        seen.append(checkpoint.remove_stale_temporaries(path))
+
+    monkeypatch.setattr(np, "savez", savez_then_clean)
+    save_checkpoint(path, run.updater, **run.parts())
+    assert seen == [[]] and read_metadata(path)["n_updates"] == 1 and _temporaries(tmp_path) == []
+
+
 # ------------------------------------------------------------- bad checkpoints
 @pytest.fixture
 def saved(tmp_path):
@@ -710,6 +835,26 @@ def test_hand_edited_sharded_metadata_is_refused_on_the_root_and_the_ranks_stay_
         assert _sharded_state(updater) == expected["state"]
 
     _on_sharded(world, refuse_each_then_resume)
+
+
+def test_a_sharded_save_removes_a_killed_writers_temporary_file(world, tmp_path):
+    from mpi_qinfer import checkpoint
+
+    path = _shared_path(world, tmp_path, "sharded.npz")
+
+    def run(updater):
+        stale = os.path.join(os.path.dirname(path), checkpoint._temporary_prefix(path, _ended_pid()) + "aaaaaaaa.tmp")
+        with open(stale, "wb") as file:
+            file.write(b"partial")
+        _aged(stale, 120)
+        with Checkpointer(path, updater, every_updates=3) as checkpoints:
+            for k in range(3):
+                _sharded_updates(updater, k, k + 1)
+                checkpoints.step()
+        assert not os.path.exists(stale) and _temporaries(os.path.dirname(path)) == []
+        assert read_metadata(path)["n_updates"] == 3
+
+    _on_sharded(world, run)
 
 
 # ------------------------------------------------------------- qinfer's updater
