@@ -8,8 +8,10 @@ where qinfer imports) resume qinfer's own SMCUpdater running on the proxy.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import zipfile
 
 import numpy as np
@@ -411,6 +413,63 @@ def test_a_flipped_byte_is_refused(saved, tmp_path):
     bad = tmp_path / "flipped.npz"
     bad.write_bytes(bytes(data))
     _refused(bad, match="corrupt")
+
+
+def _bits_to_flip(data: bytes) -> list:
+    """Every bit of the archive's structure; one bit of every third other byte (a different bit each time).
+
+    Structure: each member's zip header and .npy header up to its closing brace, the central directory
+    and its end record. The rest (the .npy headers' padding, the arrays, the metadata's JSON) is covered
+    by the zip CRC-32, which catches every single-bit error: a sample of it is enough.
+    """
+    every_bit = set()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+            start = info.header_offset + 30 + name_length + extra_length
+            brace = data.index(b"}", start)
+            every_bit.update(range(info.header_offset, brace + 1))
+        every_bit.update(range(archive.start_dir, len(data)))
+    bits = []
+    for byte in range(len(data)):
+        if byte in every_bit:
+            bits.extend(8 * byte + k for k in range(8))
+        elif byte % 3 == 0:
+            bits.append(8 * byte + byte // 3 % 8)
+    return bits
+
+
+def test_a_flipped_bit_anywhere_is_refused_or_changes_nothing(tmp_path):
+    # A small checkpoint (4 particles, 2 updates): its structure is that of any other.
+    def fresh():
+        return Run(SimplePrecessionModel(), n_particles=4)
+
+    def whole_state(run):
+        return state_of(run.updater), run.heuristic.rng.bit_generator.state, run.data_rng.bit_generator.state
+
+    first = fresh().run(2)
+    good = tmp_path / "good.npz"
+    save_checkpoint(good, first.updater, **first.parts())
+    data = good.read_bytes()
+    reference = fresh()
+    load_checkpoint(good, reference.updater, **reference.parts())
+    expected = whole_state(reference)
+    target, flipped, outcomes = fresh(), tmp_path / "flipped.npz", {"refused": 0, "loaded": 0}
+    bits = _bits_to_flip(data)
+    for bit in bits:
+        damaged = bytearray(data)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        flipped.write_bytes(bytes(damaged))
+        before = whole_state(target)
+        try:
+            load_checkpoint(flipped, target.updater, **target.parts())
+        except CheckpointError:
+            outcomes["refused"] += 1
+            assert whole_state(target) == before, bit
+        else:  # a bit no reader looks at (a time stamp, a version-made-by field): the very same state
+            outcomes["loaded"] += 1
+            assert whole_state(target) == expected, bit
+    assert outcomes["refused"] > len(bits) / 2, outcomes  # most flips do damage (and are refused)
 
 
 def test_a_tampered_array_fails_its_checksum(saved, tmp_path):
@@ -855,6 +914,39 @@ def test_a_sharded_save_removes_a_killed_writers_temporary_file(world, tmp_path)
         assert read_metadata(path)["n_updates"] == 3
 
     _on_sharded(world, run)
+
+
+def test_a_flipped_bit_of_a_sharded_checkpoint_is_refused_or_changes_nothing(world, tmp_path):
+    path = _shared_path(world, tmp_path, "sharded.npz")
+    expected = {}
+
+    def save(updater):
+        _sharded_updates(updater, 0, 4)
+        save_checkpoint(path, updater)
+        expected["state"] = _sharded_state(updater)
+
+    _on_sharded(world, save)
+
+    def flip_and_load(updater):
+        data, flipped = open(path, "rb").read(), os.path.join(os.path.dirname(path), "flipped.npz")
+        refused = 0
+        bits = _bits_to_flip(data)[::40]  # a sample: the serial test flips them all
+        for bit in bits:
+            damaged = bytearray(data)
+            damaged[bit // 8] ^= 1 << (bit % 8)
+            with open(flipped, "wb") as file:
+                file.write(bytes(damaged))
+            before = _sharded_state(updater)
+            try:
+                load_checkpoint(flipped, updater)
+            except CheckpointError:
+                refused += 1
+                assert _sharded_state(updater) == before, bit
+            else:
+                assert _sharded_state(updater) == expected["state"], bit
+        assert refused > len(bits) / 2
+
+    _on_sharded(world, flip_and_load)
 
 
 # ------------------------------------------------------------- qinfer's updater
