@@ -270,14 +270,20 @@ def model_layers(model) -> list:
         model's instance attributes holding numbers, strings, arrays (small
         ones by value, others by SHA-256) and containers of these, other
         objects by their class and attributes, a few levels deep. The call
-        counters and generators every model has are left out.
+        counters and generators every model has are left out. A model whose
+        attributes change as it runs (counters or caches of its own) says
+        what its parameters are with a method ``checkpoint_parameters()``
+        returning them (JSON-ready data), used instead.
     """
     proxy = _proxy_type()
     layers, seen = [], set()
     while model is not None and id(model) not in seen:
         seen.add(id(model))
         if proxy is None or not isinstance(model, proxy):
-            layers.append({"type": _qualname(model), "parameters": _parameters(model)})
+            # Looked up on the class: a wrapper that forwards unknown names must not answer for its model.
+            own = getattr(type(model), "checkpoint_parameters", None)
+            parameters = _described(model.checkpoint_parameters()) if callable(own) else _parameters(model)
+            layers.append({"type": _qualname(model), "parameters": parameters})
         model = getattr(model, "underlying_model", None)
     return layers
 
@@ -319,13 +325,9 @@ def run_identity(updater, *, heuristic=None, generators=None, run_id=None) -> di
     """
     if run_id is not None and not isinstance(run_id, str):
         raise TypeError(f"run_id must be a string or None, got {type(run_id).__name__}")
-    seeds = {}
-    for name, generator in [("updater rng", getattr(updater, "rng", None)),
-                            ("heuristic rng", getattr(heuristic, "rng", None))] + \
-            [(f"generator {name!r}", gen) for name, gen in sorted((generators or {}).items())]:
-        seed = _seed_of(generator)
-        if seed is not None:
-            seeds[name] = seed
+    named = [("updater rng", getattr(updater, "rng", None)), ("heuristic rng", getattr(heuristic, "rng", None))]
+    named += [(f"generator {key!r}", generator) for key, generator in sorted((generators or {}).items())]
+    seeds = {name: _seed_of(generator) for name, generator in named if _seed_of(generator) is not None}
     prior = getattr(updater, "prior", None)
     return {"run_id": run_id, "seeds": seeds, "model": model_layers(updater.model),
             "prior": {"type": _qualname(prior), "parameters": _parameters(prior)}}

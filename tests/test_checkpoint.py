@@ -609,6 +609,38 @@ def test_another_model_parameter_is_refused_and_named(tmp_path):
     assert state_of(other.updater) == before
 
 
+class Counting(DerivedModel):
+    """A wrapper that counts its calls in an attribute of its own: state, not a parameter."""
+
+    def __init__(self, underlying_model, scale=1.0):
+        super().__init__(underlying_model)
+        self.scale = scale
+        self.calls = 0
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        self.calls += 1
+        return self.underlying_model.likelihood(outcomes, modelparams, expparams)
+
+
+class CountingWithParameters(Counting):
+    def checkpoint_parameters(self):
+        return {"scale": self.scale}
+
+
+def test_a_model_can_say_which_attributes_are_its_parameters(tmp_path):
+    path = tmp_path / "c.npz"
+    run = Run(Counting(SimplePrecessionModel())).run(3)
+    save_checkpoint(path, run.updater, **run.parts())
+    _refused(path, Run(Counting(SimplePrecessionModel())), match="model Counting calls: ")
+    run = Run(CountingWithParameters(SimplePrecessionModel())).run(3)
+    save_checkpoint(path, run.updater, **run.parts())
+    again = Run(CountingWithParameters(SimplePrecessionModel()))
+    load_checkpoint(path, again.updater, **again.parts())
+    assert state_of(again.updater) == state_of(run.updater)
+    _refused(path, Run(CountingWithParameters(SimplePrecessionModel(), scale=2.0)),
+             match="model CountingWithParameters scale: 1.0 there, 2.0 here")
+
+
 def test_another_prior_is_refused(saved):
     run = Run(SimplePrecessionModel())
     run.updater.prior = UniformDistribution([[0.0, 2.0]])
