@@ -880,8 +880,8 @@ def _check_contents(path, arrays, meta) -> None:
     _sound(weights.shape == (n_particles,) and weights.dtype.kind == "f", path,
            f"its metadata says {n_particles} particles, its particle_weights are {weights.dtype} of shape "
            f"{weights.shape}")
-    _sound(bool(np.all(np.isfinite(weights)) and np.all(weights >= 0)), path,
-           "particle_weights holds negative or non-finite weights")
+    # Never negative (the updaters clip); NaN can be a state, under zero_weight_policy "warn" or "ignore".
+    _sound(not bool(np.any(weights < 0)), path, "particle_weights holds negative weights")
     if _PICKLED not in arrays:  # this package's updaters keep their records as arrays
         records = arrays.get("data_record"), arrays.get("normalization_record")
         _sound(all(record is not None for record in records), path, "it has no data_record or normalization_record")

@@ -780,6 +780,21 @@ def test_hand_edited_metadata_is_checked_before_anything_is_applied(saved, tmp_p
     _refused(_edited(saved, tmp_path, edit), match=match)
 
 
+def test_negative_weights_with_a_matching_checksum_are_refused(saved, tmp_path):
+    import hashlib
+
+    with np.load(saved) as archive:
+        members = {member: archive[member] for member in archive.files}
+    weights = members["particle_weights"].copy()
+    weights[0] = -weights[0]
+    members["particle_weights"] = weights
+    meta = json.loads(members["metadata"].tobytes())
+    meta["arrays"]["particle_weights"]["sha256"] = hashlib.sha256(weights.tobytes()).hexdigest()
+    members["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "negative.npz", **members)
+    _refused(tmp_path / "negative.npz", match="negative weights")
+
+
 def test_metadata_that_is_not_an_object_is_refused(saved, tmp_path):
     with np.load(saved) as archive:
         members = {member: archive[member] for member in archive.files}
