@@ -914,33 +914,39 @@ def _check_identity(path, meta, here) -> None:
             f"the checkpoint {os.fspath(path)!r} records no run identity (it was written by mpi_qinfer "
             f"{meta.get('mpi_qinfer_version')}): nothing tells that it is this run's; if it is, load it with "
             "allow_other_run=True")
-    differences = []
-    saved_chain, my_chain = [layer["type"] for layer in saved["model"]], [layer["type"] for layer in here["model"]]
+    differences = _model_differences(saved["model"], here["model"]) + _prior_differences(saved["prior"], here["prior"])
+    run, hint = _run_differences(saved, here)
+    if differences or run:
+        raise CheckpointError(f"the checkpoint {os.fspath(path)!r} is of another run: "
+                              + "; ".join(differences + run) + hint
+                              + ". If it is this run's, load it with allow_other_run=True")
+
+
+def _model_differences(saved: list, here: list) -> list:
+    saved_chain, my_chain = [layer["type"] for layer in saved], [layer["type"] for layer in here]
     if saved_chain != my_chain:
-        differences.append(f"model {_chain(saved_chain)} there, {_chain(my_chain)} here")
-    else:
-        for old, new in zip(saved["model"], here["model"]):
-            differences += _differences(old["parameters"], new["parameters"], f"model {_short(old['type'])}")
-    if saved["prior"]["type"] != here["prior"]["type"]:
-        differences.append(f"prior {saved['prior']['type']} there, {here['prior']['type']} here")
-    else:
-        differences += _differences(saved["prior"]["parameters"], here["prior"]["parameters"],
-                                    f"prior {_short(here['prior']['type'])}")
-    hint = ""
+        return [f"model {_chain(saved_chain)} there, {_chain(my_chain)} here"]
+    return [found for old, new in zip(saved, here)
+            for found in _differences(old["parameters"], new["parameters"], f"model {_short(old['type'])}")]
+
+
+def _prior_differences(saved: dict, here: dict) -> list:
+    if saved["type"] != here["type"]:
+        return [f"prior {saved['type']} there, {here['type']} here"]
+    return _differences(saved["parameters"], here["parameters"], f"prior {_short(here['type'])}")
+
+
+def _run_differences(saved: dict, here: dict) -> tuple[list, str]:
+    """The run ids when either run has one, else the seeds; and a hint for runs without seeds."""
     if saved["run_id"] is not None or here["run_id"] is not None:
-        if saved["run_id"] != here["run_id"]:
-            differences.append(f"run_id {saved['run_id']!r} there, {here['run_id']!r} here")
-    else:
-        seeds = [f"{name}: {_seed_text(saved['seeds'].get(name), here['seeds'].get(name))}"
-                 for name in sorted(set(saved["seeds"]) | set(here["seeds"]))
-                 if saved["seeds"].get(name) != here["seeds"].get(name)]
-        if seeds:
-            differences += seeds
-            hint = (" (a generator made without a seed gets a new one every time: to resume such a run, give it a "
-                    "run_id when saving and loading)")
-    if differences:
-        raise CheckpointError(f"the checkpoint {os.fspath(path)!r} is of another run: " + "; ".join(differences)
-                              + hint + ". If it is this run's, load it with allow_other_run=True")
+        same = saved["run_id"] == here["run_id"]
+        return ([] if same else [f"run_id {saved['run_id']!r} there, {here['run_id']!r} here"]), ""
+    seeds = [f"{name}: {_seed_text(saved['seeds'].get(name), here['seeds'].get(name))}"
+             for name in sorted(set(saved["seeds"]) | set(here["seeds"]))
+             if saved["seeds"].get(name) != here["seeds"].get(name)]
+    hint = (" (a generator made without a seed gets a new one every time: to resume such a run, give it a "
+            "run_id when saving and loading)") if seeds else ""
+    return seeds, hint
 
 
 def _short(qualname: str) -> str:
