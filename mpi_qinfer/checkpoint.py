@@ -768,8 +768,11 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _possible_ess(value, n_particles: int) -> bool:
+    """An effective sample size a run can have: 0..n_particles, or inf or NaN (all-zero or NaN weights kept)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return math.isnan(value) or value == math.inf or 0 <= value <= n_particles * (1 + 1e-9)
 
 
 @dataclass
@@ -1096,11 +1099,9 @@ def _plan_distributed(path, arrays, meta, updater, plan) -> None:
     counts, shift = arrays["shard_counts"], arrays["shift"]
     _sound(counts.shape == (n_ranks,) and counts.dtype.kind in "iu" and int(counts.min()) >= 0
            and int(counts.sum()) == updater.n_particles, path, f"its shard counts {counts.tolist()} do not fit")
-    _sound(shift.shape == (n_mp,) and shift.dtype.kind == "f" and bool(np.all(np.isfinite(shift))), path,
-           "its shift is not one finite number per model parameter")
+    _sound(shift.shape == (n_mp,) and shift.dtype.kind == "f", path, "its shift is not one number per model parameter")
     n_ess, just_resampled, resample_count = saved.get("n_ess"), saved.get("just_resampled"), saved.get("resample_count")
-    _sound(_is_finite_number(n_ess) and 0 <= n_ess <= updater.n_particles * (1 + 1e-9), path,
-           f"its effective sample size is {n_ess!r}")
+    _sound(_possible_ess(n_ess, updater.n_particles), path, f"its effective sample size is {n_ess!r}")
     _sound(isinstance(just_resampled, bool), path, f"its just_resampled is {just_resampled!r}")
     _sound(_is_int(resample_count) and resample_count >= 0, path, f"its resample_count is {resample_count!r}")
     plan.states.append((updater.rng.bit_generator,

@@ -539,7 +539,7 @@ def test_a_generator_of_another_kind_is_refused(saved):
     run = Run(SimplePrecessionModel())
     parts = run.parts()
     # Seeded like the saved one (so the run is the same), but a bit generator of another kind.
-    parts["generators"] = {"data": np.random.Generator(np.random.MT19937(run.data_rng.bit_generator.seed_seq))}
+    parts["generators"] = {"data": np.random.Generator(np.random.MT19937(np.random.SeedSequence(7).spawn(4)[1]))}
     _refused(saved, run, match="does not fit", **parts)
 
 
@@ -994,6 +994,46 @@ def test_a_flipped_bit_of_a_sharded_checkpoint_is_refused_or_changes_nothing(wor
         assert refused > len(bits) / 2
 
     _on_sharded(world, flip_and_load)
+
+
+class Blind(SimplePrecessionModel):
+    """Gives every outcome likelihood zero at t >= 100: that datum leaves every weight zero."""
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        answer = super().likelihood(outcomes, modelparams, expparams)
+        return np.where(np.asarray(expparams, dtype=float) >= 100, 0.0, answer)
+
+
+def test_a_state_with_every_weight_zero_kept_by_the_policy_resumes(world, tmp_path):
+    from mpi_qinfer import DistributedSMCUpdater
+
+    path = _shared_path(world, tmp_path, "zero.npz")
+    saved = {}
+    for stage in ("save", "load"):
+        verdict = None
+        with DistributedSMCUpdater(Blind(), 300, UniformDistribution([0, 1]), comm=world, rng=4,
+                                   zero_weight_policy="ignore") as updater:
+            if updater.is_root:
+                def check(updater=updater, stage=stage):
+                    if stage == "save":
+                        _sharded_updates(updater, 0, 2)
+                        updater.update(1, np.array([150.0]))  # every weight zero, kept ("ignore")
+                        save_checkpoint(path, updater)
+                        saved["state"] = _sharded_state(updater)
+                    else:
+                        load_checkpoint(path, updater)
+                        assert _sharded_state(updater) == saved["state"]
+                verdict = verdict_of(check)
+        assert_collectively(world, verdict)
+    # The same for the serial updater.
+    if world.Get_rank() == 0:
+        first = SMCUpdater(Blind(), 300, UniformDistribution([0, 1]), rng=4, zero_weight_policy="ignore")
+        _sharded_updates(first, 0, 2)
+        first.update(1, np.array([150.0]))
+        save_checkpoint(tmp_path / "serial.npz", first)
+        again = SMCUpdater(Blind(), 300, UniformDistribution([0, 1]), rng=4, zero_weight_policy="ignore")
+        load_checkpoint(tmp_path / "serial.npz", again)
+        assert state_of(again) == state_of(first)
 
 
 # ------------------------------------------------------------- qinfer's updater
