@@ -2,6 +2,23 @@
 
 The public API, re-exported; see :mod:`mpi_qinfer.parallel` for the proxy.
 
+The package is built in layers, each a subpackage that imports only those
+below it (the rules are in the design notes and checked by the test suite):
+
+* :mod:`mpi_qinfer.models`: model base classes, the built-in models, priors
+  and the bridge to qinfer (no MPI);
+* :mod:`mpi_qinfer.smc`: the serial SMC updater, resampler, heuristics,
+  posterior summaries, plots and checkpoints (no MPI);
+* :mod:`mpi_qinfer.runtime`: what a job needs around the work (loading the
+  MPI library, launch facts, signals, progress);
+* :mod:`mpi_qinfer.engine`: the collective engine that moves one likelihood
+  call over the ranks;
+* :mod:`mpi_qinfer.parallel`: the model proxy and its root-side policies;
+* :mod:`mpi_qinfer.distributed`: the SMC updater whose particles live on all
+  ranks;
+* :mod:`mpi_qinfer.cli`: the command line (``demo``, ``info``, ``run``,
+  ``bench``).
+
 MPI is imported only when a name that needs it is first used
 (:class:`MPIParallelizedModel`, :class:`DifferentiableMPIParallelizedModel`,
 :class:`Engine`, :func:`register_with_qinfer`): the model layer, SMC, priors,
@@ -10,29 +27,33 @@ library, and importing the package does not initialise MPI.
 """
 
 import importlib as _importlib
+import importlib.abc as _importlib_abc
+import importlib.util as _importlib_util
 import sys as _sys
+import warnings as _warnings
 
-from .distributed import DistributedSMCUpdater
-from .distributions import (
+from ._version import __version__
+from .distributed.updater import DistributedSMCUpdater
+from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, MPIUnavailableError, RemoteError
+from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
+from .models.distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
     ProductDistribution,
     UniformDistribution,
 )
-from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, MPIUnavailableError, RemoteError
-from .heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
-from .interop import register_with_qinfer
-from .model import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
-from .progress import Progress
-from .smc import LiuWestResampler, SMCUpdater
-
-__version__ = "0.1.0"
+from .models.interop import register_with_qinfer
+from .runtime import termination
+from .runtime.progress import Progress
+from .smc.checkpoint import Checkpointer, CheckpointError, load_checkpoint, save_checkpoint
+from .smc.heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
+from .smc.updater import LiuWestResampler, SMCUpdater
 
 #: The public names whose modules import mpi4py.MPI, and those modules.
 _NEEDS_MPI = {
-    "MPIParallelizedModel": "parallel",
-    "DifferentiableMPIParallelizedModel": "parallel",
-    "Engine": "engine",
+    "MPIParallelizedModel": "parallel.proxy",
+    "DifferentiableMPIParallelizedModel": "parallel.proxy",
+    "Engine": "engine.core",
 }
 
 
@@ -41,7 +62,7 @@ def __getattr__(name):
     module_name = _NEEDS_MPI.get(name)
     if module_name is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .mpi_library import load_mpi
+    from .runtime.mpi_library import load_mpi
 
     load_mpi()  # a missing MPI library is one clear MPIUnavailableError, not mpi4py's traceback
     value = getattr(_importlib.import_module(f".{module_name}", __name__), name)
@@ -52,6 +73,52 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_NEEDS_MPI))
 
+
+#: Where the modules of the flat layout of releases up to 0.1 live now (``mpi_qinfer.<old>``).
+_MOVED = {
+    "model": "models.base", "distributions": "models.distributions", "interop": "models.interop",
+    "heuristics": "smc.heuristics", "posterior": "smc.posterior", "plotting": "smc.plotting",
+    "checkpoint": "smc.checkpoint", "protocol": "engine.protocol", "plans": "engine.plans",
+    "datatypes": "engine.datatypes", "operations": "engine.operations", "validation": "engine.validation",
+    "failures": "engine.failures", "idle": "engine.idle", "partition": "engine.partition",
+    "routes": "parallel.routes", "threshold": "parallel.threshold", "balance": "parallel.balance",
+    "distributed_loop": "distributed.loop", "distributed_region": "distributed.region",
+    "distributed_resampling": "distributed.resampling", "distributed_sums": "distributed.sums",
+    "mpi_library": "runtime.mpi_library", "launcher": "runtime.launcher", "termination": "runtime.termination",
+    "progress": "runtime.progress", "demo": "cli.demo", "info": "cli.info", "runner": "cli.run",
+    "bench": "cli.bench",
+}
+
+
+class _MovedModuleFinder(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
+    """``import mpi_qinfer.checkpoint`` (an old flat name) gives the module at its new place, with a warning.
+
+    (``mpi_qinfer.models``, ``.smc``, ``.engine``, ``.parallel``, ``.distributed`` and ``.cli`` are
+    the new subpackages and re-export what their old modules' users import.)
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, old = fullname.partition(".")
+        if package != __name__ or old not in _MOVED:
+            return None
+        return _importlib_util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        new = f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}"
+        _warnings.warn(f"{spec.name} is now {new}; the old name will go in a later release",
+                       DeprecationWarning, stacklevel=3)
+        module = _importlib.import_module(new)
+        spec.loader_state = module.__spec__
+        return module
+
+    def exec_module(self, module):
+        # Imported already, at its new name; the import system has just given it the old name's
+        # spec, so give it back its own (the module keeps one identity, under both names).
+        module.__spec__ = module.__spec__.loader_state
+
+
+if not any(isinstance(finder, _MovedModuleFinder) for finder in _sys.meta_path):
+    _sys.meta_path.append(_MovedModuleFinder())
 
 if "qinfer" in _sys.modules:  # never import qinfer ourselves: it is slow and noisy
     # The user works with qinfer: make our models pass its isinstance checks now (no MPI needed).
@@ -84,5 +151,10 @@ __all__ = [
     "PGH",
     "BestCandidateHeuristic",
     "Progress",
+    "Checkpointer",
+    "CheckpointError",
+    "load_checkpoint",
+    "save_checkpoint",
+    "termination",
     "__version__",
 ]

@@ -1,5 +1,5 @@
-"""Entry point of ``python -m mpi_qinfer``: hands the command line to :func:`mpi_qinfer.cli.main`."""
+"""Entry point of ``python -m mpi_qinfer``: hands the command line to :func:`mpi_qinfer.cli.main.main`."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -12,7 +12,7 @@ output gives, per rank, the median of each stamp over the timed calls (``<``
 entry, ``>`` exit, ``#k`` the k-th call of that name within one model call),
 for the proxy (``serial_threshold=0``) and for the floor, followed by the
 median call times of the proxy, the engine alone (the proxy's spec and
-arrays handed to :meth:`Engine.call <mpi_qinfer.engine.Engine.call>`) and
+arrays handed to :meth:`Engine.call <mpi_qinfer.engine.core.Engine.call>`) and
 the floor.
 
 Reading it: a worker stamp after the root's shows whom the root waited for;
@@ -31,9 +31,9 @@ import numpy as np
 from mpi4py import MPI
 
 from mpi_qinfer import MPIParallelizedModel
-from mpi_qinfer.bench.cases import outcomes_for
-from mpi_qinfer.bench.loops import FloorLoop
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.cli.bench.cases import outcomes_for
+from mpi_qinfer.cli.bench.loops import FloorLoop
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 _clock = time.perf_counter_ns
 

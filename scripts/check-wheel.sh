@@ -55,7 +55,7 @@ def need(condition, what):
 license_files = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
 need(license_files, "LICENSE under .dist-info/licenses/")
 need("mpi_qinfer/py.typed" in names, "mpi_qinfer/py.typed")
-need("mpi_qinfer/bench/__init__.py" in names, "mpi_qinfer.bench subpackage")
+need("mpi_qinfer/cli/bench/__init__.py" in names, "mpi_qinfer.cli.bench subpackage")
 need(not any(n.startswith(("tests/", "docs/", "scripts/")) for n in names), "absence of tests/docs/scripts")
 with zipfile.ZipFile(sys.argv[1]) as wheel:
     metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -100,7 +100,7 @@ import numpy as np
 
 import mpi_qinfer
 from mpi_qinfer import ExpSparseHeuristic, SMCUpdater, UniformDistribution, cli
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 simulator = SimplePrecessionModel()
 simulator.rng = np.random.default_rng(1)

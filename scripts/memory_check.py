@@ -38,7 +38,7 @@ Distributed (``--distributed``)
     The root's peak memory while a ``DistributedSMCUpdater`` and an
     ``SMCUpdater`` of ``--particles`` particles (default 1e7) are each built,
     updated three times, resampled and asked for their mean (the same peak
-    reset as above; see :func:`mpi_qinfer.bench.distributed.root_memory`).
+    reset as above; see :func:`mpi_qinfer.cli.bench.distributed.root_memory`).
     The ratio distributed/serial is printed against the 0.6 target at two
     ranks (exit status 1 above it); the cloud each rank holds scales as
     1/ranks.
@@ -54,8 +54,8 @@ import numpy as np
 from mpi4py import MPI
 
 from mpi_qinfer import Engine, MPIParallelizedModel
-from mpi_qinfer.bench.distributed import read_status_kib, reset_peak
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.cli.bench.distributed import read_status_kib, reset_peak
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 GROWTH_BOUND_KIB = 2048
 PEAK_RATIO_TARGET = 1.5
@@ -179,7 +179,7 @@ def peak_check(comm, particles: int, n_exp: int) -> int:
 
 def distributed_check(comm, particles: int) -> int:
     """The root's peak memory, DistributedSMCUpdater versus SMCUpdater (collective)."""
-    from mpi_qinfer.bench.distributed import root_memory
+    from mpi_qinfer.cli.bench.distributed import root_memory
 
     result = root_memory(comm, particles)
     if result is None:

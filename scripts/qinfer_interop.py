@@ -14,7 +14,7 @@ import qinfer
 from mpi4py import MPI
 
 from mpi_qinfer import MPIParallelizedModel
-from mpi_qinfer.interop import register_with_qinfer
+from mpi_qinfer.models.interop import register_with_qinfer
 
 N_PARTICLES = 20_000
 N_EXPERIMENTS = 50

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from mpi_qinfer.model import FiniteOutcomeModel, IntegerDomain, Model
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.base import FiniteOutcomeModel, IntegerDomain, Model
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 #: Six counts per outcome, one per face of a die (the shape of qinfer's multinomial outcomes).
 COUNTS_DTYPE = np.dtype([("k", np.int64, (6,))])

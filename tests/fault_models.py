@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 #: An experiment time that makes FailingModel raise (the root controls when a call fails).
 POISON = -666.0

@@ -21,8 +21,8 @@ import pytest
 from conftest import run_mpi_script, run_parallel, same_behaviour
 
 from mpi_qinfer import RemoteError
-from mpi_qinfer.model import IntegerDomain
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.base import IntegerDomain
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 #: (n_models, n_expparams): one-block gathers (split by models), and both multi-block
 #: ways of placing shares (short blocks staged, long blocks placed by a datatype).
@@ -179,7 +179,7 @@ OBJECT_JOB = """
 import numpy as np
 from mpi4py import MPI
 from mpi_qinfer import MPIParallelizedModel
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 class ObjectAnswers(SimplePrecessionModel):
     def likelihood(self, outcomes, modelparams, expparams):

@@ -7,9 +7,9 @@ import pytest
 from conftest import run_parallel
 from fault_models import SlowRankModel
 
-from mpi_qinfer.balance import AdaptiveBalance, WeightedBalance, make_balance
-from mpi_qinfer.models import SimplePrecessionModel
-from mpi_qinfer.partition import even_counts, weighted_counts
+from mpi_qinfer.engine.partition import even_counts, weighted_counts
+from mpi_qinfer.models.builtin import SimplePrecessionModel
+from mpi_qinfer.parallel.balance import AdaptiveBalance, WeightedBalance, make_balance
 
 
 def test_even_and_weighted_counts():
@@ -26,7 +26,7 @@ def test_even_and_weighted_counts():
 
 
 def test_counts_beyond_32_bits_are_refused_clearly():
-    from mpi_qinfer.partition import MAX_COUNT, check_count
+    from mpi_qinfer.engine.partition import MAX_COUNT, check_count
 
     assert check_count(MAX_COUNT, "rows") == MAX_COUNT
     with pytest.raises(OverflowError, match="rows of modelparams is 2147483648"):
@@ -63,8 +63,6 @@ def test_adaptive_balance_follows_rates_and_ignores_noise():
 
 @pytest.mark.mpi(min_size=2)
 def test_adaptive_split_tracks_a_slow_rank(comm):
-    size = comm.Get_size()
-
     def check(proxy, serial):
         rng = np.random.default_rng(2)
         for _ in range(12):
@@ -141,8 +139,8 @@ def test_learned_shares_move_the_rows_of_a_shape_already_seen_on_loopback_ranks(
 
 
 def test_a_plan_made_for_the_even_split_is_not_used_for_explicit_counts():
-    from mpi_qinfer.plans import PlanCache
-    from mpi_qinfer.protocol import CallSpec, Command, DtypeTable
+    from mpi_qinfer.engine.plans import PlanCache
+    from mpi_qinfer.engine.protocol import CallSpec, Command, DtypeTable
 
     plans = PlanCache(DtypeTable(), 3, 0, 0)
     try:

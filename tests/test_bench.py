@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mpi_qinfer import bench
+from mpi_qinfer.cli import bench
 
 TINY_CASES = ["cheap-1e3x1", "cheap-1e3x1-o2", "cheap-1e2x1000-o2-exps"]
 TINY = ["--quick", "--cases", ",".join(TINY_CASES + ["smc", "idle", "balance"]), "--idle-seconds", "0.05",
@@ -112,7 +112,7 @@ def test_bench_under_mpiexec_two_ranks(tmp_path):
         pytest.skip("the subprocess launch is only set up for the MPICH launcher")
     out = tmp_path / "bench.json"
     env = dict(os.environ, MPIEXEC_TIMEOUT="240")
-    command = [_mpiexec(), "-n", "2", sys.executable, "-m", "mpi_qinfer.bench", *TINY, "--json", str(out)]
+    command = [_mpiexec(), "-n", "2", sys.executable, "-m", "mpi_qinfer.cli.bench", *TINY, "--json", str(out)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     check_result(json.loads(out.read_text()), ranks=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mpi_qinfer import bench
+from mpi_qinfer.cli import bench
 
 TINY = ["--quick", "--cases", "smc-design", "--design-particles", "300", "--design-experiments", "2"]
 

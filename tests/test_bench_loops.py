@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from conftest import assert_collectively, mpiexec_command, needs_mpiexec, verdict_of
 
-from mpi_qinfer.bench import FloorLoop, PickleMapLoop
-from mpi_qinfer.bench.cases import Case, outcomes_for
-from mpi_qinfer.bench.loops import SHORT_BLOCK_BYTES
-from mpi_qinfer.bench.probes import RECORD_OUTCOME_DTYPE, RecordOutcomeModel
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.cli.bench import FloorLoop, PickleMapLoop
+from mpi_qinfer.cli.bench.cases import Case, outcomes_for
+from mpi_qinfer.cli.bench.loops import SHORT_BLOCK_BYTES
+from mpi_qinfer.cli.bench.probes import RECORD_OUTCOME_DTYPE, RecordOutcomeModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 #: (n_particles, n_exp, split): vector and staged gathers, uneven splits, fewer rows than ranks,
 #: broadcast inputs inline in the message and too big for it.

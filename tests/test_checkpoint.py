@@ -19,7 +19,10 @@ import pytest
 from conftest import assert_collectively, verdict_of
 
 from mpi_qinfer import PGH, LiuWestResampler, SMCUpdater, UniformDistribution
-from mpi_qinfer.checkpoint import (
+from mpi_qinfer.models.base import DerivedModel
+from mpi_qinfer.models.builtin import IsingChainModel, SimplePrecessionModel
+from mpi_qinfer.runtime.termination import TerminationRequested
+from mpi_qinfer.smc.checkpoint import (
     Checkpointer,
     CheckpointError,
     load_checkpoint,
@@ -27,9 +30,6 @@ from mpi_qinfer.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
-from mpi_qinfer.model import DerivedModel
-from mpi_qinfer.models import IsingChainModel, SimplePrecessionModel
-from mpi_qinfer.termination import TerminationRequested
 
 N_PARTICLES = 500
 N_EXPERIMENTS = 40
@@ -136,7 +136,7 @@ def test_metadata_describes_the_run(tmp_path):
     meta = read_metadata(tmp_path / "c.npz")
     assert meta["format"] == "mpi_qinfer.checkpoint" and meta["format_version"] == 1
     assert meta["mpi_qinfer_version"]
-    assert meta["model"] == {"type": "mpi_qinfer.models.SimplePrecessionModel", "n_modelparams": 1,
+    assert meta["model"] == {"type": "mpi_qinfer.models.builtin.SimplePrecessionModel", "n_modelparams": 1,
                              "expparams_dtype": str(np.dtype(float).descr)}
     assert meta["n_particles"] == N_PARTICLES and meta["n_updates"] == 3
     assert meta["arrays"]["particle_locations"]["shape"] == [N_PARTICLES, 1]
@@ -158,7 +158,7 @@ def test_the_checkpointer_writes_every_n_updates(tmp_path):
 
 
 def test_the_checkpointer_writes_every_t_seconds(tmp_path, monkeypatch):
-    import mpi_qinfer.checkpoint as checkpoint
+    import mpi_qinfer.smc.checkpoint as checkpoint
 
     clock = [0.0]
     monkeypatch.setattr(checkpoint.time, "monotonic", lambda: clock[0])
@@ -258,8 +258,8 @@ KILLED_WRITER = """
 import os, signal, sys
 import numpy as np
 from mpi_qinfer import SMCUpdater, UniformDistribution
-from mpi_qinfer.checkpoint import save_checkpoint
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.smc.checkpoint import save_checkpoint
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 def half_then_killed(file, **arrays):
     file.write(b"half a checkpoint")
@@ -317,7 +317,7 @@ def test_only_stale_temporary_files_of_ours_are_removed(tmp_path):
     import subprocess
     import sys
 
-    from mpi_qinfer import checkpoint
+    from mpi_qinfer.smc import checkpoint
 
     path = tmp_path / "run.npz"
     ended, me = _ended_pid(), os.getpid()
@@ -361,7 +361,7 @@ def test_only_stale_temporary_files_of_ours_are_removed(tmp_path):
 
 
 def test_a_temporary_file_being_written_is_never_removed(tmp_path, monkeypatch):
-    from mpi_qinfer import checkpoint
+    from mpi_qinfer.smc import checkpoint
 
     path = tmp_path / "run.npz"
     run = Run(SimplePrecessionModel()).run(1)
@@ -586,13 +586,14 @@ def test_a_wrapped_models_checkpoint_is_refused_by_the_bare_model_and_back(tmp_p
     wrapped = tmp_path / "wrapped.npz"
     run = _wrapped_run().run(4)
     save_checkpoint(wrapped, run.updater, **run.parts())
-    _refused(wrapped, Run(SimplePrecessionModel()), match=r"Dephased\(mpi_qinfer.models.SimplePrecessionModel\) "
-             r"there, mpi_qinfer.models.SimplePrecessionModel here")
+    _refused(wrapped, Run(SimplePrecessionModel()),
+             match=r"Dephased\(mpi_qinfer.models.builtin.SimplePrecessionModel\) "
+             r"there, mpi_qinfer.models.builtin.SimplePrecessionModel here")
     bare = tmp_path / "bare.npz"
     run = Run(SimplePrecessionModel()).run(4)
     save_checkpoint(bare, run.updater, **run.parts())
-    _refused(bare, _wrapped_run(), match="model mpi_qinfer.models.SimplePrecessionModel there, "
-             r"test_checkpoint.Dephased\(mpi_qinfer.models.SimplePrecessionModel\) here")
+    _refused(bare, _wrapped_run(), match="model mpi_qinfer.models.builtin.SimplePrecessionModel there, "
+             r"test_checkpoint.Dephased\(mpi_qinfer.models.builtin.SimplePrecessionModel\) here")
 
 
 def test_another_model_parameter_is_refused_and_named(tmp_path):
@@ -649,12 +650,12 @@ def test_another_prior_is_refused(saved):
 
 def test_a_proxy_is_looked_through_a_wrapper_is_not():
     from mpi_qinfer import MPIParallelizedModel
-    from mpi_qinfer.checkpoint import model_layers
+    from mpi_qinfer.smc.checkpoint import model_layers
 
     with MPIParallelizedModel(IsingChainModel(n_qubits=2)) as proxy:
         assert model_layers(proxy) == model_layers(IsingChainModel(n_qubits=2))
     layers = model_layers(Dephased(IsingChainModel(n_qubits=2), 0.5))
-    assert [layer["type"] for layer in layers] == [f"{__name__}.Dephased", "mpi_qinfer.models.IsingChainModel"]
+    assert [layer["type"] for layer in layers] == [f"{__name__}.Dephased", "mpi_qinfer.models.builtin.IsingChainModel"]
     assert layers[0]["parameters"] == {"visibility": 0.5} and layers[1]["parameters"]["n_qubits"] == 2
 
 
@@ -886,7 +887,7 @@ def test_a_sharded_checkpoint_of_another_run_is_refused_and_the_ranks_stay_in_st
     _on_sharded(world, save, model=Dephased(SimplePrecessionModel()), rng=1)
 
     def refuse_then_run(updater):
-        with pytest.raises(CheckpointError, match=r"Dephased\(mpi_qinfer.models.SimplePrecessionModel\) there"):
+        with pytest.raises(CheckpointError, match=r"Dephased\(mpi_qinfer.models.builtin.SimplePrecessionModel\) there"):
             load_checkpoint(path, updater)
         with pytest.raises(CheckpointError, match="updater rng: seed 1 there, 2 here"):
             load_checkpoint(path, updater, allow_other_run=False)
@@ -944,7 +945,7 @@ def test_hand_edited_sharded_metadata_is_refused_on_the_root_and_the_ranks_stay_
 
 
 def test_a_sharded_save_removes_a_killed_writers_temporary_file(world, tmp_path):
-    from mpi_qinfer import checkpoint
+    from mpi_qinfer.smc import checkpoint
 
     path = _shared_path(world, tmp_path, "sharded.npz")
 

@@ -11,11 +11,13 @@ import types
 import numpy as np
 import pytest
 from conftest import mpiexec_command, needs_mpiexec
-from stats import posterior_checks
 from mpi4py import MPI
+from stats import posterior_checks
 
 import mpi_qinfer
-from mpi_qinfer import cli, demo, info, launcher
+from mpi_qinfer.cli import demo, info
+from mpi_qinfer.cli import main as cli
+from mpi_qinfer.runtime import launcher
 
 TIMEOUT = 90  # seconds per subprocess; each run takes a few
 DEMO_ARGS = ["demo", "--model", "precession", "--particles", "1000", "--experiments", "30", "--no-progress",
@@ -77,17 +79,17 @@ def test_run_without_target_is_usage_error(capsys):
 
 
 def test_bench_unavailable_is_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "mpi_qinfer.bench", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "mpi_qinfer.cli.bench", None)  # makes the import fail
     assert cli.main(["bench", "--anything"]) == 2
     err = capsys.readouterr().err
     assert "bench" in err and "unavailable" in err
 
 
 def test_bench_is_wired_when_its_module_imports(monkeypatch):
-    fake = types.ModuleType("mpi_qinfer.bench")
+    fake = types.ModuleType("mpi_qinfer.cli.bench")
     fake.add_arguments = lambda parser: parser.add_argument("--repeats", type=int, default=1)
     fake.main = lambda args: 40 + args.repeats
-    monkeypatch.setitem(sys.modules, "mpi_qinfer.bench", fake)
+    monkeypatch.setitem(sys.modules, "mpi_qinfer.cli.bench", fake)
     assert cli.main(["bench", "--repeats", "2"]) == 42
 
 

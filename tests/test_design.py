@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from mpi_qinfer.distributions import UniformDistribution
-from mpi_qinfer.heuristics import PGH, BestCandidateHeuristic
-from mpi_qinfer.model import DerivedModel
-from mpi_qinfer.models import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
-from mpi_qinfer.smc import SMCUpdater
-
 from stats import posterior_checks
+
+from mpi_qinfer.models.base import DerivedModel
+from mpi_qinfer.models.builtin import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.distributions import UniformDistribution
+from mpi_qinfer.smc.heuristics import PGH, BestCandidateHeuristic
+from mpi_qinfer.smc.updater import SMCUpdater
 
 TIMES = np.linspace(0.3, 12.0, 17)
 
@@ -233,7 +232,8 @@ def test_heuristic_checks_its_arguments():
 def test_demo_designs_with_the_candidate_heuristic(name):
     from mpi4py import MPI
 
-    from mpi_qinfer import cli, demo
+    from mpi_qinfer.cli import demo
+    from mpi_qinfer.cli import main as cli
 
     assert cli.build_parser().parse_args(["demo", "--heuristic", name]).heuristic == name
     if MPI.COMM_WORLD.Get_size() > 1:

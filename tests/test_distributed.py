@@ -15,8 +15,8 @@ import pytest
 from conftest import assert_collectively, verdict_of
 
 from mpi_qinfer import DistributedSMCUpdater, Engine, MPIParallelizedModel, RemoteError, SMCUpdater
-from mpi_qinfer.distributed_resampling import exchange_plan, locate, offspring_counts
-from mpi_qinfer.distributed_sums import (
+from mpi_qinfer.distributed.resampling import exchange_plan, locate, offspring_counts
+from mpi_qinfer.distributed.sums import (
     information_gain_from_sums,
     local_design_sums,
     local_moments,
@@ -24,11 +24,11 @@ from mpi_qinfer.distributed_sums import (
     outcome_blocks,
     risk_from_sums,
 )
-from mpi_qinfer.distributions import UniformDistribution
-from mpi_qinfer.heuristics import PGH
-from mpi_qinfer.models import BinomialModel, RamseyModel, SimplePrecessionModel
-from mpi_qinfer.partition import weighted_counts
-from mpi_qinfer.smc import ApproximationWarning
+from mpi_qinfer.engine.partition import weighted_counts
+from mpi_qinfer.models.builtin import BinomialModel, RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.distributions import UniformDistribution
+from mpi_qinfer.smc.heuristics import PGH
+from mpi_qinfer.smc.updater import ApproximationWarning
 
 RAMSEY_PRIOR = UniformDistribution([[0.0, 1.0], [1.0, 10.0]])
 RAMSEY_TRUTH = np.array([[0.55, 4.0]])
@@ -1170,7 +1170,7 @@ def test_design_sums_split_over_shards_add_up_to_the_whole():
 # ------------------------------------------------------------------ checkpoints of the sharded state
 def _sharded_run(world, updates, save_at=None, resume=None, path=None, engine=False):
     """25 updates of a precession problem; optionally saved after ``save_at`` of them, or resumed from ``path``."""
-    from mpi_qinfer.checkpoint import load_checkpoint, save_checkpoint
+    from mpi_qinfer.smc.checkpoint import load_checkpoint, save_checkpoint
 
     result = {}
 
@@ -1221,7 +1221,7 @@ def test_a_sharded_run_resumed_from_a_checkpoint_is_bitwise_the_uninterrupted_on
 
 
 def test_a_sharded_checkpoint_is_refused_on_another_rank_count_or_draws(world, tmp_path):
-    from mpi_qinfer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from mpi_qinfer.smc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
     path = str(world.bcast(str(tmp_path / "sharded.npz") if world.Get_rank() == 0 else None, 0))
     on_root(world, (SimplePrecessionModel(), 300, UniformDistribution([0, 1])),
@@ -1246,7 +1246,7 @@ def test_a_sharded_checkpoint_is_refused_on_another_rank_count_or_draws(world, t
 
 
 def test_a_checkpointer_gathers_a_sharded_cloud_only_when_it_writes(world, tmp_path):
-    from mpi_qinfer.checkpoint import Checkpointer, read_metadata
+    from mpi_qinfer.smc.checkpoint import Checkpointer, read_metadata
 
     path = str(world.bcast(str(tmp_path / "periodic.npz") if world.Get_rank() == 0 else None, 0))
 

@@ -1,4 +1,4 @@
-"""Tests of the prior distributions in mpi_qinfer.distributions."""
+"""Tests of the prior distributions in mpi_qinfer.models.distributions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mpi_qinfer.distributions import (
+from mpi_qinfer.models.distributions import (
     Distribution,
     MultivariateNormalDistribution,
     NormalDistribution,

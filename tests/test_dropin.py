@@ -34,8 +34,8 @@ from dropin_models import (
 )
 
 from mpi_qinfer.errors import RemoteError
-from mpi_qinfer.model import DifferentiableModel
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.base import DifferentiableModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

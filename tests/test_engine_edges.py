@@ -14,9 +14,9 @@ pytest.importorskip("mpi4py.MPI")
 from loopback import run_ranks  # noqa: E402
 
 from mpi_qinfer import Engine, MPIParallelizedModel, RemoteError  # noqa: E402
-from mpi_qinfer.datatypes import RowTypes  # noqa: E402
+from mpi_qinfer.engine.datatypes import RowTypes  # noqa: E402
 from mpi_qinfer.errors import EngineClosedError, ModelMismatchError  # noqa: E402
-from mpi_qinfer.models import RamseyModel, SimplePrecessionModel  # noqa: E402
+from mpi_qinfer.models.builtin import RamseyModel, SimplePrecessionModel  # noqa: E402
 
 MODELPARAMS = np.linspace(0.01, 1, 41)[:, None]
 TIMES = np.linspace(0.1, 3, 9)
@@ -216,8 +216,9 @@ def test_models_that_differ_between_ranks_are_named():
 
     mismatch, not_a_model = run_ranks(3, check)[2]
     assert mismatch.startswith("every rank must bring the same kind of serial model (type, n_modelparams, "
-                               "expparams_dtype); the root (rank 0) has ('mpi_qinfer.models.SimplePrecessionModel', "
-                               "1, 'float64'), but\n  rank 1: ('mpi_qinfer.models.RamseyModel', 2, ")
+                               "expparams_dtype); the root (rank 0) has "
+                               "('mpi_qinfer.models.builtin.SimplePrecessionModel', "
+                               "1, 'float64'), but\n  rank 1: ('mpi_qinfer.models.builtin.RamseyModel', 2, ")
     assert "\n  rank 2" not in mismatch
     assert not_a_model.startswith("serial_model must be a qinfer-style model with n_modelparams and "
                                   "expparams_dtype; on the root: AttributeError(")
@@ -323,8 +324,8 @@ def test_remote_error_alone_when_nothing_can_be_rebuilt():
 
 
 def test_answer_layouts_in_a_plan():
-    from mpi_qinfer.plans import SHORT_BLOCK_BYTES, PlanCache, receives_for
-    from mpi_qinfer.protocol import CallSpec, Command, DtypeTable, Split
+    from mpi_qinfer.engine.plans import SHORT_BLOCK_BYTES, PlanCache, receives_for
+    from mpi_qinfer.engine.protocol import CallSpec, Command, DtypeTable, Split
 
     table = DtypeTable()
     spec = CallSpec(int(Command.LIKELIHOOD), 0, int(Split.MODELS), 10, 1, 4, 3, 0, 0, 1, 0, -1)
@@ -366,8 +367,8 @@ def test_answer_layouts_in_a_plan():
 
 
 def test_plan_cache_evicts_the_oldest_plan():
-    from mpi_qinfer.plans import PlanCache
-    from mpi_qinfer.protocol import CallSpec, Command, DtypeTable
+    from mpi_qinfer.engine.plans import PlanCache
+    from mpi_qinfer.engine.protocol import CallSpec, Command, DtypeTable
 
     plans = PlanCache(DtypeTable(), size=2, rank=0, root=0, capacity=2)
     specs = [CallSpec(int(Command.LIKELIHOOD), 0, 0, n, 1, 1, 1, 0, 0, 1, 0, -1) for n in (5, 6, 7)]

@@ -16,7 +16,7 @@ pytest.importorskip("mpi4py.MPI")
 from loopback import LoopbackAborted, run_ranks  # noqa: E402
 
 from mpi_qinfer import Engine, MPIParallelizedModel, RemoteError  # noqa: E402
-from mpi_qinfer.models import RamseyModel, SimplePrecessionModel  # noqa: E402
+from mpi_qinfer.models.builtin import RamseyModel, SimplePrecessionModel  # noqa: E402
 
 MODELPARAMS = np.linspace(0.01, 1, 61)[:, None]
 TIMES = np.linspace(0.1, 3, 7)

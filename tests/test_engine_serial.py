@@ -17,11 +17,9 @@ import pytest
 MPI = pytest.importorskip("mpi4py.MPI")
 
 from mpi_qinfer import Engine, MPIParallelizedModel, RemoteError  # noqa: E402
-from mpi_qinfer.datatypes import RowTypes  # noqa: E402
-from mpi_qinfer.model import FiniteOutcomeModel  # noqa: E402
-from mpi_qinfer.models import BinomialModel, RamseyModel, SimplePrecessionModel  # noqa: E402
-from mpi_qinfer.operations import OPERATIONS  # noqa: E402
-from mpi_qinfer.protocol import (  # noqa: E402
+from mpi_qinfer.engine.datatypes import RowTypes  # noqa: E402
+from mpi_qinfer.engine.operations import OPERATIONS  # noqa: E402
+from mpi_qinfer.engine.protocol import (  # noqa: E402
     INLINE_BYTES,
     SCALAR_OUTCOMES,
     CallSpec,
@@ -32,7 +30,9 @@ from mpi_qinfer.protocol import (  # noqa: E402
     payload_layout,
     unpack_spec,
 )
-from mpi_qinfer.validation import as_array, transportable  # noqa: E402
+from mpi_qinfer.engine.validation import as_array, transportable  # noqa: E402
+from mpi_qinfer.models.base import FiniteOutcomeModel  # noqa: E402
+from mpi_qinfer.models.builtin import BinomialModel, RamseyModel, SimplePrecessionModel  # noqa: E402
 
 
 # ------------------------------------------------------------------ protocol
@@ -342,13 +342,13 @@ def test_failures_raise_the_models_exception_with_the_remote_cause(error, raised
 
 
 def test_an_exception_that_cannot_be_formatted_is_still_reported(monkeypatch):
-    import mpi_qinfer.failures
+    import mpi_qinfer.engine.failures
 
     def broken(error):
         raise RuntimeError("the formatter failed")
 
     with engine_proxy(FailingOnRoot(Unprintable())) as proxy:
-        monkeypatch.setattr(mpi_qinfer.failures.traceback, "format_exception", broken)
+        monkeypatch.setattr(mpi_qinfer.engine.failures.traceback, "format_exception", broken)
         with pytest.raises(Unprintable) as caught:
             proxy.likelihood(0, np.ones((3, 1)), np.ones(2))
         monkeypatch.undo()
@@ -445,7 +445,7 @@ def test_a_proxy_of_a_proxy_and_pickles():
 
 # ------------------------------------------------------------ the proxy alone
 def test_seed_means_the_same_on_one_rank_as_on_many():
-    from mpi_qinfer.operations import rank_seed_sequence, seeded
+    from mpi_qinfer.engine.operations import rank_seed_sequence, seeded
 
     modelparams = np.linspace(0.1, 1, 50)[:, None]
     times = np.linspace(0.5, 5, 4)

@@ -14,7 +14,7 @@ import os, signal, sys
 import numpy as np
 from mpi4py import MPI
 from mpi_qinfer import MPIParallelizedModel
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 """
 
 DYING_WORKER = PROLOGUE + """
@@ -102,7 +102,7 @@ def test_a_singleton_world_under_a_multi_task_launcher_warns(monkeypatch):
     monkeypatch.setenv("SLURM_NTASKS", "64")
     with pytest.warns(RuntimeWarning, match="SLURM_NTASKS=64"):
         from mpi_qinfer import MPIParallelizedModel
-        from mpi_qinfer.models import SimplePrecessionModel
+        from mpi_qinfer.models.builtin import SimplePrecessionModel
 
         with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF):
             pass

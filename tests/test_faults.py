@@ -15,7 +15,7 @@ from mpi_qinfer import (
     SMCUpdater,
     UniformDistribution,
 )
-from mpi_qinfer.models import BinomialModel, RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.builtin import BinomialModel, RamseyModel, SimplePrecessionModel
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import assert_collectively, run_parallel, same_behaviour, verdict_of
 
 from mpi_qinfer import MPIParallelizedModel
-from mpi_qinfer.model import FiniteOutcomeModel
-from mpi_qinfer.models import RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.base import FiniteOutcomeModel
+from mpi_qinfer.models.builtin import RamseyModel, SimplePrecessionModel
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

@@ -1,14 +1,14 @@
-"""Tests of the experiment design heuristics in mpi_qinfer.heuristics."""
+"""Tests of the experiment design heuristics in mpi_qinfer.smc.heuristics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mpi_qinfer.distributions import UniformDistribution
-from mpi_qinfer.heuristics import PGH, ExpSparseHeuristic, Heuristic
-from mpi_qinfer.models import RamseyModel, SimplePrecessionModel
-from mpi_qinfer.smc import SMCUpdater
+from mpi_qinfer.models.builtin import RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.distributions import UniformDistribution
+from mpi_qinfer.smc.heuristics import PGH, ExpSparseHeuristic, Heuristic
+from mpi_qinfer.smc.updater import SMCUpdater
 
 
 def _updater(model, ranges, n=200, seed=0):

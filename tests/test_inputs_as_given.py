@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import run_parallel, same_behaviour
 
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

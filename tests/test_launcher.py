@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from mpi_qinfer import launcher
+from mpi_qinfer.runtime import launcher
 
 
 @pytest.mark.parametrize("environ, rank", [

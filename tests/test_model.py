@@ -1,4 +1,4 @@
-"""Tests of the model base classes in mpi_qinfer.model."""
+"""Tests of the model base classes in mpi_qinfer.models.base."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mpi_qinfer.model import (
+from mpi_qinfer.models.base import (
     DerivedModel,
     FiniteOutcomeModel,
     IntegerDomain,

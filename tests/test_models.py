@@ -1,4 +1,4 @@
-"""Tests of the concrete models in mpi_qinfer.models."""
+"""Tests of the concrete models in mpi_qinfer.models.builtin."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from mpi_qinfer.model import IntegerDomain
-from mpi_qinfer.models import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.base import IntegerDomain
+from mpi_qinfer.models.builtin import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
 
 
 def _particles(model, n, rng):

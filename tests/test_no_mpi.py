@@ -62,12 +62,16 @@ def test_import_models_smc_and_the_cli_without_initialising_mpi(no_mpi):
         import importlib, sys
         import numpy as np
         import mpi_qinfer
-        from mpi_qinfer import ExpSparseHeuristic, SMCUpdater, UniformDistribution, cli
-        from mpi_qinfer.models import SimplePrecessionModel
+        from mpi_qinfer import ExpSparseHeuristic, SMCUpdater, UniformDistribution
+        from mpi_qinfer.cli import main as cli
+        from mpi_qinfer.models.builtin import SimplePrecessionModel
 
-        for name in ["cli", "demo", "info", "runner", "launcher", "progress", "mpi_library", "smc", "heuristics",
-                     "models", "model", "distributions", "threshold", "validation", "balance", "partition",
-                     "protocol", "operations", "errors"]:
+        for name in ["cli.main", "cli.demo", "cli.info", "cli.run", "runtime.launcher", "runtime.progress",
+                     "runtime.mpi_library", "runtime.termination", "smc.updater", "smc.heuristics", "smc.posterior",
+                     "smc.checkpoint", "models.builtin", "models.base", "models.distributions", "models.interop",
+                     "parallel", "parallel.threshold", "parallel.balance", "parallel.routes", "engine",
+                     "engine.validation", "engine.partition", "engine.protocol", "engine.operations",
+                     "engine.failures", "distributed", "errors"]:
             importlib.import_module(f"mpi_qinfer.{name}")
         for command in ["demo", "info", "run", ""]:
             cli.build_parser(command)

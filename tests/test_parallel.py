@@ -10,7 +10,7 @@ from conftest import assert_collectively, run_parallel, verdict_of
 from fault_models import CountingModel
 
 from mpi_qinfer import Engine, MPIParallelizedModel
-from mpi_qinfer.models import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.builtin import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
 
 pytestmark = pytest.mark.mpi(min_size=2)
 
@@ -304,7 +304,7 @@ def test_proxy_forwards_the_model_interface(comm):
 
 def _draws_by_rank(model, modelparams, expparams, repeat, seed, counts, split_by_modelparams):
     """What the ranks draw in one simulate call, computed serially: rank r's rows on rank r's stream."""
-    from mpi_qinfer.operations import rank_seed_sequence, seeded
+    from mpi_qinfer.engine.operations import rank_seed_sequence, seeded
 
     parts, start = [], 0
     for rank, count in enumerate(counts):
@@ -317,7 +317,7 @@ def _draws_by_rank(model, modelparams, expparams, repeat, seed, counts, split_by
 
 
 def test_simulate_splits_along_the_axis_asked_for(comm):
-    from mpi_qinfer.partition import even_counts
+    from mpi_qinfer.engine.partition import even_counts
 
     def check(proxy, serial):
         modelparams = np.linspace(0.1, 1, 9)[:, None]

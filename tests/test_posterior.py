@@ -7,10 +7,10 @@ import builtins
 import numpy as np
 import pytest
 
-from mpi_qinfer import posterior
-from mpi_qinfer.distributions import UniformDistribution
-from mpi_qinfer.models import IsingChainModel, SimplePrecessionModel
-from mpi_qinfer.smc import SMCUpdater
+from mpi_qinfer.models.builtin import IsingChainModel, SimplePrecessionModel
+from mpi_qinfer.models.distributions import UniformDistribution
+from mpi_qinfer.smc import posterior
+from mpi_qinfer.smc.updater import SMCUpdater
 
 
 def _updater(n=500, seed=0):

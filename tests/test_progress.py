@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mpi_qinfer.progress import Progress, format_seconds, is_terminal
+from mpi_qinfer.runtime.progress import Progress, format_seconds, is_terminal
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import run_parallel
 
-from mpi_qinfer.models import BinomialModel, RamseyModel, SimplePrecessionModel
+from mpi_qinfer.models.builtin import BinomialModel, RamseyModel, SimplePrecessionModel
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -26,7 +26,7 @@ MPI = pytest.importorskip("mpi4py.MPI")
 
 import mpi_qinfer  # noqa: E402 - after the skips
 from mpi_qinfer import MPIParallelizedModel  # noqa: E402
-from mpi_qinfer.models import IsingChainModel  # noqa: E402
+from mpi_qinfer.models.builtin import IsingChainModel  # noqa: E402
 
 pytestmark = pytest.mark.qinfer
 

@@ -26,7 +26,7 @@ MPI = pytest.importorskip("mpi4py.MPI")
 
 import mpi_qinfer  # noqa: E402 - after the skips
 from mpi_qinfer import DifferentiableMPIParallelizedModel, MPIParallelizedModel  # noqa: E402
-from mpi_qinfer.interop import register_with_qinfer  # noqa: E402
+from mpi_qinfer.models.interop import register_with_qinfer  # noqa: E402
 
 pytestmark = pytest.mark.qinfer
 
@@ -174,7 +174,7 @@ def test_qinfer_ale_model_accepts_proxy():
 
 
 def test_mpi_qinfer_models_pass_qinfer_isinstance_checks():
-    from mpi_qinfer.models import SimplePrecessionModel
+    from mpi_qinfer.models.builtin import SimplePrecessionModel
 
     model = SimplePrecessionModel()
     assert isinstance(model, qinfer.Model) and isinstance(model, qinfer.FiniteOutcomeModel)
@@ -199,14 +199,15 @@ def test_differentiable_proxy_is_a_qinfer_differentiable_model():
 
 def test_register_is_a_no_op_without_qinfer(monkeypatch):
     """Where qinfer cannot be imported, registration returns False, cheaply and without raising."""
-    from mpi_qinfer import interop
+    from mpi_qinfer.models import interop
 
     monkeypatch.setitem(sys.modules, "qinfer", None)  # makes ``import qinfer`` fail
     monkeypatch.setattr(interop, "_registered_with", None)
     monkeypatch.setattr(interop, "_unavailable", False)
     lookups = []
     find_spec = interop.importlib.util.find_spec
-    monkeypatch.setattr(interop.importlib.util, "find_spec", lambda name, *a: lookups.append(name) or find_spec(name, *a))
+    monkeypatch.setattr(interop.importlib.util, "find_spec",
+                        lambda name, *a: lookups.append(name) or find_spec(name, *a))
     for _ in range(1000):
         assert interop.register_with_qinfer() is False
     assert len(lookups) <= 1, "qinfer found missing must not be looked for again on every call"

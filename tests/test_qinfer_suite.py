@@ -25,7 +25,7 @@ import unittest
 
 import numpy as np
 
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 
 class ModelTest:

@@ -1,4 +1,4 @@
-"""The proxy's per-shape memo of likelihood calls (mpi_qinfer.routes), on loopback ranks.
+"""The proxy's per-shape memo of likelihood calls (mpi_qinfer.parallel.routes), on loopback ranks.
 
 A route is keyed on shapes only, so these tests change everything else a
 route could wrongly carry over between calls of one shape -- dtypes, memory
@@ -18,8 +18,8 @@ pytest.importorskip("mpi4py.MPI")
 from loopback import run_ranks  # noqa: E402
 
 from mpi_qinfer import MPIParallelizedModel  # noqa: E402
-from mpi_qinfer.models import RamseyModel, SimplePrecessionModel  # noqa: E402
-from mpi_qinfer.routes import MAX_ROUTES  # noqa: E402
+from mpi_qinfer.models.builtin import RamseyModel, SimplePrecessionModel  # noqa: E402
+from mpi_qinfer.parallel.routes import MAX_ROUTES  # noqa: E402
 
 PARTICLES = np.linspace(0.01, 1, 41)[:, None]
 TIMES = np.linspace(0.1, 3, 9)

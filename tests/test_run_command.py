@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import mpiexec_command, needs_mpiexec
 
-from mpi_qinfer import runner
+from mpi_qinfer.cli import run as runner
 
 TIMEOUT = 60  # seconds per subprocess; a hang fails the test well before the 30 s budget matters
 ABORT_BUDGET = 30  # seconds a failing job may take to end
@@ -96,7 +96,7 @@ def test_model_error_on_worker_reaches_root_and_aborts(tmp_path):
         import numpy as np
         from mpi4py import MPI
         from mpi_qinfer import MPIParallelizedModel
-        from mpi_qinfer.models import SimplePrecessionModel
+        from mpi_qinfer.models.builtin import SimplePrecessionModel
 
         class Fragile(SimplePrecessionModel):
             def likelihood(self, outcomes, modelparams, expparams):

@@ -187,6 +187,36 @@ def test_the_package_has_no_import_cycle():
     assert "0 import cycle(s)" in done.stdout
 
 
+def test_the_package_keeps_its_import_rules():
+    script = SCRIPTS / "import_rules.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+    assert "0 broken import rule(s)" in done.stdout
+
+
+@pytest.mark.parametrize("module, line, broken", [
+    ("models/base.py", "from mpi4py import MPI", "models imports mpi4py at module level"),
+    ("smc/updater.py", "import mpi4py.MPI", "smc imports mpi4py.MPI at module level"),
+    ("engine/protocol.py", "from ..smc import updater", "engine never imports smc"),
+    ("engine/plans.py", "from ..models.base import Model", "engine never imports models"),
+    ("runtime/launcher.py", "from ..engine import core", "runtime imports mpi_qinfer.engine.core, a layer above"),
+    ("parallel/routes.py", "from ..distributed.updater import DistributedSMCUpdater", "a layer above"),
+    ("smc/heuristics.py", "from .. import SMCUpdater", "smc imports the package root"),
+    ("errors.py", "from .models import base", "errors sits below every layer"),
+])
+def test_the_import_rules_catch_a_forbidden_import(tmp_path, module, line, broken):
+    import shutil
+
+    copy = tmp_path / "mpi_qinfer"
+    shutil.copytree(Path(__file__).parent.parent / "mpi_qinfer", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    target = copy / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "import_rules.py"), str(copy)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stdout
+    assert broken in done.stdout and module in done.stdout, done.stdout
+
+
 @pytest.mark.skipif(not MPIEXEC.exists(), reason=f"no mpiexec next to {sys.executable}")
 def test_call_timeline_places_every_rank_on_the_roots_clock():
     env = dict(os.environ, MPIEXEC_TIMEOUT="120")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
-from mpi_qinfer.checkpoint import read_metadata
+from mpi_qinfer.smc.checkpoint import read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -93,7 +93,7 @@ def job_ended(slurm, job):
 
 # ------------------------------------------------------------------ the demo script
 def test_the_demo_batch_script_runs_on_every_rank(slurm, tmp_path):
-    from mpi_qinfer.demo import run_demo
+    from mpi_qinfer.cli.demo import run_demo
 
     job, status = sbatch(slurm, tmp_path, "slurm_demo.sbatch",
                          args=["--model", "precession", "--particles", "1000", "--experiments", "30",
@@ -114,9 +114,10 @@ def test_the_demo_batch_script_runs_on_every_rank(slurm, tmp_path):
 JOB = '''
 import contextlib, hashlib, sys, time
 import numpy as np
-from mpi_qinfer import MPIParallelizedModel, SMCUpdater, UniformDistribution, termination
-from mpi_qinfer.checkpoint import Checkpointer, load_checkpoint
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer import MPIParallelizedModel, SMCUpdater, UniformDistribution
+from mpi_qinfer.runtime import termination
+from mpi_qinfer.smc.checkpoint import Checkpointer, load_checkpoint
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 
 class Paced(SimplePrecessionModel):

@@ -1,4 +1,4 @@
-"""Tests of the SMC updater and the Liu-West resampler in mpi_qinfer.smc."""
+"""Tests of the SMC updater and the Liu-West resampler in mpi_qinfer.smc.updater."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
-
-from mpi_qinfer.distributions import UniformDistribution
-from mpi_qinfer.heuristics import ExpSparseHeuristic
-from mpi_qinfer.models import SimplePrecessionModel
-from mpi_qinfer.smc import ApproximationWarning, LiuWestResampler, ResamplerWarning, SMCUpdater
 from stats import posterior_checks
+
+from mpi_qinfer.models.builtin import SimplePrecessionModel
+from mpi_qinfer.models.distributions import UniformDistribution
+from mpi_qinfer.smc.heuristics import ExpSparseHeuristic
+from mpi_qinfer.smc.updater import ApproximationWarning, LiuWestResampler, ResamplerWarning, SMCUpdater
 
 TRUE_OMEGA = 0.7
 

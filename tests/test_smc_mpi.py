@@ -11,10 +11,10 @@ from conftest import run_parallel
 from mpi4py import MPI
 
 from mpi_qinfer import RemoteError
-from mpi_qinfer.distributions import UniformDistribution
-from mpi_qinfer.heuristics import BestCandidateHeuristic
-from mpi_qinfer.models import IsingChainModel, SimplePrecessionModel
-from mpi_qinfer.smc import SMCUpdater
+from mpi_qinfer.models.builtin import IsingChainModel, SimplePrecessionModel
+from mpi_qinfer.models.distributions import UniformDistribution
+from mpi_qinfer.smc.heuristics import BestCandidateHeuristic
+from mpi_qinfer.smc.updater import SMCUpdater
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

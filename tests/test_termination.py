@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from conftest import mpiexec_command, needs_mpiexec
 
-from mpi_qinfer import termination
-from mpi_qinfer.checkpoint import read_metadata
-from mpi_qinfer.termination import TerminationRequested
+from mpi_qinfer.runtime import termination
+from mpi_qinfer.runtime.termination import TerminationRequested
+from mpi_qinfer.smc.checkpoint import read_metadata
 
 
 # ------------------------------------------------------------------ in this process
@@ -87,9 +87,10 @@ JOB = """
 import os, sys, time
 import numpy as np
 from mpi4py import MPI
-from mpi_qinfer import MPIParallelizedModel, SMCUpdater, UniformDistribution, termination
-from mpi_qinfer.checkpoint import Checkpointer
-from mpi_qinfer.models import SimplePrecessionModel
+from mpi_qinfer import MPIParallelizedModel, SMCUpdater, UniformDistribution
+from mpi_qinfer.runtime import termination
+from mpi_qinfer.smc.checkpoint import Checkpointer
+from mpi_qinfer.models.builtin import SimplePrecessionModel
 
 path, phase = sys.argv[1], sys.argv[2]
 rank = MPI.COMM_WORLD.Get_rank()
@@ -308,8 +309,8 @@ def test_the_demo_killed_half_way_resumes_to_the_uninterrupted_estimate(tmp_path
 
 
 def test_the_demo_refuses_a_checkpoint_of_another_run(tmp_path):
-    from mpi_qinfer.checkpoint import CheckpointError
-    from mpi_qinfer.demo import run_demo
+    from mpi_qinfer.cli.demo import run_demo
+    from mpi_qinfer.smc.checkpoint import CheckpointError
 
     path = tmp_path / "demo.npz"
     run_demo("precession", 300, 5, seed=1, progress=False, checkpoint=path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mpi_qinfer.protocol import Command, Split
-from mpi_qinfer.threshold import ThresholdPolicy, outcome_class
+from mpi_qinfer.engine.protocol import Command, Split
+from mpi_qinfer.parallel.threshold import ThresholdPolicy, outcome_class
 
 LIKELIHOOD = int(Command.LIKELIHOOD)
 SPLIT_EXPERIMENTS = int(Split.EXPERIMENTS)
@@ -225,7 +225,7 @@ def test_the_proxy_follows_a_model_that_gets_costlier_through_its_hot_path(comm)
     import numpy as np
     from conftest import run_parallel
 
-    from mpi_qinfer.models import SimplePrecessionModel
+    from mpi_qinfer.models.builtin import SimplePrecessionModel
 
     modelparams, times, outcomes = np.linspace(0.01, 1, 1000)[:, None], np.array([0.7]), np.arange(2)
 

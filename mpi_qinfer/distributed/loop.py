@@ -1,0 +1,263 @@
+"""The command loop under :class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater`: one command, every rank alike.
+
+The root sends a command (an operation code and its pickled arguments) and
+then runs its own part of it; every worker runs the same part, so root and
+workers cannot disagree on the sequence of collectives. A command travels in
+one of two ways:
+
+own loop
+    A fixed-size message (int64 code and length, small arguments inline) is
+    broadcast on the loop's own duplicated communicator, the workers waiting
+    for it as :mod:`mpi_qinfer.engine.idle` says (spinning or backing off); larger
+    arguments follow in a second broadcast. Workers serve inside ``with``.
+shared engine
+    The command is the argument of
+    :meth:`Engine.run_collective <mpi_qinfer.engine.core.Engine.run_collective>`,
+    so the engine's worker loop serves it between model calls.
+
+A failure inside a command never desynchronises the ranks: each rank catches
+its own, the failure travels with the command's sums (:meth:`_allsum`), and
+the root raises the model's exception with a
+:class:`~mpi_qinfer.errors.RemoteError` as its cause. A worker that fails
+outside a command ends the job (``MPI_Abort``) rather than leave the root
+waiting.
+"""
+
+from __future__ import annotations
+
+import atexit
+import pickle
+import sys
+import weakref
+
+import numpy as np
+
+from ..engine.failures import describe_failure, pickled_exception, raise_failure
+from ..errors import EngineClosedError
+
+__all__ = ["CommandLoop", "CLOSE"]
+
+#: The operation code that ends the loop on every rank.
+CLOSE = 0
+_MESSAGE_BYTES = 1024
+_HEADER_BYTES = 16  # int64 operation, int64 payload length
+_INLINE_BYTES = _MESSAGE_BYTES - _HEADER_BYTES
+_open_roots: "weakref.WeakSet[CommandLoop]" = weakref.WeakSet()
+
+
+class _Failed(Exception):
+    """On a worker: the command failed somewhere and was abandoned on every rank."""
+
+
+@atexit.register
+def _release_workers_at_exit():
+    # A root that never closed would leave its workers waiting forever.
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or mpi.Is_finalized():
+        return
+    for loop in list(_open_roots):
+        try:
+            loop.close()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
+
+class CommandLoop:
+    """Base of a collective object driven from the root (see the module's description).
+
+    A subclass sets, on every rank: ``_MPI`` (the ``mpi4py.MPI`` module),
+    ``_comm`` (its own duplicated communicator), ``_root``, ``_rank``,
+    ``_size``, ``_closed = False``, ``_engine`` (an engine or None) and, with
+    an engine, ``_hook`` (from ``engine.register_collective(self._engine_command)``);
+    without one ``_message`` (:func:`new_message`), ``_idle``,
+    ``_backoff_max`` and ``_wait_for_message`` (:func:`mpi_qinfer.engine.idle.broadcast_message`).
+    It calls ``_opened()`` once built, and implements ``_run(op, args)``.
+    """
+
+    @property
+    def comm(self):
+        """The private duplicate of the communicator."""
+        return self._comm
+
+    @property
+    def root(self) -> int:
+        """Rank of the root in :attr:`comm`."""
+        return self._root
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in :attr:`comm`."""
+        return self._rank
+
+    @property
+    def size(self) -> int:
+        """Number of ranks."""
+        return self._size
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this rank drives the loop."""
+        return self._rank == self._root
+
+    @property
+    def closed(self) -> bool:
+        """Whether the loop has been closed (its communicator freed)."""
+        return self._closed
+
+    def __enter__(self):
+        if self._engine is None and not self.is_root:
+            self.serve()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+    def serve(self) -> None:
+        """Serve the root's commands until it closes the loop (workers of a loop without an engine)."""
+        if self.is_root:
+            raise RuntimeError("serve() runs on the workers; the root sends the commands and calls close()")
+        if self._engine is not None:
+            raise RuntimeError("this loop is served by its engine's worker loop")
+        try:
+            while not self._closed:
+                self._serve_one()
+        except BaseException as error:  # noqa: BLE001 - out of step with the root: end the job rather than hang it
+            sys.stderr.write(f"mpi_qinfer: rank {self._rank} failed outside the model while serving a "
+                             f"{type(self).__name__}; ending the job.\n{describe_failure(error)}")
+            sys.stderr.flush()
+            self._comm.Abort(1)
+
+    def close(self) -> None:
+        """Release the workers and free the communicator (root; idempotent)."""
+        if self._closed or not self.is_root:
+            return
+        _open_roots.discard(self)
+        if self._engine is not None and self._engine.closed:
+            self._free()  # the workers left with the engine; nothing to tell them
+            return
+        try:
+            self._send(CLOSE, None)
+        finally:
+            self._free()
+
+    def _free(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._MPI.Is_finalized():
+            self._comm.Free()
+
+    # ------------------------------------------------------------ commands
+    def _streams(self, seed: int):
+        """A generator in the same state on every rank, and this rank's own one, from one seed."""
+        return (np.random.default_rng(np.random.SeedSequence(seed)),
+                np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(self._rank,))))
+
+    def _send(self, op: int, args, safe_point: bool = True):
+        """Root: broadcast one command and run the root's part of it; return its result.
+
+        ``safe_point=False`` lets a command run after a stop was requested
+        (saving the state on the way out); see :mod:`mpi_qinfer.runtime.termination`.
+        """
+        if self._closed:
+            raise EngineClosedError(f"the {type(self).__name__} has been closed")
+        if not self.is_root:
+            raise RuntimeError(f"the {type(self).__name__} is driven from the root; workers serve")
+        if self._engine is not None:  # the command travels as the engine's collective argument
+            return self._engine.run_collective(self._hook, (int(op), args), safe_point=safe_point)
+        payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
+        header = self._message[:_HEADER_BYTES].view(np.int64)
+        header[0], header[1] = int(op), len(payload)
+        if len(payload) <= _INLINE_BYTES:
+            self._message[_HEADER_BYTES : _HEADER_BYTES + len(payload)] = np.frombuffer(payload, dtype=np.uint8)
+        self._broadcast()
+        if len(payload) > _INLINE_BYTES:
+            self._comm.Bcast([np.frombuffer(bytearray(payload), dtype=np.uint8), self._MPI.BYTE], self._root)
+        if op == CLOSE:
+            return None
+        return self._run(op, args)
+
+    def _broadcast(self) -> None:
+        self._wait_for_message(self._comm, self._message, self._root, self._idle, self._backoff_max)
+
+    def _engine_command(self, engine, command):
+        """Every rank, inside :meth:`~mpi_qinfer.engine.core.Engine.run_collective`: one command."""
+        op, args = command
+        if op == CLOSE:
+            self._free()
+            return None
+        if self.is_root:
+            return self._run(op, args)
+        try:
+            self._run(op, args)
+        except Exception:  # noqa: BLE001 - _Failed, or an error every rank met alike: the root raises it
+            pass
+        return None
+
+    def _serve_one(self) -> None:
+        """Worker: receive one command and run this rank's part of it."""
+        if self._closed:
+            return
+        self._broadcast()
+        op, length = (int(v) for v in self._message[:_HEADER_BYTES].view(np.int64))
+        if length <= _INLINE_BYTES:
+            payload = self._message[_HEADER_BYTES : _HEADER_BYTES + length].tobytes()
+        else:
+            buffer = np.empty(length, dtype=np.uint8)
+            self._comm.Bcast([buffer, self._MPI.BYTE], self._root)
+            payload = buffer.tobytes()
+        if op == CLOSE:
+            self._free()
+            return
+        try:
+            self._run(op, pickle.loads(payload))
+        except Exception:  # noqa: BLE001 - _Failed, or an error every rank met alike: the root raises it
+            pass
+
+    def _run(self, op: int, args):
+        """Run this rank's part of command ``op`` (every rank alike); the root's result is returned."""
+        raise NotImplementedError
+
+    def _allsum(self, terms, error: BaseException | None, name: str, everywhere: bool = False) -> np.ndarray:
+        """The sum over ranks of ``terms`` (identical bits on every rank); raises if any rank failed.
+
+        ``terms`` must have the same length on every rank; a failed rank sends
+        zeros. On failure every failing rank's exception and traceback reach
+        the root, which raises the model's exception with a
+        :class:`~mpi_qinfer.errors.RemoteError` as its cause; the workers
+        raise ``_Failed`` (or, ``everywhere``, the model's exception too:
+        during construction).
+        """
+        terms = np.asarray(terms, dtype=np.float64).reshape(-1)
+        vector = np.zeros(terms.size + 1)
+        if error is None:
+            vector[1:] = terms
+        else:
+            vector[0] = 1.0
+        gathered = np.empty((self._size, vector.size))
+        self._comm.Allgather(vector, gathered)
+        total = gathered.sum(axis=0)  # rank order, on every rank alike
+        if total[0] > 0:
+            self._report_failure(name, error, everywhere)
+        return total[1:]
+
+    def _report_failure(self, name: str, error: BaseException | None, everywhere: bool = False):
+        """Raise what the model raised (as the proxy does), with every failing rank's traceback as the cause."""
+        mine = None if error is None else (pickled_exception(error), describe_failure(error))
+        reports = self._comm.allgather(mine) if everywhere else self._comm.gather(mine, self._root)
+        if self.is_root or everywhere:
+            raise_failure(name, error, {rank: report for rank, report in enumerate(reports) if report is not None})
+        raise _Failed(name)
+
+
+    def _opened(self) -> None:
+        """Root: register for release at interpreter exit."""
+        if self.is_root:
+            _open_roots.add(self)
+
+
+def new_message() -> np.ndarray:
+    """The fixed-size message buffer of an own loop."""
+    return np.zeros(_MESSAGE_BYTES, dtype=np.uint8)
+

@@ -1,0 +1,14 @@
+"""The qinfer-style model layer: base classes, the built-in models, priors and the bridge to qinfer.
+
+No MPI here: everything in this layer works in a Python without an MPI library. The names of
+:mod:`~mpi_qinfer.models.base` and :mod:`~mpi_qinfer.models.builtin` are re-exported, so
+``from mpi_qinfer.models import SimplePrecessionModel, FiniteOutcomeModel`` works.
+"""
+
+from .base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
+from .builtin import BinomialModel, IsingChainModel, RamseyModel, SimplePrecessionModel
+
+__all__ = [
+    "Simulatable", "Model", "FiniteOutcomeModel", "DifferentiableModel", "DerivedModel", "IntegerDomain",
+    "SimplePrecessionModel", "RamseyModel", "IsingChainModel", "BinomialModel",
+]

@@ -1,0 +1,326 @@
+"""Graceful termination: SIGTERM or SIGINT on any rank stops the run at a safe point.
+
+Batch systems end a job by signalling every task (Slurm: ``SIGTERM`` at the
+wall-clock limit or on ``scancel``, then ``SIGKILL`` after ``KillWait``,
+30 s by default). Once :func:`install` has run on every rank (``python -m
+mpi_qinfer run`` does it), a signal is handled like this:
+
+1. The handler only records the signal (it runs between Python bytecodes and
+   does nothing that could deadlock).
+2. A worker that got it tells the root with a small point-to-point notice on
+   the engine's communicator, from its idle wait (a worker blocked inside
+   ``MPI_Bcast`` could not run the handler at all, so while signals are
+   watched idle workers wait in ``MPI_Ibcast`` and test it).
+3. The root looks for its own signal and for notices at safe points: before
+   a parallel call starts communicating, and wherever the program calls
+   :func:`check` (between SMC updates). There it raises
+   :class:`TerminationRequested`, a ``BaseException`` so that ordinary
+   ``except Exception`` blocks let it through. It unwinds the root's code:
+   ``with MPIParallelizedModel(...)`` releases the workers, a
+   :class:`~mpi_qinfer.smc.checkpoint.Checkpointer` writes the state of the last
+   complete update.
+4. ``python -m mpi_qinfer run`` ends every rank with exit status
+   ``128 + signal number`` (143 for ``SIGTERM``, 130 for ``SIGINT``).
+
+A second signal more than :data:`REPEAT_GRACE_SECONDS` after the first aborts
+the job at once (``MPI_Abort`` with ``128 + signal number``). Repeats within
+that window are the same request delivered twice (``srun`` and Slurm's step
+daemon both forward a cancellation; a terminal sends ``SIGINT`` to
+``mpiexec`` and to the ranks), and are ignored.
+
+:func:`install` must be called on every rank of a communicator, before the
+proxies on it are built: it changes how idle workers wait, and the root's
+broadcast must match theirs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+__all__ = [
+    "TerminationRequested",
+    "REPEAT_GRACE_SECONDS",
+    "install",
+    "uninstall",
+    "watching",
+    "requested",
+    "stopped_by",
+    "check",
+    "broadcast_message",
+    "exit_status",
+]
+
+#: Seconds after a first signal during which a repeat counts as the same request.
+REPEAT_GRACE_SECONDS = 2.0
+#: Point-to-point tag of a worker's notice to the root (distinct from the engine's tags).
+NOTICE_TAG = 0x7E57
+#: The root looks for workers' notices at most this often (a probe per call would tax small calls).
+PROBE_INTERVAL_SECONDS = 0.005
+#: A spinning watched worker yields its core after this many tests of its broadcast.
+_TESTS_PER_YIELD = 64
+_FIRST_SLEEP = 1e-6
+_DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+
+class TerminationRequested(BaseException):
+    """The run was asked to stop by a signal (on this rank or on another).
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that ``except
+    Exception`` in user code does not swallow it.
+
+    Parameters
+    ----------
+    signum : int
+        The signal received.
+    rank : int or None
+        The rank (in the engine's communicator) that received it; None if unknown.
+
+    Attributes
+    ----------
+    signum : int
+    rank : int or None
+    exit_status : int
+        ``128 + signum``, the status ``python -m mpi_qinfer run`` exits with.
+    """
+
+    def __init__(self, signum: int, rank: int | None = None):
+        self.signum = int(signum)
+        self.rank = rank
+        where = "" if rank is None else f" on rank {rank}"
+        super().__init__(f"the run was asked to stop by {_signal_name(self.signum)}{where}")
+
+    @property
+    def exit_status(self) -> int:
+        return exit_status(self.signum)
+
+
+def exit_status(signum: int) -> int:
+    """The documented exit status of a run stopped by ``signum``: ``128 + signum``."""
+    return 128 + int(signum)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class _State:
+    """Everything this module remembers; one per process."""
+
+    def __init__(self):
+        self.installed = False
+        self.signals: tuple = ()
+        self.previous: dict = {}
+        self.signum: int | None = None  # the first signal seen on this rank
+        self.first_at = 0.0
+        self.repeats = 0
+        self.remote: tuple | None = None  # (signum, rank) from a worker's notice
+        self.roots: list = []  # (comm, root) this rank is the root of
+        self.notified: set = set()  # ids of the communicators a notice went out on
+        self.notices: list = []  # buffers of notices in flight (MPI may still read them)
+        self.probed_at = -float("inf")
+        self.status = None  # an MPI.Status and a receive buffer, made on first use
+        self.notice = np.zeros(2, dtype=np.int64)
+
+
+_state = _State()
+
+
+def _handle(signum, frame) -> None:
+    state = _state
+    if state.signum is None:
+        state.signum = signum
+        state.first_at = time.monotonic()
+        return
+    if time.monotonic() - state.first_at < REPEAT_GRACE_SECONDS:
+        state.repeats += 1  # the same request, delivered twice
+        return
+    _abort_now(signum)
+
+
+def _abort_now(signum: int) -> None:
+    """A second request: end the whole job now."""
+    status = exit_status(signum)
+    try:
+        from mpi4py import MPI
+
+        rank = MPI.COMM_WORLD.Get_rank() if MPI.Is_initialized() and not MPI.Is_finalized() else None
+    except Exception:  # noqa: BLE001 - aborting anyway
+        MPI, rank = None, None
+    prefix = "" if rank is None else f"[rank {rank}] "
+    os.write(2, f"{prefix}second {_signal_name(signum)}: aborting the job now (status {status})\n".encode())
+    if rank is not None:
+        MPI.COMM_WORLD.Abort(status)
+    os._exit(status)
+
+
+def install(signals=_DEFAULT_SIGNALS) -> None:
+    """Catch ``signals`` on this rank and stop the run gracefully (see the module's description).
+
+    Call it on every rank, from the main thread, before building proxies;
+    ``python -m mpi_qinfer run`` does. Calling it again changes nothing.
+
+    Parameters
+    ----------
+    signals : sequence of int
+        Default ``(SIGTERM, SIGINT)``.
+    """
+    state = _state
+    if state.installed:
+        return
+    signals = tuple(signal.Signals(s) for s in signals)
+    previous = {}
+    for signum in signals:
+        previous[signum] = signal.signal(signum, _handle)
+    state.installed, state.signals, state.previous = True, signals, previous
+
+
+def uninstall() -> None:
+    """Put back the handlers :func:`install` replaced and forget any request."""
+    global _state
+    for signum, handler in _state.previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    _state = _State()
+
+
+def watching() -> bool:
+    """Whether signals are being caught (:func:`install` has run)."""
+    return _state.installed
+
+
+def requested() -> int | None:
+    """The signal this rank received, or None."""
+    return _state.signum
+
+
+def stopped_by() -> int | None:
+    """The signal that stopped the run, seen on this rank or in a worker's notice; None if none."""
+    state = _state
+    if state.signum is not None:
+        return state.signum
+    return None if state.remote is None else state.remote[0]
+
+
+def _live(comm) -> bool:
+    from mpi4py import MPI
+
+    return not MPI.Is_finalized() and comm != MPI.COMM_NULL
+
+
+def check(comm=None, root: int | None = None) -> None:
+    """Raise :class:`TerminationRequested` if this rank, or a worker, was signalled (root; cheap).
+
+    Call it at points where stopping is safe, e.g. between SMC updates. The
+    proxy's engine calls it before every parallel call.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm, optional
+        An engine communicator on which this rank is the root: it is
+        remembered and searched for notices from now on.
+    root : int, optional
+        This rank's rank in ``comm`` (with ``comm``).
+
+    Raises
+    ------
+    TerminationRequested
+    """
+    state = _state
+    if not state.installed:
+        return
+    if comm is not None and not any(c is comm for c, _ in state.roots):
+        state.roots = [(c, r) for c, r in state.roots if _live(c)]
+        state.roots.append((comm, root))
+    if state.signum is not None:
+        raise TerminationRequested(state.signum, _own_rank(comm))
+    if state.remote is None:
+        now = time.monotonic()
+        if now - state.probed_at >= PROBE_INTERVAL_SECONDS:
+            state.probed_at = now
+            _receive_notices()
+    if state.remote is not None:
+        raise TerminationRequested(*state.remote)
+
+
+def _own_rank(comm) -> int | None:
+    try:
+        if comm is not None:
+            return comm.Get_rank()
+        from mpi4py import MPI
+
+        return MPI.COMM_WORLD.Get_rank() if MPI.Is_initialized() and not MPI.Is_finalized() else None
+    except Exception:  # noqa: BLE001 - only for the message
+        return None
+
+
+def _receive_notices() -> None:
+    from mpi4py import MPI
+
+    state = _state
+    if state.status is None:
+        state.status = MPI.Status()
+    status, notice = state.status, state.notice
+    for comm, _ in state.roots:
+        if not _live(comm):
+            continue
+        while comm.Iprobe(MPI.ANY_SOURCE, NOTICE_TAG, status):
+            comm.Recv([notice, MPI.INT64_T], status.Get_source(), NOTICE_TAG)
+            if state.remote is None:
+                state.remote = (int(notice[0]), int(notice[1]))
+
+
+def _notify_root(comm, root: int) -> None:
+    """Tell ``root`` (once per communicator) that this worker was signalled."""
+    from mpi4py import MPI
+
+    state = _state
+    if id(comm) in state.notified:
+        return
+    state.notified.add(id(comm))
+    notice = np.array([state.signum, comm.Get_rank()], dtype=np.int64)
+    state.notices.append(notice)  # MPI reads the buffer after Isend returns
+    comm.Isend([notice, MPI.INT64_T], root, NOTICE_TAG).Free()
+
+
+def broadcast_message(comm, buf, root: int, mode: str, backoff_max: float) -> None:
+    """The engine's message broadcast while signals are watched (every rank).
+
+    Both sides use ``MPI_Ibcast``. A worker tests it in a loop (sleeping
+    between tests in ``backoff`` mode), so a signal's handler runs, and it
+    sends its notice to the root from here.
+    """
+    if comm.Get_rank() == root:
+        comm.Ibcast(buf, root).Wait()
+        return
+    state = _state
+    request = comm.Ibcast(buf, root)
+    delay = _FIRST_SLEEP
+    tests = 0
+    while not request.Test():
+        if state.signum is not None:
+            _notify_root(comm, root)
+        if mode == "backoff":
+            time.sleep(delay)
+            delay = min(2 * delay, backoff_max)
+        else:
+            # Spinning, but yielding the core now and then, as MPI libraries do inside a blocking
+            # wait: on a loaded node a loop that never yields delays the root by whole time slices.
+            tests += 1
+            if tests % _TESTS_PER_YIELD == 0:
+                _yield()
+    if state.signum is not None:
+        _notify_root(comm, root)
+
+
+def report(error: TerminationRequested, file=None) -> None:
+    """Print one line saying why this rank stops (for command-line tools)."""
+    file = sys.stderr if file is None else file
+    print(f"mpi_qinfer: {error}; stopping with exit status {error.exit_status}", file=file, flush=True)

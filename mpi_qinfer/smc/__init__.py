@@ -1,0 +1,18 @@
+"""Serial sequential Monte Carlo: the updater and its resampler, experiment design, posterior summaries,
+plots and checkpoints.
+
+No MPI here; :mod:`mpi_qinfer.distributed` spreads the same algorithm's particles over ranks. The
+names of :mod:`~mpi_qinfer.smc.updater` are re-exported (``from mpi_qinfer.smc import SMCUpdater``).
+"""
+
+from .updater import (
+    ZERO_WEIGHT_POLICIES,
+    ApproximationWarning,
+    LiuWestResampler,
+    ResamplerWarning,
+    SMCUpdater,
+    UpdaterRecord,
+)
+
+__all__ = ["LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
+           "ZERO_WEIGHT_POLICIES"]

@@ -1,0 +1,855 @@
+"""Sequential Monte Carlo Bayesian updating: qinfer's SMCUpdater and LiuWestResampler.
+
+The updater touches its model only through ``n_modelparams``, ``likelihood``,
+``are_models_valid`` and, when present, ``canonicalize``, ``update_timestep``
+and ``clear_cache`` (plus ``domain`` or ``n_outcomes`` and ``Q`` for the
+experiment-design quantities), so it runs unchanged on our models, on real
+qinfer models and on a parallel proxy model. All of its randomness comes from
+its own :class:`numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from .posterior import credible_region, entropy, marginal
+
+__all__ = [
+    "LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
+    "ZERO_WEIGHT_POLICIES",
+]
+
+#: What :meth:`SMCUpdater.update` may do when a datum leaves every weight zero (qinfer's names).
+ZERO_WEIGHT_POLICIES = ("error", "warn", "skip", "reset", "ignore")
+
+#: Largest number of (outcome, experiment, particle, parameter) entries the Bayes risk holds at once.
+_RISK_CHUNK_ENTRIES = 1 << 22
+
+
+class ApproximationWarning(RuntimeWarning):
+    """The particle approximation has degenerated (negative or all-zero weights)."""
+
+
+class ResamplerWarning(RuntimeWarning):
+    """Resampling may not have done what was intended."""
+
+
+def _canonicalize(model, locations: np.ndarray) -> np.ndarray:
+    canonicalize = getattr(model, "canonicalize", None)
+    return locations if canonicalize is None else canonicalize(locations)
+
+
+def _prior_sample(prior, model, n: int, rng) -> np.ndarray:
+    """``n`` canonical particles from ``prior``, shape ``(n, n_modelparams)``.
+
+    Shared by :class:`SMCUpdater` and
+    :class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater`, so that a prior
+    gets the same verdict from both. ``prior.sample`` is given ``rng`` when it
+    takes an ``rng`` keyword. A prior must return one row per particle; any
+    other shape is refused rather than reshaped, since a ``(n_modelparams, n)``
+    array reshaped to ``(n, n_modelparams)`` would mix the parameters of
+    different particles.
+    """
+    if "rng" in inspect.signature(prior.sample).parameters:
+        drawn = prior.sample(n=n, rng=rng)
+    else:  # a foreign (e.g. qinfer) prior
+        drawn = prior.sample(n=n)
+    drawn = np.asarray(drawn, dtype=np.float64)
+    want = (int(n), int(model.n_modelparams))
+    if drawn.shape != want:
+        raise ValueError(
+            f"prior {prior!r}: sample(n) must return one row per particle, shape (n, n_modelparams) = {want}, "
+            f"but it returned shape {drawn.shape}"
+        )
+    return _canonicalize(model, drawn)
+
+
+#: Kinds of outcome an updater accepts: booleans, numbers and records (the model judges their values).
+_OUTCOME_KINDS = frozenset("biufcV")
+
+
+def _one_outcome(outcome) -> np.ndarray:
+    """The outcome of one experiment as the one-element array the likelihood is given.
+
+    Shared by :class:`SMCUpdater` and
+    :class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater`. A scalar (a
+    Python or NumPy number, a record, a 0-d array) or an array of one element
+    is accepted whatever its dtype among numbers and records, and its value is
+    left to the model; several values, or objects and strings, are refused.
+
+    Raises
+    ------
+    TypeError
+        When ``outcome`` is not a number or a record.
+    ValueError
+        When ``outcome`` holds more than one value.
+    """
+    try:
+        array = np.asarray(outcome)
+    except (TypeError, ValueError) as error:  # ragged nesting, say
+        raise ValueError(f"outcome must be the outcome of one experiment, got {outcome!r}") from error
+    if array.dtype.hasobject or array.dtype.kind not in _OUTCOME_KINDS:
+        raise TypeError(f"outcome must be a number or a record (the outcome of one experiment), got {outcome!r}")
+    if array.size != 1 or array.ndim > 1:
+        raise ValueError(
+            f"outcome must be the outcome of one experiment (a scalar or an array of one element), got "
+            f"{array.size} values of shape {array.shape}: {outcome!r}; give several outcomes to batch_update"
+        )
+    return array.reshape(1)
+
+
+def _zero_weights_error(outcome, total: float) -> RuntimeError:
+    """The error of ``zero_weight_policy="error"``, shared by both updaters; ``total`` is the weights' sum."""
+    if np.isnan(total):
+        what = ("The particle weights are not a number (NaN) after outcome {!r}: the likelihood is NaN or "
+                "infinite for some particle.")
+    else:
+        what = ("All particle weights are zero (or NaN) after outcome {!r}: the datum is impossible under the "
+                "current posterior.")
+    return RuntimeError(what.format(outcome) + " The updater is unchanged; choose zero_weight_policy= "
+                        "'skip', 'reset' or 'warn' to carry on anyway.")
+
+
+def _weighted_mean(weights: np.ndarray, locations: np.ndarray) -> np.ndarray:
+    return weights @ locations
+
+
+def _weighted_covariance(weights: np.ndarray, locations: np.ndarray) -> np.ndarray:
+    centred = locations - _weighted_mean(weights, locations)
+    cov = np.einsum("i,im,in->mn", weights, centred, centred)
+    return (cov + cov.T) / 2
+
+
+def _draw_indices(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` indices drawn with probabilities ``weights`` (which sum to one)."""
+    cumsum = np.cumsum(weights)
+    # Rounding can leave cumsum[-1] a hair below one; never index past the end.
+    return np.minimum(cumsum.searchsorted(rng.random(n), side="right"), weights.size - 1)
+
+
+def _covariance_factor(cov: np.ndarray) -> np.ndarray:
+    """A matrix ``S`` with ``S @ S.T == cov``, for a symmetric PSD ``cov``."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        # Singular (e.g. one parameter collapsed): use the PSD square root instead.
+        values, vectors = np.linalg.eigh(cov)
+        return vectors * np.sqrt(np.clip(values, 0, None))
+
+
+class LiuWestResampler:
+    """The resampler of Liu and West (2000), as in qinfer.
+
+    Each new particle is ``a x_j + (1 - a) mu + h S z`` with ``j`` drawn from
+    the weights, ``mu`` and ``S S^T`` the weighted mean and covariance, and
+    ``z`` standard normal. Particles that the model declares invalid get a new
+    ``z`` (same ``j``), up to ``maxiter`` rounds.
+
+    Parameters
+    ----------
+    a : float, optional
+        Contraction towards the mean (default 0.98).
+    h : float or None, optional
+        Kernel width; None gives ``sqrt(1 - a**2)``, which keeps the first two
+        moments.
+    maxiter : int, optional
+        Rounds of redrawing invalid particles before giving up with a warning.
+    zero_cov_comp : float, optional
+        Variance used on every parameter when the covariance is exactly zero.
+    """
+
+    def __init__(self, a: float = 0.98, h: float | None = None, maxiter: int = 1000,
+                 zero_cov_comp: float = 1e-10):
+        self.a = float(a)
+        self.h = float(np.sqrt(1 - self.a**2)) if h is None else float(h)
+        self.maxiter = int(maxiter)
+        self.zero_cov_comp = float(zero_cov_comp)
+
+    def __repr__(self) -> str:
+        return f"LiuWestResampler(a={self.a}, h={self.h}, maxiter={self.maxiter})"
+
+    def __call__(self, model, particle_weights, particle_locations,
+                 rng: np.random.Generator | None = None):
+        """Resample a particle approximation.
+
+        Parameters
+        ----------
+        model : Model
+            Judges validity (``are_models_valid``) and canonicalises the result.
+        particle_weights : numpy.ndarray, shape (n_particles,)
+        particle_locations : numpy.ndarray, shape (n_particles, n_modelparams)
+        rng : numpy.random.Generator or None, optional
+            Source of randomness; None uses a fresh ``numpy.random.default_rng()``.
+
+        Returns
+        -------
+        new_weights : numpy.ndarray, shape (n_particles,)
+            Uniform weights.
+        new_locations : numpy.ndarray, shape (n_particles, n_modelparams)
+        """
+        rng = np.random.default_rng(rng)
+        w = np.asarray(particle_weights, dtype=np.float64)
+        x = np.asarray(particle_locations, dtype=np.float64)
+        n_particles, n_mp = x.shape
+
+        mean = _weighted_mean(w, x)
+        cov = _weighted_covariance(w, x)
+        if np.linalg.norm(cov, "fro") == 0:
+            warnings.warn(
+                "Covariance has zero norm; adding in small covariance in resampler. "
+                "Consider increasing n_particles to improve covariance estimates.",
+                ResamplerWarning,
+                stacklevel=2,
+            )
+            cov = self.zero_cov_comp * np.eye(n_mp)
+        scale = self.h * _covariance_factor(cov)
+
+        js = _draw_indices(w, n_particles, rng)
+        mus = self.a * x[js] + (1 - self.a) * mean
+        new_locs = np.empty_like(x)
+        todo = np.arange(n_particles)
+        for _ in range(self.maxiter):
+            new_locs[todo] = mus[todo] + rng.standard_normal((todo.size, n_mp)) @ scale.T
+            valid = np.asarray(model.are_models_valid(new_locs[todo]), dtype=bool).reshape(-1)
+            todo = todo[~valid]
+            if todo.size == 0:
+                break
+        if todo.size:
+            warnings.warn(
+                f"Liu-West resampling failed to find valid models for {todo.size} "
+                f"particles within {self.maxiter} iterations.",
+                ResamplerWarning,
+                stacklevel=2,
+            )
+
+        new_weights = np.full(n_particles, 1.0 / n_particles)
+        return new_weights, _canonicalize(model, new_locs)
+
+
+class _Step(NamedTuple):
+    """The state an update or a resampling step would leave; nothing is applied until it is complete."""
+
+    weights: np.ndarray
+    locations: np.ndarray
+    #: ``(outcome, normalisation)`` to append to the records, or None.
+    record: tuple | None
+    resampled: bool
+
+
+class UpdaterRecord:
+    """What an updater has recorded: the data, their normalisations, its resampling steps.
+
+    Shared by :class:`SMCUpdater` and
+    :class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater` (where they are
+    the root's). Read-only views of state the updater keeps in
+    ``_data_record``, ``_normalization_record``, ``_resample_count`` and
+    ``_just_resampled``.
+    """
+
+    @property
+    def data_record(self) -> list:
+        """list : The outcomes seen so far, in order."""
+        return self._data_record
+
+    @property
+    def normalization_record(self) -> list[float]:
+        """list of float : Pr(outcome | data so far) of each update."""
+        return self._normalization_record
+
+    @property
+    def log_total_likelihood(self) -> float:
+        """float : Log of the total likelihood of the data record."""
+        return float(np.sum(np.log(self._normalization_record)))
+
+    @property
+    def resample_count(self) -> int:
+        """int : Number of resampling steps so far."""
+        return self._resample_count
+
+    @property
+    def just_resampled(self) -> bool:
+        """bool : Whether the last action was a resampling step."""
+        return self._just_resampled
+
+
+class SMCUpdater(UpdaterRecord):
+    """Sequential Monte Carlo approximation of a posterior (qinfer's ``SMCUpdater``).
+
+    Parameters
+    ----------
+    model : Model
+        Any object with ``n_modelparams``, ``likelihood`` and ``are_models_valid``
+        in qinfer's conventions.
+    n_particles : int
+        Number of particles.
+    prior : Distribution
+        Sampled for the initial particles (and by :meth:`reset`); its
+        ``sample`` is given the updater's generator when it accepts an ``rng``
+        keyword.
+    resampler : callable or None, optional
+        ``resampler(model, weights, locations, rng=...)``; None gives
+        ``LiuWestResampler(a=0.98)``.
+    resample_thresh : float, optional
+        Resample when ``n_ess < resample_thresh * n_particles`` (default 0.5).
+    rng : numpy.random.Generator, int or None, optional
+        Source of all the updater's randomness, or a seed for one.
+    zero_weight_policy : {"error", "warn", "skip", "reset", "ignore"}, optional
+        What :meth:`update` does when a datum leaves every particle weight
+        zero (the datum is impossible under the current posterior), or not a
+        number: ``"error"`` (default) raises ``RuntimeError`` and changes
+        nothing; ``"warn"`` warns with :class:`ApproximationWarning` and
+        applies the update anyway (the approximation is then dead);
+        ``"ignore"`` does the same silently; ``"skip"`` leaves the updater
+        unchanged and returns (the datum is not recorded); ``"reset"`` warns,
+        records the datum and its normalisation, and restarts from a fresh
+        sample of the prior with uniform weights.
+    zero_weight_thresh : float or None, optional
+        The total weight at or below which the policy applies; None uses the
+        class attribute :attr:`zero_weight_thresh`.
+
+    Attributes
+    ----------
+    particle_weights : numpy.ndarray, shape (n_particles,)
+    particle_locations : numpy.ndarray, shape (n_particles, n_modelparams)
+    rng : numpy.random.Generator
+    zero_weight_thresh : float
+
+    Notes
+    -----
+    :meth:`update`, :meth:`batch_update` and :meth:`resample` are atomic: the
+    new weights, locations and records are computed aside, resampling
+    included, and applied only when all of it succeeded. If anything raises
+    (the model, the resampler, a ``KeyboardInterrupt``) the updater is left
+    exactly as it was, its generator's state included, so retrying the same
+    datum counts it once and draws the same random numbers.
+    """
+
+    #: Default total weight at or below which an update is treated as leaving every weight zero.
+    zero_weight_thresh = 1e-10
+
+    def __init__(self, model, n_particles: int, prior, resampler=None,
+                 resample_thresh: float = 0.5, rng=None, zero_weight_policy: str = "error",
+                 zero_weight_thresh: float | None = None):
+        self.zero_weight_policy = zero_weight_policy  # checked by the setter, before anything else
+        self.model = model
+        self.n_particles = int(n_particles)
+        self.prior = prior
+        self.resampler = LiuWestResampler(a=0.98) if resampler is None else resampler
+        self.resample_thresh = float(resample_thresh)
+        self.rng = np.random.default_rng(rng)
+        if zero_weight_thresh is not None:
+            self.zero_weight_thresh = float(zero_weight_thresh)
+
+        self._data_record = []
+        self._normalization_record = []
+        self._resample_count = 0
+        self._just_resampled = False
+
+        self.particle_locations = self._sample_prior(self.n_particles)
+        self.particle_weights = np.full(self.n_particles, 1.0 / self.n_particles)
+
+    def _sample_prior(self, n: int) -> np.ndarray:
+        """``n`` canonical particles from the prior, drawn with the updater's generator when it takes one."""
+        return _prior_sample(self.prior, self.model, n, self.rng)
+
+    @property
+    def zero_weight_policy(self) -> str:
+        """str : What :meth:`update` does with a datum that leaves every weight zero (see the parameters)."""
+        return getattr(self, "_zero_weight_policy", "error")  # "error" also for updaters pickled without one
+
+    @zero_weight_policy.setter
+    def zero_weight_policy(self, policy: str) -> None:
+        if policy not in ZERO_WEIGHT_POLICIES:
+            raise ValueError(f"zero_weight_policy must be one of {ZERO_WEIGHT_POLICIES}, got {policy!r}")
+        self._zero_weight_policy = policy
+
+    # -- read-only state -------------------------------------------------------
+
+    @property
+    def n_ess(self) -> float:
+        """float : Effective sample size ``1 / sum(w**2)``."""
+        return float(1 / np.sum(self.particle_weights**2))
+
+    @property
+    def n_rvs(self) -> int:
+        """int : Number of model parameters."""
+        return self.model.n_modelparams
+
+    # -- all or nothing ---------------------------------------------------------
+
+    def _snapshot(self) -> tuple:
+        # Updates replace the arrays instead of writing into them, so references suffice.
+        return (self.particle_weights, self.particle_locations, self.n_particles, len(self._data_record),
+                len(self._normalization_record), self._resample_count, self._just_resampled,
+                self.rng.bit_generator.state)
+
+    def _restore(self, snapshot: tuple) -> None:
+        (self.particle_weights, self.particle_locations, self.n_particles, n_data, n_norms,
+         self._resample_count, self._just_resampled, self.rng.bit_generator.state) = snapshot
+        del self._data_record[n_data:]
+        del self._normalization_record[n_norms:]
+
+    def _commit(self, step: _Step) -> None:
+        if step.record is not None:
+            outcome, norm = step.record
+            self._data_record.append(outcome)
+            self._normalization_record.append(norm)
+        self.particle_weights = step.weights
+        self.particle_locations = step.locations
+        self.n_particles = step.weights.shape[0]
+        self._just_resampled = step.resampled
+        if step.resampled:
+            self._resample_count += 1
+            self._clear_model_cache()
+
+    def _clear_model_cache(self) -> None:
+        clear = getattr(self.model, "clear_cache", None)
+        if clear is not None:
+            try:
+                clear()
+            except Exception as exc:  # a cache is never worth failing an update for
+                warnings.warn(f"Exception raised when clearing model cache: {exc}. Ignoring.", stacklevel=3)
+
+    # -- updating -----------------------------------------------------------
+
+    def hypothetical_update(self, outcomes, expparams, return_likelihood: bool = False,
+                            return_normalization: bool = False):
+        """Posterior weights for hypothetical outcomes, leaving the updater unchanged.
+
+        Parameters
+        ----------
+        outcomes : int or numpy.ndarray of int, shape (n_outcomes,)
+        expparams : numpy.ndarray, shape (n_experiments,)
+        return_likelihood : bool, optional
+            Also return the likelihood, shape (n_outcomes, n_experiments, n_particles).
+        return_normalization : bool, optional
+            Also return the normalisation, shape (n_outcomes, n_experiments, 1).
+
+        Returns
+        -------
+        weights : numpy.ndarray, shape (n_outcomes, n_experiments, n_particles)
+            Followed by the likelihood and/or normalisation, if asked for.
+        """
+        if not isinstance(outcomes, np.ndarray):
+            outcomes = np.array([outcomes])
+        L = self.model.likelihood(outcomes, self.particle_locations, expparams).transpose([0, 2, 1])
+        # C order makes every sum over particles run along contiguous memory (numpy's pairwise
+        # summation), as it does for a single experiment: so each experiment's weights are the
+        # same whether it is evaluated alone or among others.
+        hyp_weights = np.multiply(self.particle_weights, L, order="C")
+        norm = np.sum(hyp_weights, axis=2)[..., np.newaxis]
+        # An impossible outcome leaves every weight zero instead of NaN.
+        safe_norm = np.where(np.abs(norm) < np.spacing(1), 1.0, norm)
+        weights = hyp_weights
+        weights /= safe_norm  # in place: the same values, one large array fewer
+
+        extra = ()
+        if return_likelihood:
+            extra += (L,)
+        if return_normalization:
+            extra += (norm,)
+        return (weights,) + extra if extra else weights
+
+    def update(self, outcome, expparams, check_for_resample: bool = True) -> None:
+        """Condition the posterior on one observed outcome.
+
+        Atomic (see the class notes): if the model, the zero-weight policy or
+        the resampling step raises, nothing has changed.
+
+        Parameters
+        ----------
+        outcome : int, float or record
+            The observed outcome: a scalar or an array of one element.
+        expparams : numpy.ndarray, shape (1,)
+            The experiment performed.
+        check_for_resample : bool, optional
+            Resample afterwards if the effective sample size is too small.
+
+        Raises
+        ------
+        ValueError
+            When ``outcome`` holds more than one value.
+        TypeError
+            When ``outcome`` is not a number or a record.
+        RuntimeError
+            With ``zero_weight_policy="error"``, when the outcome leaves every
+            weight zero.
+        """
+        outcomes = _one_outcome(outcome)
+        rng_state = self.rng.bit_generator.state
+        try:
+            step = self._updated(outcome, outcomes, expparams, check_for_resample)
+        except BaseException:
+            self.rng.bit_generator.state = rng_state
+            raise
+        if step is not None:
+            self._commit(step)
+
+    def _updated(self, outcome, outcomes, expparams, check_for_resample: bool) -> _Step | None:
+        """What :meth:`update` leaves, computed without changing the updater (None: skip the datum).
+
+        ``outcome`` is recorded as given; the likelihood is given ``outcomes``, its one-element array.
+        """
+        weights, norm = self.hypothetical_update(outcomes, expparams, return_normalization=True)
+        weights = weights[0, 0, :]
+        norm = float(norm[0, 0, 0])
+
+        if np.any(weights < 0):
+            warnings.warn(
+                "Negative weights occurred in particle approximation. Smallest weight "
+                f"observed == {np.min(weights)}. Clipping weights.",
+                ApproximationWarning,
+                stacklevel=3,
+            )
+            weights = np.clip(weights, 0, 1)
+        # "not >" also catches NaN weights (a NaN or infinite likelihood), which no later step could recover from.
+        total = np.sum(weights)
+        if not total > self.zero_weight_thresh:
+            policy = self.zero_weight_policy
+            if policy == "error":
+                raise _zero_weights_error(outcome, total)
+            if policy == "skip":
+                return None
+            if policy == "reset":
+                warnings.warn("All particle weights are zero. Resetting from initial prior.",
+                              ApproximationWarning, stacklevel=3)
+                locations = self._sample_prior(self.n_particles)
+                return _Step(np.full(self.n_particles, 1.0 / self.n_particles), locations, (outcome, norm), False)
+            if policy == "warn":
+                warnings.warn("All particle weights are zero. This will very likely fail quite badly.",
+                              ApproximationWarning, stacklevel=3)
+
+        timestep = getattr(self.model, "update_timestep", None)
+        locations = (
+            self.particle_locations if timestep is None
+            else timestep(self.particle_locations, expparams)[:, :, 0]
+        )
+        step = _Step(weights, locations, (outcome, norm), False)
+        if check_for_resample and self._needs_resample(weights):
+            step = self._resampled(step)
+        return step
+
+    def batch_update(self, outcomes, expparams, resample_interval: int = 5) -> None:
+        """Update on several outcomes in turn, checking for resampling every few.
+
+        Atomic as a whole: if any update fails, the updater is left as it was
+        before the first.
+
+        Parameters
+        ----------
+        outcomes : numpy.ndarray, shape (n,)
+        expparams : numpy.ndarray, shape (n,)
+        resample_interval : int, optional
+            Check the resampling condition after every this many updates.
+        """
+        if expparams.shape[0] != np.shape(outcomes)[0]:
+            raise ValueError("The number of outcomes and experiments must match.")
+        if expparams.ndim == 1:
+            expparams = expparams[:, np.newaxis]
+        snapshot = self._snapshot()
+        try:
+            for idx, (outcome, experiment) in enumerate(zip(outcomes, expparams)):
+                self.update(outcome, experiment, check_for_resample=False)
+                if (idx + 1) % resample_interval == 0:
+                    self._maybe_resample()
+        except BaseException:
+            self._restore(snapshot)
+            raise
+
+    def _needs_resample(self, weights: np.ndarray) -> bool:
+        with np.errstate(divide="ignore"):  # all-zero weights (policy "warn"): n_ess is inf, as in qinfer
+            return 1 / np.sum(weights**2) < weights.shape[0] * self.resample_thresh
+
+    def _maybe_resample(self) -> None:
+        if self._needs_resample(self.particle_weights):
+            self.resample()
+
+    def resample(self) -> None:
+        """Resample now, with the updater's resampler and generator (atomic, like :meth:`update`)."""
+        if self._just_resampled:
+            warnings.warn(
+                "Resampling without additional data; this may not perform as desired.",
+                ResamplerWarning,
+                stacklevel=2,
+            )
+        rng_state = self.rng.bit_generator.state
+        try:
+            step = self._resampled(_Step(self.particle_weights, self.particle_locations, None, False))
+        except BaseException:
+            self.rng.bit_generator.state = rng_state
+            raise
+        self._commit(step)
+
+    def _resampled(self, step: _Step) -> _Step:
+        """``step`` followed by a resampling step, computed without changing the updater."""
+        weights, locations = self.resampler(self.model, step.weights, step.locations, rng=self.rng)
+        return _Step(np.asarray(weights, dtype=np.float64), np.asarray(locations, dtype=np.float64),
+                     step.record, True)
+
+    def reset(self, n_particles: int | None = None, only_params=None, reset_weights: bool = True) -> None:
+        """Draw the particles afresh from the prior (qinfer's ``reset``).
+
+        The records and the resample count are kept.
+
+        Parameters
+        ----------
+        n_particles : int or None, optional
+            New number of particles; None keeps the current one.
+        only_params : slice, int or sequence of int, optional
+            Redraw only these parameters (the others keep their values);
+            not together with ``n_particles``.
+        reset_weights : bool, optional
+            Also make the weights uniform (default True).
+        """
+        if n_particles is not None and only_params is not None:
+            raise ValueError("give n_particles or only_params, not both")
+        n = self.n_particles if n_particles is None else int(n_particles)
+        if n < 1:
+            raise ValueError(f"n_particles must be positive, got {n_particles!r}")
+        if not reset_weights and n != self.n_particles:
+            raise ValueError("reset_weights=False needs the particle count unchanged")
+        rng_state = self.rng.bit_generator.state
+        try:
+            fresh = self._sample_prior(n)
+            if only_params is not None:
+                locations = self.particle_locations.copy()
+                locations[:, only_params] = fresh[:, only_params]
+                fresh = _canonicalize(self.model, locations)
+        except BaseException:
+            self.rng.bit_generator.state = rng_state
+            raise
+        self.particle_locations = fresh
+        self.n_particles = n
+        if reset_weights:
+            self.particle_weights = np.full(n, 1.0 / n)
+
+    # -- experiment design --------------------------------------------------------
+
+    def _outcome_groups(self, expparams: np.ndarray):
+        """Pairs ``(outcomes, experiment indices)``: experiments that share their outcome values."""
+        n_exp = expparams.shape[0]
+        model = self.model
+        domain = getattr(model, "domain", None)
+        if domain is not None:
+            domains = domain(expparams)
+            if not isinstance(domains, (list, tuple)):
+                return [(np.asarray(domains.values), np.arange(n_exp))]
+            values = [np.asarray(d.values) for d in domains]
+        elif hasattr(model, "n_outcomes"):
+            counts = np.broadcast_to(np.asarray(model.n_outcomes(expparams)), (n_exp,))
+            values = [np.arange(int(count)) for count in counts]
+        else:
+            raise TypeError(f"{type(model).__name__} has neither domain() nor n_outcomes(): "
+                            "the outcomes to average over are unknown")
+        groups = {}
+        for idx, outcomes in enumerate(values):
+            groups.setdefault((outcomes.dtype.str, outcomes.tobytes()), (outcomes, []))[1].append(idx)
+        return [(outcomes, np.array(indices)) for outcomes, indices in groups.values()]
+
+    def _design_quantity(self, expparams, per_group) -> np.ndarray:
+        """``per_group(weights, norm)`` over every possible outcome of each experiment.
+
+        One likelihood call per set of experiments that share their outcomes
+        (one call in all for a model whose outcomes are fixed), over all
+        outcomes, particles and experiments at once: through a parallel proxy
+        it is split over the experiments when they outnumber the particles.
+        """
+        expparams = np.asarray(expparams)
+        if expparams.ndim != 1 or expparams.shape[0] == 0:
+            raise ValueError(f"expparams must be a non-empty 1-d array of experiments, got shape {expparams.shape}")
+        result = np.empty(expparams.shape[0])
+        for outcomes, indices in self._outcome_groups(expparams):
+            chosen = expparams if indices.size == expparams.shape[0] else expparams[indices]
+            weights, norm = self.hypothetical_update(outcomes, chosen, return_normalization=True)
+            result[indices] = per_group(weights, norm[..., 0])
+        return result
+
+    def bayes_risk(self, expparams) -> np.ndarray:
+        r"""The Bayes risk of each experiment under the quadratic loss of the model's ``Q``.
+
+        For experiment :math:`e`, the expected posterior variance
+        :math:`\sum_d \Pr(d | e) \sum_i Q_i \operatorname{Var}[x_i | d, e]`,
+        the sum over every outcome :math:`d` (qinfer's definition). Lower is
+        better. Leaves the updater unchanged.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray, shape (n_experiments,)
+            Candidate experiments, of the model's ``expparams_dtype``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_experiments,)
+        """
+        x = self.particle_locations
+        q = np.asarray(getattr(self.model, "Q", np.ones(x.shape[1])), dtype=np.float64)
+
+        def risk(weights, norm):
+            # weights: (n_outcomes, n_exp, n_particles); centred variances, in chunks of experiments.
+            n_outcomes, n_exp, n_particles = weights.shape
+            chunk = max(1, _RISK_CHUNK_ENTRIES // max(1, n_outcomes * n_particles * x.shape[1]))
+            variance = np.empty((n_outcomes, n_exp))
+            for start in range(0, n_exp, chunk):
+                w = weights[:, start:start + chunk, :]
+                mean = w @ x
+                spread = np.sum(q * (x - mean[:, :, np.newaxis, :]) ** 2, axis=3)
+                variance[:, start:start + chunk] = np.sum(w * spread, axis=2)
+            return np.sum(norm * variance, axis=0)
+
+        return self._design_quantity(expparams, risk)
+
+    def expected_information_gain(self, expparams) -> np.ndarray:
+        r"""The expected information gain of each experiment (qinfer's definition).
+
+        For experiment :math:`e`, :math:`\sum_d \Pr(d | e)\, \mathrm{KL}(w_{d,e} \| w)`,
+        the Kullback-Leibler divergence of the hypothetical posterior weights
+        from the current ones, averaged over the outcomes :math:`d` (terms
+        with zero weight count as zero). Higher is better. Leaves the updater
+        unchanged.
+
+        Parameters
+        ----------
+        expparams : numpy.ndarray, shape (n_experiments,)
+            Candidate experiments, of the model's ``expparams_dtype``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_experiments,)
+        """
+        prior_weights = self.particle_weights
+
+        def gain(weights, norm):
+            # w log(w / w0), and 0 where w == 0 (the ratio stays 1 there); in place, as the arrays are large.
+            terms = np.divide(weights, prior_weights, out=np.ones_like(weights), where=weights > 0)
+            np.log(terms, out=terms)
+            terms *= weights
+            return np.sum(norm * np.sum(terms, axis=2), axis=0)
+
+        return self._design_quantity(expparams, gain)
+
+    # -- estimates --------------------------------------------------------------
+
+    def sample(self, n: int = 1) -> np.ndarray:
+        """Draw particles from the current posterior with the updater's generator.
+
+        Parameters
+        ----------
+        n : int, optional
+            Number of samples.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n_modelparams)
+        """
+        return self.particle_locations[_draw_indices(self.particle_weights, n, self.rng)]
+
+    def est_mean(self) -> np.ndarray:
+        """The posterior mean.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_modelparams,)
+        """
+        return _weighted_mean(self.particle_weights, self.particle_locations)
+
+    def est_covariance_mtx(self) -> np.ndarray:
+        """The posterior covariance.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_modelparams, n_modelparams)
+        """
+        return _weighted_covariance(self.particle_weights, self.particle_locations)
+
+    def est_entropy(self) -> float:
+        r"""The entropy :math:`-\sum_i w_i \log w_i` of the particle weights (zero weights omitted).
+
+        Returns
+        -------
+        float
+        """
+        return entropy(self.particle_weights)
+
+    def est_credible_region(self, level: float = 0.95, return_outside: bool = False, modelparam_slice=None):
+        """The particles of a credible region: the heaviest first, until their weight reaches ``level``.
+
+        See :func:`mpi_qinfer.smc.posterior.credible_region` for the details.
+
+        Parameters
+        ----------
+        level : float, optional
+            Credibility, in (0, 1] (default 0.95).
+        return_outside : bool, optional
+            Also return the particles outside the region.
+        modelparam_slice : slice or None, optional
+            Which parameters to return (default all).
+
+        Returns
+        -------
+        inside : numpy.ndarray, shape (n_credible, n_selected_params)
+        outside : numpy.ndarray, shape (n_particles - n_credible, n_selected_params)
+            Only with ``return_outside=True``.
+        """
+        return credible_region(self.particle_weights, self.particle_locations, level,
+                                         return_outside=return_outside, modelparam_slice=modelparam_slice)
+
+    def posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
+                           range_min: float | None = None, range_max: float | None = None):
+        """The marginal density of one parameter, from the derivative of its interpolated CDF.
+
+        See :func:`mpi_qinfer.smc.posterior.marginal` for the details.
+
+        Parameters
+        ----------
+        idx_param : int, optional
+            Which parameter (default 0).
+        res : int, optional
+            Number of grid points (default 100).
+        smoothing : float, optional
+            Standard deviation of a Gaussian smoothing kernel, in the
+            parameter's units (default 0: none).
+        range_min, range_max : float or None, optional
+            Grid ends; None takes the smallest and largest particle.
+
+        Returns
+        -------
+        grid : numpy.ndarray, shape (res,)
+        density : numpy.ndarray, shape (res,)
+        """
+        return marginal(self.particle_weights, self.particle_locations, idx_param, res,
+                                  smoothing=smoothing, range_min=range_min, range_max=range_max)
+
+    def plot_posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
+                                range_min: float | None = None, range_max: float | None = None,
+                                label_xaxis: bool = True, other_plot_args: dict | None = None,
+                                true_model=None, ax=None):
+        """Plot :meth:`posterior_marginal` with matplotlib (the ``plot`` extra).
+
+        See :func:`mpi_qinfer.smc.plotting.plot_posterior_marginal`.
+
+        Parameters
+        ----------
+        idx_param, res, smoothing, range_min, range_max
+            As for :meth:`posterior_marginal`.
+        label_xaxis : bool, optional
+            Label the x axis with the model's parameter name.
+        other_plot_args : dict or None, optional
+            Keyword arguments of matplotlib's ``plot``.
+        true_model : numpy.ndarray or None, optional
+            A parameter vector to mark with a dashed vertical line.
+        ax : matplotlib.axes.Axes or None, optional
+            Where to draw; None uses ``matplotlib.pyplot.gca()``.
+
+        Returns
+        -------
+        list of matplotlib.lines.Line2D
+        """
+        from .plotting import plot_posterior_marginal
+
+        return plot_posterior_marginal(self, idx_param, res, smoothing, range_min, range_max,
+                                       label_xaxis=label_xaxis, other_plot_args=other_plot_args,
+                                       true_model=true_model, ax=ax)
