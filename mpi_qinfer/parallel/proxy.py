@@ -11,6 +11,7 @@ and re-raises the serial model's own exceptions.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 import warnings
@@ -124,12 +125,11 @@ class MPIParallelizedModel(DerivedModel):
                  seed=None, idle: str | None = None, backoff_max: float | None = None,
                  purge_client=None):
         if serial_threshold is None:
-            warnings.warn("serial_threshold=None is qinfer's spelling of the default; use 'auto'",
-                          DeprecationWarning, stacklevel=2)
+            _warn_at_caller("serial_threshold=None is qinfer's spelling of the default; use 'auto'")
             serial_threshold = "auto"
         if purge_client is not None:
-            warnings.warn("purge_client has no meaning for an MPI proxy (nothing is cached on the client) "
-                          "and is ignored", DeprecationWarning, stacklevel=2)
+            _warn_at_caller("purge_client has no meaning for an MPI proxy (nothing is cached on the client) "
+                            "and is ignored")
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
         if "qinfer" in sys.modules:  # the user works with qinfer: pass its isinstance checks
@@ -549,6 +549,21 @@ class MPIParallelizedModel(DerivedModel):
         engine.sync_model(self._model_id, self._underlying_model)
         self._policy = ThresholdPolicy(self._policy.threshold, self._policy.reprobe)
         self._drop_routes()  # their size classes were the old policy's
+
+
+# help(), inspect.signature and the API page show the constructor's real parameters, not those of
+# the __new__ that picks the differentiable class.
+MPIParallelizedModel.__signature__ = inspect.signature(MPIParallelizedModel.__init__).replace(
+    parameters=list(inspect.signature(MPIParallelizedModel.__init__).parameters.values())[1:])
+
+
+def _warn_at_caller(message: str, category: type[Warning] = DeprecationWarning) -> None:
+    """Warn at the first frame outside this package: the user's line, however deep the constructors."""
+    package = __name__.partition(".")[0] + "."
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableModel):
