@@ -192,8 +192,8 @@ with MPIParallelizedModel(ObjectAnswers(), serial_threshold=0) as model:
                 model.likelihood(np.arange(n_outcomes), np.linspace(0, 1, 10)[:, None], np.array([0.5, 1.0]))
                 print("answered", flush=True)
             except TypeError as error:
-                print("refused", n_outcomes, "dtype object" in str(error), flush=True)
-print("rank", MPI.COMM_WORLD.Get_rank(), "finished", flush=True)
+                print(f"refused {n_outcomes} {'dtype object' in str(error)}", flush=True)
+print(f"rank {MPI.COMM_WORLD.Get_rank()} finished", flush=True)  # one write: ranks share stdout
 """
 
 
