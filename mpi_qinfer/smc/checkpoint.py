@@ -1001,6 +1001,17 @@ def _seed_text(saved, here) -> str:
     return f"{entropy(saved)} there, {entropy(here)} here"
 
 
+def _kind(value) -> str:
+    """What kind of value a parameter is, as JSON keeps it: NumPy scalars are the Python numbers they hold."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    return type(value).__name__
+
+
 def _checked_resampler(path, meta, resampler) -> dict:
     """The saved resampler parameters, each one this resampler has, of the same kind."""
     saved = meta["resampler"].get("params", {})
@@ -1009,7 +1020,7 @@ def _checked_resampler(path, meta, resampler) -> dict:
     for name, value in saved.items():
         _expect(name in mine, path, f"it sets the resampler parameter {name!r}, which this "
                 f"{_qualname(resampler)} does not have")
-        _expect(mine[name] is None or type(value) is type(mine[name]), path,
+        _expect(mine[name] is None or _kind(value) == _kind(mine[name]), path,
                 f"its resampler parameter {name!r} is {value!r}, this resampler's is a {type(mine[name]).__name__}")
         _expect(not isinstance(value, float) or math.isfinite(value), path,
                 f"its resampler parameter {name!r} is {value!r}")
