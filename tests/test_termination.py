@@ -82,6 +82,44 @@ def test_uninstall_restores_the_previous_handlers():
     assert not termination.watching() and termination.requested() is None
 
 
+def _signal_self(signum):
+    os.kill(os.getpid(), signum)
+    for _ in range(100):  # the handler runs between bytecodes
+        if termination.requested() is not None:
+            return
+        time.sleep(0.001)
+
+
+def test_a_stop_waits_for_the_resampling_that_ends_an_update(installed):
+    from mpi4py import MPI
+
+    from mpi_qinfer import DistributedSMCUpdater, UniformDistribution
+    from mpi_qinfer.models import SimplePrecessionModel
+
+    class SignalledInUpdate(SimplePrecessionModel):
+        signal_now = False
+
+        def likelihood(self, outcomes, modelparams, expparams):
+            if self.signal_now:
+                _signal_self(signal.SIGTERM)
+            return super().likelihood(outcomes, modelparams, expparams)
+
+    model = SignalledInUpdate()
+    # resample_thresh=1: every update that changes the weights is followed by a resampling.
+    with DistributedSMCUpdater(model, 200, UniformDistribution([0, 1]), resample_thresh=1.0, rng=3,
+                               comm=MPI.COMM_SELF) as updater:
+        updater.update(0, np.array([2.0]))
+        assert updater.resample_count == 1
+        model.signal_now = True
+        updater.update(1, np.array([3.0]))  # the signal comes during the update, before its resampling
+        assert termination.requested() == signal.SIGTERM
+        assert (len(updater.data_record), updater.resample_count) == (2, 2)  # the update is whole
+        with pytest.raises(TerminationRequested):  # the next operation is the safe point
+            updater.update(0, np.array([4.0]))
+        assert len(updater.data_record) == 2
+    assert updater.closed  # closing is never stopped
+
+
 # ------------------------------------------------------------------ whole jobs
 JOB = """
 import os, sys, time
@@ -127,16 +165,17 @@ print(f"rank {rank} left the with block", flush=True)
 
 
 class Job:
-    """A job under ``mpiexec ... python -m mpi_qinfer run``, read line by line."""
+    """A job under ``mpiexec ... python -m mpi_qinfer run`` (or plain ``python``), read line by line."""
 
-    def __init__(self, tmp_path, n_ranks, phase, idle="backoff"):
+    def __init__(self, tmp_path, n_ranks, phase, idle="backoff", source=JOB, run=True):
         script = tmp_path / "job.py"
-        script.write_text(textwrap.dedent(JOB))
+        script.write_text(textwrap.dedent(source))
         self.checkpoint = tmp_path / "run.npz"
         argv, env = mpiexec_command(n_ranks, timeout=60)
         env["MPI_QINFER_IDLE"] = idle  # backoff by default: two cores for up to three ranks
+        python = [sys.executable, "-m", "mpi_qinfer", "run"] if run else [sys.executable]
         self.process = subprocess.Popen(
-            argv + [sys.executable, "-m", "mpi_qinfer", "run", str(script), str(self.checkpoint), phase],
+            argv + python + [str(script), str(self.checkpoint), phase],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.n_ranks = n_ranks
         self.lines = []
@@ -260,6 +299,84 @@ def test_a_second_signal_aborts_at_once(tmp_path):
     assert seconds < 10, f"{seconds:.1f} s"
     assert job.process.returncode != 0
     assert "second SIGTERM: aborting the job now (status 143)" in err, err
+
+
+# ------------------------------------------------------------------ a sharded updater
+SHARDED_JOB = """
+import os, sys, time
+import numpy as np
+from mpi4py import MPI
+from mpi_qinfer import DistributedSMCUpdater, UniformDistribution
+from mpi_qinfer.checkpoint import Checkpointer
+from mpi_qinfer.engine import Engine
+from mpi_qinfer.models import SimplePrecessionModel
+
+path, loop = sys.argv[1], sys.argv[2]
+rank = MPI.COMM_WORLD.Get_rank()
+
+
+class Slow(SimplePrecessionModel):
+    # Every rank spends a while inside each update, so that a signal finds the ranks inside one.
+    def likelihood(self, outcomes, modelparams, expparams):
+        if rank == 0:
+            print("root inside an update", flush=True)
+        time.sleep(0.3)
+        return super().likelihood(outcomes, modelparams, expparams)
+
+
+def estimate(updater):
+    data = SimplePrecessionModel()
+    data.rng = np.random.default_rng(6)
+    with Checkpointer(path, updater, every_updates=1000) as saved:
+        for k in range(10_000):
+            expparams = np.array([1.1 ** (k % 40)])
+            updater.update(data.simulate_experiment(np.array([[0.4]]), expparams), expparams)
+            saved.step()
+            print(f"completed {len(updater.data_record)}", flush=True)
+
+
+with open(f"{path}.pid{rank}", "w") as file:
+    file.write(str(os.getpid()))
+arguments = (Slow(), 300, UniformDistribution([0, 1]))
+if loop == "own":  # the updater's own command loop
+    with DistributedSMCUpdater(*arguments, rng=5) as updater:
+        if updater.is_root:
+            estimate(updater)
+else:  # the commands travel through an engine's worker loop
+    engine = Engine()
+    updater = DistributedSMCUpdater(*arguments, rng=5, engine=engine)
+    with engine:
+        if engine.is_root:
+            with updater:
+                estimate(updater)
+print(f"rank {rank} left the with block", flush=True)
+"""
+
+
+def _stopped_sharded_job(tmp_path, n_ranks, loop, target, signum, run):
+    """Start a sharded job, signal ``target`` after three updates; return the job and seconds to its end."""
+    job = Job(tmp_path, n_ranks, loop, source=SHARDED_JOB, run=run)
+    try:
+        job.wait_for("completed 3")
+        job.wait_for("root inside an update")
+        sent = time.monotonic()
+        os.kill(job.pid(0 if target == "root" else n_ranks - 1), signum)
+        err = job.finish(timeout=40)
+        return job, err, time.monotonic() - sent
+    finally:
+        job.kill()
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+@pytest.mark.parametrize("loop", ["own", "engine"])
+def test_sigterm_to_a_worker_of_a_sharded_updater_stops_the_run_with_a_checkpoint(tmp_path, n_ranks, loop):
+    job, err, seconds = _stopped_sharded_job(tmp_path, n_ranks, loop, "worker", signal.SIGTERM, run=True)
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert job.process.returncode == 143, err
+    assert f"SIGTERM on rank {n_ranks - 1}" in err, err  # the worker's notice reached the root
+    assert read_metadata(job.checkpoint)["n_updates"] == job.completed >= 3
+    assert all(f"rank {r} left the with block" in job.output for r in range(1, n_ranks)), job.output
 
 
 # ------------------------------------------------------------------ the demo

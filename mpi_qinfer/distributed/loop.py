@@ -34,6 +34,7 @@ import numpy as np
 
 from ..engine.failures import describe_failure, pickled_exception, raise_failure
 from ..errors import EngineClosedError
+from ..runtime import termination
 
 __all__ = ["CommandLoop", "CLOSE"]
 
@@ -137,7 +138,7 @@ class CommandLoop:
             self._free()  # the workers left with the engine; nothing to tell them
             return
         try:
-            self._send(CLOSE, None)
+            self._send(CLOSE, None, safe_point=False)
         finally:
             self._free()
 
@@ -157,6 +158,8 @@ class CommandLoop:
     def _send(self, op: int, args, safe_point: bool = True):
         """Root: broadcast one command and run the root's part of it; return its result.
 
+        At a safe point a stop request or a worker's notice of one raises
+        here, before anything is sent (:func:`mpi_qinfer.runtime.termination.check`);
         ``safe_point=False`` lets a command run after a stop was requested
         (saving the state on the way out); see :mod:`mpi_qinfer.runtime.termination`.
         """
@@ -166,6 +169,8 @@ class CommandLoop:
             raise RuntimeError(f"the {type(self).__name__} is driven from the root; workers serve")
         if self._engine is not None:  # the command travels as the engine's collective argument
             return self._engine.run_collective(self._hook, (int(op), args), safe_point=safe_point)
+        if safe_point:  # the engine's run_collective checks the same on its own communicator
+            termination.check(self._comm, self._root)
         payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
         header = self._message[:_HEADER_BYTES].view(np.int64)
         header[0], header[1] = int(op), len(payload)
