@@ -120,6 +120,70 @@ def test_a_stop_waits_for_the_resampling_that_ends_an_update(installed):
     assert updater.closed  # closing is never stopped
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler, as in a plain script; restored afterwards."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    termination.uninstall()
+    yield
+    signal.signal(signal.SIGINT, before)
+    termination.uninstall()
+
+
+def test_a_ctrl_c_inside_a_sharded_update_is_held_until_the_next_operation(python_sigint):
+    from mpi4py import MPI
+
+    from mpi_qinfer import DistributedSMCUpdater, UniformDistribution
+    from mpi_qinfer.models import SimplePrecessionModel
+
+    class InterruptedInUpdate(SimplePrecessionModel):
+        interrupt = False
+
+        def likelihood(self, outcomes, modelparams, expparams):
+            if self.interrupt:
+                self.interrupt = False
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)  # the handler runs in here
+            return super().likelihood(outcomes, modelparams, expparams)
+
+    model = InterruptedInUpdate()
+    with DistributedSMCUpdater(model, 100, UniformDistribution([0, 1]), rng=3, comm=MPI.COMM_SELF) as updater:
+        updater.update(0, np.array([2.0]))  # its first safe point places the handler
+        model.interrupt = True
+        updater.update(1, np.array([3.0]))  # interrupted inside, finished all the same
+        assert len(updater.data_record) == 2
+        with pytest.raises(KeyboardInterrupt):  # at the next operation, before it sends anything
+            updater.update(0, np.array([4.0]))
+        assert len(updater.data_record) == 2
+        updater.update(0, np.array([4.0]))  # raised once
+        with pytest.raises(KeyboardInterrupt):  # outside an operation, Python's own behaviour
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+    assert updater.closed
+
+
+def test_a_second_ctrl_c_is_raised_at_once(python_sigint):
+    termination._state.held = signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        termination._hold_interrupt(signal.SIGINT, sys._getframe())
+
+
+def test_only_the_roots_collective_methods_hold_a_ctrl_c():
+    from mpi_qinfer.distributed_loop import CommandLoop
+
+    class Loop(CommandLoop):
+        def operation(self):
+            return termination._inside_collective(sys._getframe())
+
+        def serve(self):
+            return self.operation()  # a worker serving: an interrupt there ends the job as before
+
+    assert Loop().operation() is True
+    assert Loop().serve() is False
+    assert termination._inside_collective(sys._getframe()) is False
+
+
 # ------------------------------------------------------------------ whole jobs
 JOB = """
 import os, sys, time
@@ -269,6 +333,25 @@ def test_spinning_workers_see_signals_too(tmp_path, target):
 
 
 @needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_ctrl_c_on_the_root_inside_a_call_under_plain_mpiexec_saves_and_ends(tmp_path, n_ranks):
+    job = Job(tmp_path, n_ranks, "call", run=False)  # no termination.install(): Python's own SIGINT
+    try:
+        job.wait_for("completed 3")
+        job.wait_for(f"rank {n_ranks - 1} in call")
+        sent = time.monotonic()
+        os.kill(job.pid(0), signal.SIGINT)
+        err = job.finish(timeout=40)
+        seconds = time.monotonic() - sent
+    finally:
+        job.kill()
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert job.process.returncode != 0 and "KeyboardInterrupt" in err, err
+    assert read_metadata(job.checkpoint)["n_updates"] == job.completed >= 3
+    assert all(f"rank {r} left the with block" in job.output for r in range(1, n_ranks)), job.output
+
+
+@needs_mpiexec
 def test_a_repeated_signal_is_one_request(tmp_path):
     job = Job(tmp_path, 2, "call")
     try:
@@ -375,6 +458,19 @@ def test_sigterm_to_a_worker_of_a_sharded_updater_stops_the_run_with_a_checkpoin
     assert seconds < 10, f"{seconds:.1f} s"
     assert job.process.returncode == 143, err
     assert f"SIGTERM on rank {n_ranks - 1}" in err, err  # the worker's notice reached the root
+    assert read_metadata(job.checkpoint)["n_updates"] == job.completed >= 3
+    assert all(f"rank {r} left the with block" in job.output for r in range(1, n_ranks)), job.output
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+@pytest.mark.parametrize("loop", ["own", "engine"])
+def test_ctrl_c_on_the_root_inside_a_sharded_update_under_plain_mpiexec_saves_and_ends(tmp_path, n_ranks, loop):
+    # No `run`, no termination.install(): the interrupt waits until the update is whole on every rank.
+    job, err, seconds = _stopped_sharded_job(tmp_path, n_ranks, loop, "root", signal.SIGINT, run=False)
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert job.process.returncode != 0, err
+    assert "KeyboardInterrupt" in err, err
     assert read_metadata(job.checkpoint)["n_updates"] == job.completed >= 3
     assert all(f"rank {r} left the with block" in job.output for r in range(1, n_ranks)), job.output
 

@@ -59,7 +59,7 @@ def _release_workers_at_exit():
     for loop in list(_open_roots):
         try:
             loop.close()
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+        except BaseException:  # noqa: BLE001 - best effort at interpreter exit (a held Ctrl-C included)
             pass
 
 
@@ -141,6 +141,7 @@ class CommandLoop:
             self._send(CLOSE, None, safe_point=False)
         finally:
             self._free()
+        termination.raise_held_interrupt()  # a Ctrl-C held in the last operation: every rank is free now
 
     def _free(self) -> None:
         if self._closed:

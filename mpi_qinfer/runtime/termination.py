@@ -31,6 +31,20 @@ daemon both forward a cancellation; a terminal sends ``SIGINT`` to
 :func:`install` must be called on every rank of a communicator, before the
 proxies on it are built: it changes how idle workers wait, and the root's
 broadcast must match theirs.
+
+Without :func:`install` (a plain ``mpiexec python script.py``), ``SIGINT``
+(Ctrl-C) raises ``KeyboardInterrupt`` as Python's own handler does, with one
+exception: on the root, while it is inside a collective operation of an
+:class:`~mpi_qinfer.engine.Engine` or a
+:class:`~mpi_qinfer.distributed.DistributedSMCUpdater` (a parallel call, an
+update with its resampling, a checkpoint's gather), the interrupt is held and
+raised at the next safe point: the next call or command that may stop, a
+:func:`check`, or the closing of the updater. Raised in the middle, it would
+leave the workers inside the operation, out of step with the root, and the
+next collective (a :class:`~mpi_qinfer.checkpoint.Checkpointer` saving the
+state on the way out) would wait forever. A second Ctrl-C is raised at once.
+The root places this handler at its first safe point, only from the main
+thread and only where ``SIGINT`` still has Python's default handler.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -66,6 +81,10 @@ _TESTS_PER_YIELD = 64
 _FIRST_SLEEP = 1e-6
 _DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
+#: The classes whose methods the root runs collectively (module, class name): a Ctrl-C is held inside them.
+_COLLECTIVE_CLASSES = (("mpi_qinfer.engine", "Engine"), ("mpi_qinfer.distributed_loop", "CommandLoop"))
+#: Their methods that only workers run: a worker interrupted there ends the job, as it always did.
+_SERVING_METHODS = frozenset({"serve", "_serve_one"})
 
 
 class TerminationRequested(BaseException):
@@ -129,6 +148,8 @@ class _State:
         self.probed_at = -float("inf")
         self.status = None  # an MPI.Status and a receive buffer, made on first use
         self.notice = np.zeros(2, dtype=np.int64)
+        self.guarded = False  # whether the root tried to place its SIGINT handler (not installed)
+        self.held: int | None = None  # a SIGINT held until the next safe point
 
 
 _state = _State()
@@ -160,6 +181,67 @@ def _abort_now(signum: int) -> None:
     if rank is not None:
         MPI.COMM_WORLD.Abort(status)
     os._exit(status)
+
+
+def _hold_interrupt(signum, frame) -> None:
+    """The root's ``SIGINT`` handler without :func:`install`: Python's, but held inside a collective operation."""
+    state = _state
+    if state.held is None and _inside_collective(frame):
+        state.held = signum
+        return
+    raise KeyboardInterrupt
+
+
+def _inside_collective(frame) -> bool:
+    """Whether ``frame`` runs, on the root, inside a method of a class of :data:`_COLLECTIVE_CLASSES`."""
+    commands, serving = _collective_codes()
+    inside = False
+    while frame is not None:
+        code = frame.f_code
+        if code in serving:
+            return False
+        inside = inside or code in commands
+        frame = frame.f_back
+    return inside
+
+
+def _collective_codes() -> tuple[set, set]:
+    """The code objects of the collective classes' methods (their subclasses' too), and of the serving ones."""
+    commands, serving = set(), set()
+    pending = [getattr(sys.modules.get(module), name, None) for module, name in _COLLECTIVE_CLASSES]
+    seen = set()
+    while pending:
+        kind = pending.pop()
+        if kind is None or kind in seen:
+            continue
+        seen.add(kind)
+        pending.extend(kind.__subclasses__())
+        for name, member in vars(kind).items():
+            functions = [getattr(member, "__func__", member)]
+            if isinstance(member, property):
+                functions = [member.fget, member.fset, member.fdel]
+            for function in functions:
+                code = getattr(function, "__code__", None)
+                if code is not None:
+                    (serving if name in _SERVING_METHODS else commands).add(code)
+    return commands, serving
+
+
+def _guard_interrupts() -> None:
+    """Root, first safe point: hold a Ctrl-C during collective operations (see the module's description)."""
+    state = _state
+    state.guarded = True
+    if threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        signal.signal(signal.SIGINT, _hold_interrupt)
+
+
+def raise_held_interrupt() -> None:
+    """Raise the ``KeyboardInterrupt`` held during a collective operation, if there is one (root; a safe point)."""
+    state = _state
+    if state.held is not None:
+        state.held = None
+        raise KeyboardInterrupt
 
 
 def install(signals=_DEFAULT_SIGNALS) -> None:
@@ -219,7 +301,10 @@ def check(comm=None, root: int | None = None) -> None:
     """Raise :class:`TerminationRequested` if this rank, or a worker, was signalled (root; cheap).
 
     Call it at points where stopping is safe, e.g. between SMC updates. The
-    proxy's engine calls it before every parallel call.
+    proxy's engine calls it before every parallel call, a
+    :class:`~mpi_qinfer.distributed.DistributedSMCUpdater` before each of its
+    operations. Without :func:`install` it raises the ``KeyboardInterrupt``
+    of a Ctrl-C held during a collective operation, if there was one.
 
     Parameters
     ----------
@@ -232,9 +317,15 @@ def check(comm=None, root: int | None = None) -> None:
     Raises
     ------
     TerminationRequested
+    KeyboardInterrupt
+        A Ctrl-C held during a collective operation (without :func:`install`).
     """
     state = _state
+    if state.held is not None:
+        raise_held_interrupt()
     if not state.installed:
+        if comm is not None and not state.guarded:
+            _guard_interrupts()
         return
     if comm is not None and not any(c is comm for c, _ in state.roots):
         state.roots = [(c, r) for c, r in state.roots if _live(c)]
