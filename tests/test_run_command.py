@@ -135,6 +135,111 @@ def test_sys_exit_zero_is_a_normal_exit(tmp_path):
     assert result.stdout.count("before exit") == 2
 
 
+# ------------------------------------------------------------------ a rank that ends before the others
+EARLY_END = """
+    import sys, time
+    import numpy as np
+    from mpi4py import MPI
+    from mpi_qinfer import DistributedSMCUpdater, MPIParallelizedModel, UniformDistribution
+    from mpi_qinfer.models import SimplePrecessionModel
+
+    rank, how = MPI.COMM_WORLD.Get_rank(), sys.argv[1]
+    if rank == 1:
+        if how == "exit":
+            sys.exit(0)
+    else:
+        time.sleep(0.5)  # rank 1 is long gone when the others start building
+        if how == "updater":
+            with DistributedSMCUpdater(SimplePrecessionModel(), 60, UniformDistribution([0, 1]), rng=1) as u:
+                pass
+        else:
+            with MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0) as model:
+                if model.is_root:
+                    print("root has", model.likelihood(np.array([0]), np.full((6, 1), 0.5), np.array([1.0])).shape)
+        print(f"rank {rank} should never get here", flush=True)
+"""
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+@pytest.mark.parametrize("how", ["exit", "return", "updater"])
+def test_a_rank_that_ends_before_the_others_build_a_proxy_ends_the_job(tmp_path, n_ranks, how):
+    # "exit": sys.exit(0); "return": the script just ends on rank 1; "updater": a DistributedSMCUpdater waits for it.
+    result = run_spmd(tmp_path, EARLY_END, how if how != "return" else "proxy", n_ranks=n_ranks)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert result.seconds < ABORT_BUDGET
+    assert "should never get here" not in result.stdout
+    assert "rank 1 of this communicator has ended (exit status 0) while rank 0 builds" in result.stderr, result.stderr
+    assert "MPI_Abort" in result.stderr
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_workers_that_end_while_the_root_still_works_are_a_normal_end(tmp_path, n_ranks):
+    result = run_spmd(tmp_path, """
+        import time
+        import numpy as np
+        from mpi4py import MPI
+        from mpi_qinfer import MPIParallelizedModel
+        from mpi_qinfer.models import SimplePrecessionModel
+
+        with MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0) as model:
+            if model.is_root:
+                answer = model.likelihood(np.array([0]), np.full((6, 1), 0.5), np.array([1.0]))
+        if MPI.COMM_WORLD.Get_rank() == 0:
+            time.sleep(1.0)  # the workers have ended long before
+            with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF) as alone:  # no other rank needed
+                again = alone.likelihood(np.array([0]), np.full((6, 1), 0.5), np.array([1.0]))
+            print("root done", np.array_equal(answer, again), flush=True)
+    """, n_ranks=n_ranks)
+    assert result.returncode == 0, result.stderr
+    assert "root done True" in result.stdout
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_a_root_that_never_shuts_down_still_releases_its_workers_under_run(tmp_path, n_ranks):
+    result = run_spmd(tmp_path, """
+        import numpy as np
+        from mpi4py import MPI
+        from mpi_qinfer import MPIParallelizedModel
+        from mpi_qinfer.models import SimplePrecessionModel
+
+        model = MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0)
+        if model.is_root:
+            print("root result", model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0])).shape, flush=True)
+        else:
+            model.serve()
+            print(f"worker {MPI.COMM_WORLD.Get_rank()} released", flush=True)
+    """, n_ranks=n_ranks)
+    assert result.returncode == 0, result.stderr
+    assert "root result (2, 10, 1)" in result.stdout
+    assert all(f"worker {rank} released" in result.stdout for rank in range(1, n_ranks))
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_a_worker_that_ends_without_serving_is_found_at_the_roots_next_call(tmp_path, n_ranks):
+    result = run_spmd(tmp_path, """
+        import time
+        import numpy as np
+        from mpi4py import MPI
+        from mpi_qinfer import MPIParallelizedModel
+        from mpi_qinfer.models import SimplePrecessionModel
+
+        model = MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0)
+        if model.is_root:  # the worker forgot to serve: its script ends here
+            time.sleep(0.5)
+            model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0]))
+            print("the root should never get here", flush=True)
+    """, n_ranks=n_ranks)
+    assert result.returncode != 0
+    assert result.seconds < ABORT_BUDGET
+    assert "should never get here" not in result.stdout
+    assert re.search(r"ranks? [12](, 2)? of this communicator ha(s|ve) ended \(exit status 0(, exit status 0)?\) "
+                     "while rank 0 was about to start a collective operation", result.stderr), result.stderr
+
+
 @pytest.mark.parametrize("code, status", [(None, 0), (0, 0), (3, 3), ("message", 1)])
 def test_exit_status(code, status):
     assert runner.exit_status(code) == status

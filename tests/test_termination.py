@@ -40,6 +40,25 @@ def test_termination_requested_is_not_an_exception():
     assert TerminationRequested(signal.SIGINT).exit_status == 130
 
 
+def test_rank_exited_names_the_ranks_their_status_and_what_waited():
+    from mpi_qinfer.runtime.termination import RankExited
+
+    one = RankExited({1: 0}, 0, "builds an Engine")
+    assert isinstance(one, RuntimeError) and one.ended == {1: 0}
+    assert str(one) == ("rank 1 of this communicator has ended (exit status 0) while rank 0 builds an Engine; "
+                        "the ranks still running would wait for it forever")
+    assert "ranks 1, 2 of this communicator have ended (exit status 0, exit status 3)" in str(
+        RankExited({2: 3, 1: 0}, 0, "builds an Engine"))
+
+
+def test_without_run_joining_and_finishing_communicate_nothing():
+    from mpi4py import MPI
+
+    assert termination._state.exit_comm is None
+    termination.join(MPI.COMM_WORLD, "builds an Engine")  # no barrier: the other ranks would not match it
+    termination.finish(0)
+
+
 def test_check_does_nothing_when_not_installed():
     assert not termination.watching()
     termination.check()
@@ -170,7 +189,7 @@ def test_a_second_ctrl_c_is_raised_at_once(python_sigint):
 
 
 def test_only_the_roots_collective_methods_hold_a_ctrl_c():
-    from mpi_qinfer.distributed_loop import CommandLoop
+    from mpi_qinfer.distributed.loop import CommandLoop
 
     class Loop(CommandLoop):
         def operation(self):
@@ -390,7 +409,7 @@ import os, sys, time
 import numpy as np
 from mpi4py import MPI
 from mpi_qinfer import DistributedSMCUpdater, UniformDistribution
-from mpi_qinfer.checkpoint import Checkpointer
+from mpi_qinfer.smc.checkpoint import Checkpointer
 from mpi_qinfer.engine import Engine
 from mpi_qinfer.models import SimplePrecessionModel
 

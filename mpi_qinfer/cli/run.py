@@ -17,6 +17,13 @@ rank 0 only.
 ``SIGTERM`` or ``SIGINT`` stops the run at its next safe point, the
 target's ``with`` blocks release the workers, and the job ends with
 status ``128 + signum`` (a second signal aborts at once).
+
+A target that ends on one rank (returns, or ``sys.exit(0)``) while other
+ranks still run it: that rank waits for the others before it leaves, and a
+rank that needs it in an engine or a distributed updater (building one, or
+at a safe point of the root) raises
+:class:`~mpi_qinfer.runtime.termination.RankExited`, which aborts the job as any
+exception does, instead of waiting for it forever.
 """
 
 from __future__ import annotations
@@ -89,27 +96,58 @@ def main(args) -> int:
     if status is not None:
         return status
     termination.install()  # on every rank, before the target builds any proxy
+    termination.watch_exits(load_mpi().COMM_WORLD)  # a rank that ends early is not waited for forever
+    status = None
+    # What the target built stays alive until _finish: a root engine it never shut down must be found
+    # there to release its workers (its globals, or the frames of the exception that ended it).
+    kept = None
     try:
-        run_target(target, argv, is_module)
+        kept = run_target(target, argv, is_module)
     except SystemExit as exc:
+        kept = exc.__traceback__
         status = exit_status(exc.code)
         stopped_by = termination.stopped_by()
         if status and stopped_by is not None and status == termination.exit_status(stopped_by):
-            return status  # the target stopped for the signal itself (`run -m mpi_qinfer demo --checkpoint ...`)
-        if status:
+            pass  # the target stopped for the signal itself (`run -m mpi_qinfer demo --checkpoint ...`)
+        elif status:
             if not isinstance(exc.code, int):
                 print(exc.code, file=sys.stderr)
             _abort(status, f"exited with status {status}")
+        else:
+            status = None
     except termination.TerminationRequested as exc:
         # The target unwound (its `with` blocks released the workers): end this rank, no abort.
+        kept = exc.__traceback__
         termination.report(exc)
-        return exc.exit_status
+        status = exc.exit_status
     except KeyboardInterrupt as exc:
         _abort(128 + signal.SIGINT, _user_traceback(exc))
     except BaseException as exc:  # noqa: BLE001 - whatever escapes the user's code ends the job
         _abort(1, _user_traceback(exc))
-    stopped_by = termination.stopped_by()
-    return 0 if stopped_by is None else termination.exit_status(stopped_by)
+    if status is None:
+        stopped_by = termination.stopped_by()
+        status = 0 if stopped_by is None else termination.exit_status(stopped_by)
+    status = _finish(status)
+    del kept
+    return status
+
+
+def _finish(status: int) -> int:
+    """The target has ended on this rank: release the workers it left serving, and wait for every rank.
+
+    The other ranks learn of it (:func:`mpi_qinfer.runtime.termination.finish`): one
+    that still needs this rank in an engine or a distributed updater raises
+    :class:`~mpi_qinfer.runtime.termination.RankExited` instead of waiting forever,
+    and the job is aborted.
+    """
+    # What the library's exit hooks would do, done now: a root that never shut its engine down
+    # releases the workers serving it, which could not reach the final wait otherwise.
+    for name in ("mpi_qinfer.distributed.loop", "mpi_qinfer.engine.core"):
+        module = sys.modules.get(name)
+        if module is not None:
+            module._release_workers_at_exit()
+    termination.finish(status)
+    return status
 
 
 def _preflight(target: str, is_module: bool) -> int | None:
@@ -168,7 +206,7 @@ def _agree_on_target(comm, target: str, is_module: bool) -> str | None:
     return problem
 
 
-def run_target(target: str, argv: list[str], is_module: bool = False) -> None:
+def run_target(target: str, argv: list[str], is_module: bool = False) -> dict:
     """Run a script or module as ``__main__`` with ``sys.argv = argv`` (restored afterwards).
 
     Parameters
@@ -179,16 +217,20 @@ def run_target(target: str, argv: list[str], is_module: bool = False) -> None:
         The target's ``sys.argv``; ``argv[0]`` names the target.
     is_module : bool
         Whether ``target`` is a module name (``-m``).
+
+    Returns
+    -------
+    dict
+        The target's globals at its end (as :func:`runpy.run_path` returns them).
     """
     saved_argv, saved_path0 = sys.argv[:], sys.path[0]
     sys.argv[:] = argv
     try:
         if is_module:
-            runpy.run_module(target, run_name="__main__", alter_sys=True)
-        else:
-            # As `python script.py` does: the script's own directory comes first on the path.
-            sys.path[0] = os.path.realpath(os.path.dirname(target))
-            runpy.run_path(target, run_name="__main__")
+            return runpy.run_module(target, run_name="__main__", alter_sys=True)
+        # As `python script.py` does: the script's own directory comes first on the path.
+        sys.path[0] = os.path.realpath(os.path.dirname(target))
+        return runpy.run_path(target, run_name="__main__")
     finally:
         sys.argv[:] = saved_argv
         sys.path[0] = saved_path0

@@ -150,6 +150,13 @@ class CommandLoop:
         if not self._MPI.Is_finalized():
             self._comm.Free()
 
+    def _join(self, comm) -> None:
+        """Before the first collective of construction: every rank of ``comm`` is there.
+
+        See :func:`mpi_qinfer.runtime.termination.join`.
+        """
+        termination.join(comm, f"builds a {type(self).__name__}")
+
     # ------------------------------------------------------------ commands
     def _streams(self, seed: int):
         """A generator in the same state on every rank, and this rank's own one, from one seed."""
@@ -159,8 +166,9 @@ class CommandLoop:
     def _send(self, op: int, args, safe_point: bool = True):
         """Root: broadcast one command and run the root's part of it; return its result.
 
-        At a safe point a stop request or a worker's notice of one raises
-        here, before anything is sent (:func:`mpi_qinfer.runtime.termination.check`);
+        At a safe point a stop request, a worker's notice of one, or a rank
+        that has ended raises here, before anything is sent
+        (:func:`mpi_qinfer.runtime.termination.check`);
         ``safe_point=False`` lets a command run after a stop was requested
         (saving the state on the way out); see :mod:`mpi_qinfer.runtime.termination`.
         """

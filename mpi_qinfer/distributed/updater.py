@@ -270,6 +270,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
         if not (isinstance(root, (int, np.integer)) and 0 <= root < comm.Get_size()):
             raise ValueError(f"root must be a rank of comm (0..{comm.Get_size() - 1}), got {root!r}")
+        self._join(comm)  # under run: a rank that has ended raises, not a hang
         self._comm = comm.Dup()
         self._root = int(root)
         self._rank = self._comm.Get_rank()

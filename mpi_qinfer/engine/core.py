@@ -152,6 +152,7 @@ class Engine:
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
         size = comm.Get_size()
+        termination.join(comm, "builds an Engine")  # under run: a rank that has ended raises, not a hang
         valid_root = isinstance(root, (int, np.integer)) and not isinstance(root, bool) and 0 <= root < size
         # Every rank must agree on the root before any rooted collective (a
         # disagreement would otherwise hang the first call). allgather has no root.

@@ -22,6 +22,13 @@ mpi_qinfer run`` does it), a signal is handled like this:
 4. ``python -m mpi_qinfer run`` ends every rank with exit status
    ``128 + signal number`` (143 for ``SIGTERM``, 130 for ``SIGINT``).
 
+Under ``run`` a rank whose program ends tells the others (:func:`finish`) and
+waits for all of them before it leaves. A rank that builds an engine or a
+distributed updater, or whose root reaches a safe point, while a rank of its
+communicator has already ended, raises :class:`RankExited` instead of waiting
+for that rank forever (:func:`join`, :func:`check`), and ``run`` then ends
+the job.
+
 A second signal more than :data:`REPEAT_GRACE_SECONDS` after the first aborts
 the job at once (``MPI_Abort`` with ``128 + signal number``). Repeats within
 that window are the same request delivered twice (``srun`` and Slurm's step
@@ -35,13 +42,13 @@ broadcast must match theirs.
 Without :func:`install` (a plain ``mpiexec python script.py``), ``SIGINT``
 (Ctrl-C) raises ``KeyboardInterrupt`` as Python's own handler does, with one
 exception: on the root, while it is inside a collective operation of an
-:class:`~mpi_qinfer.engine.Engine` or a
-:class:`~mpi_qinfer.distributed.DistributedSMCUpdater` (a parallel call, an
+:class:`~mpi_qinfer.engine.core.Engine` or a
+:class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater` (a parallel call, an
 update with its resampling, a checkpoint's gather), the interrupt is held and
 raised at the next safe point: the next call or command that may stop, a
 :func:`check`, or the closing of the updater. Raised in the middle, it would
 leave the workers inside the operation, out of step with the root, and the
-next collective (a :class:`~mpi_qinfer.checkpoint.Checkpointer` saving the
+next collective (a :class:`~mpi_qinfer.smc.checkpoint.Checkpointer` saving the
 state on the way out) would wait forever. A second Ctrl-C is raised at once.
 The root places this handler at its first safe point, only from the main
 thread and only where ``SIGINT`` still has Python's default handler.
@@ -59,6 +66,7 @@ import numpy as np
 
 __all__ = [
     "TerminationRequested",
+    "RankExited",
     "REPEAT_GRACE_SECONDS",
     "install",
     "uninstall",
@@ -74,6 +82,10 @@ __all__ = [
 REPEAT_GRACE_SECONDS = 2.0
 #: Point-to-point tag of a worker's notice to the root (distinct from the engine's tags).
 NOTICE_TAG = 0x7E57
+#: Point-to-point tag of a rank's notice that its program has ended (on the exit communicator, under ``run``).
+EXIT_TAG = 0x7E58
+#: The longest sleep between two tests of a wait that watches for ended ranks.
+_WATCH_SLEEP_MAX = 1e-3
 #: The root looks for workers' notices at most this often (a probe per call would tax small calls).
 PROBE_INTERVAL_SECONDS = 0.005
 #: A spinning watched worker yields its core after this many tests of its broadcast.
@@ -82,7 +94,7 @@ _FIRST_SLEEP = 1e-6
 _DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 #: The classes whose methods the root runs collectively (module, class name): a Ctrl-C is held inside them.
-_COLLECTIVE_CLASSES = (("mpi_qinfer.engine", "Engine"), ("mpi_qinfer.distributed_loop", "CommandLoop"))
+_COLLECTIVE_CLASSES = (("mpi_qinfer.engine.core", "Engine"), ("mpi_qinfer.distributed.loop", "CommandLoop"))
 #: Their methods that only workers run: a worker interrupted there ends the job, as it always did.
 _SERVING_METHODS = frozenset({"serve", "_serve_one"})
 
@@ -119,6 +131,37 @@ class TerminationRequested(BaseException):
         return exit_status(self.signum)
 
 
+class RankExited(RuntimeError):
+    """Ranks of a communicator ended their program while this rank needs them in a collective operation.
+
+    Raised under ``python -m mpi_qinfer run`` instead of waiting forever
+    (``run`` then ends the job). The communicator cannot be used any more.
+
+    Parameters
+    ----------
+    ended : dict
+        ``{rank: exit status}``, ranks in the communicator concerned.
+    rank : int
+        This process's rank in it.
+    doing : str
+        What this rank was doing, e.g. ``"builds an Engine"``.
+
+    Attributes
+    ----------
+    ended : dict
+    """
+
+    def __init__(self, ended: dict, rank: int, doing: str):
+        self.ended = dict(ended)
+        ranks = sorted(self.ended)
+        one = len(ranks) == 1
+        who = f"rank {ranks[0]}" if one else "ranks " + ", ".join(map(str, ranks))
+        statuses = ", ".join(f"exit status {self.ended[r]}" for r in ranks)
+        super().__init__(
+            f"{who} of this communicator {'has' if one else 'have'} ended ({statuses}) while rank {rank} "
+            f"{doing}; the ranks still running would wait for {'it' if one else 'them'} forever")
+
+
 def exit_status(signum: int) -> int:
     """The documented exit status of a run stopped by ``signum``: ``128 + signum``."""
     return 128 + int(signum)
@@ -150,6 +193,9 @@ class _State:
         self.notice = np.zeros(2, dtype=np.int64)
         self.guarded = False  # whether the root tried to place its SIGINT handler (not installed)
         self.held: int | None = None  # a SIGINT held until the next safe point
+        self.exit_comm = None  # under run: the duplicate of the world on which ended ranks say so
+        self.exited: dict = {}  # rank in exit_comm -> exit status, from their notices
+        self.cleared: list = []  # [comm, n]: the first n of those notices concern none of comm's ranks
 
 
 _state = _State()
@@ -302,7 +348,7 @@ def check(comm=None, root: int | None = None) -> None:
 
     Call it at points where stopping is safe, e.g. between SMC updates. The
     proxy's engine calls it before every parallel call, a
-    :class:`~mpi_qinfer.distributed.DistributedSMCUpdater` before each of its
+    :class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater` before each of its
     operations. Without :func:`install` it raises the ``KeyboardInterrupt``
     of a Ctrl-C held during a collective operation, if there was one.
 
@@ -339,6 +385,10 @@ def check(comm=None, root: int | None = None) -> None:
             _receive_notices()
     if state.remote is not None:
         raise TerminationRequested(*state.remote)
+    if state.exited:
+        for watched, _ in ([(comm, root)] if comm is not None else state.roots):
+            if _live(watched):
+                _raise_if_ended(watched, "was about to start a collective operation")
 
 
 def _own_rank(comm) -> int | None:
@@ -366,6 +416,7 @@ def _receive_notices() -> None:
             comm.Recv([notice, MPI.INT64_T], status.Get_source(), NOTICE_TAG)
             if state.remote is None:
                 state.remote = (int(notice[0]), int(notice[1]))
+    _receive_exit_notices()
 
 
 def _notify_root(comm, root: int) -> None:
@@ -379,6 +430,126 @@ def _notify_root(comm, root: int) -> None:
     notice = np.array([state.signum, comm.Get_rank()], dtype=np.int64)
     state.notices.append(notice)  # MPI reads the buffer after Isend returns
     comm.Isend([notice, MPI.INT64_T], root, NOTICE_TAG).Free()
+
+
+# ------------------------------------------------------------------ ranks that ended (under run)
+def watch_exits(comm) -> None:
+    """Start telling and watching for ranks of ``comm`` whose program has ended (collective; ``run``).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        The world of the job (``run`` passes ``COMM_WORLD``); duplicated.
+    """
+    state = _state
+    if state.exit_comm is None:
+        state.exit_comm = comm.Dup()
+
+
+def finish(status: int) -> None:
+    """This rank's program has ended: tell every other rank, then wait until all of them have ended too.
+
+    Collective over the communicator of :func:`watch_exits` (a no-op without
+    it). The others learn of it at their next :func:`join` or safe point.
+
+    Parameters
+    ----------
+    status : int
+        The exit status this rank will end with.
+    """
+    from mpi4py import MPI
+
+    state = _state
+    comm = state.exit_comm
+    if comm is None or MPI.Is_finalized():
+        return
+    rank, size = comm.Get_rank(), comm.Get_size()
+    notice = np.array([status, rank], dtype=np.int64)
+    sends = [comm.Isend([notice, MPI.INT64_T], other, EXIT_TAG) for other in range(size) if other != rank]
+    _wait_watching(comm.Ibarrier())
+    # Every rank sent one notice to every other before the barrier: read those not yet read.
+    received = np.zeros(2, dtype=np.int64)
+    for other in range(size):
+        if other != rank and other not in state.exited:
+            comm.Recv([received, MPI.INT64_T], other, EXIT_TAG)
+    MPI.Request.Waitall(sends)
+    comm.Free()
+    state.exit_comm, state.exited, state.cleared = None, {}, []
+
+
+def join(comm, doing: str) -> None:
+    """Before a collective construction on ``comm``: wait until every rank of it is there (collective).
+
+    Under ``run`` (:func:`watch_exits`) the wait is an ``MPI_Ibarrier``
+    tested in a loop that reads the notices of ended ranks, so a rank that
+    will never come raises :class:`RankExited` instead of a silent hang.
+    Otherwise it does nothing.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+    doing : str
+        For the message, e.g. ``"builds an Engine"``.
+
+    Raises
+    ------
+    RankExited
+    """
+    if _state.exit_comm is None:
+        return
+    _receive_exit_notices()
+    _raise_if_ended(comm, doing)
+    _wait_watching(comm.Ibarrier(), comm, doing)
+
+
+def _wait_watching(request, comm=None, doing: str = "") -> None:
+    """Wait for ``request``, sleeping between tests; with ``comm``, raise if one of its ranks has ended."""
+    delay = _FIRST_SLEEP
+    while not request.Test():
+        if comm is not None:
+            _receive_exit_notices()
+            _raise_if_ended(comm, doing)
+        time.sleep(delay)
+        delay = min(2 * delay, _WATCH_SLEEP_MAX)
+
+
+def _receive_exit_notices() -> None:
+    from mpi4py import MPI
+
+    state = _state
+    comm = state.exit_comm
+    if comm is None or MPI.Is_finalized():
+        return
+    if state.status is None:
+        state.status = MPI.Status()
+    status, notice = state.status, np.zeros(2, dtype=np.int64)
+    while comm.Iprobe(MPI.ANY_SOURCE, EXIT_TAG, status):
+        comm.Recv([notice, MPI.INT64_T], status.Get_source(), EXIT_TAG)
+        state.exited[status.Get_source()] = int(notice[0])
+
+
+def _raise_if_ended(comm, doing: str) -> None:
+    """Raise :class:`RankExited` if a rank of ``comm`` has said that its program ended."""
+    state = _state
+    entry = next((entry for entry in state.cleared if entry[0] is comm), None)
+    if len(state.exited) == (0 if entry is None else entry[1]):
+        return  # no notice, or none that concerns comm
+    from mpi4py import MPI
+
+    ended = list(state.exited)
+    world, group = state.exit_comm.Get_group(), comm.Get_group()
+    try:
+        ranks = MPI.Group.Translate_ranks(world, ended, group)
+    finally:
+        world.Free()
+        group.Free()
+    mine = {rank: state.exited[source] for source, rank in zip(ended, ranks) if rank != MPI.UNDEFINED}
+    if mine:
+        raise RankExited(mine, comm.Get_rank(), doing)
+    if entry is None:
+        state.cleared.append([comm, len(ended)])
+    else:
+        entry[1] = len(ended)
 
 
 def broadcast_message(comm, buf, root: int, mode: str, backoff_max: float) -> None:
