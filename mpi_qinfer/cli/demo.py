@@ -661,7 +661,8 @@ def add_arguments(parser) -> None:
                         help="save posterior marginals and the error per experiment (needs matplotlib)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress report")
     parser.add_argument("--checkpoint", metavar="FILE", default=None,
-                        help="save the SMC state to FILE (.npz) periodically and when SIGTERM/SIGINT stops the run")
+                        help="save the SMC state to FILE (.npz) periodically and when a signal "
+                             "(SIGTERM, SIGINT, SIGUSR1) stops the run")
     parser.add_argument("--resume", metavar="FILE", default=None,
                         help="continue the run saved in FILE (same model, particles, seed)")
     parser.add_argument("--checkpoint-every", type=_interval, default="10", metavar="N|Ts",

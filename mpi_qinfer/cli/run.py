@@ -14,7 +14,7 @@ status 2 (no traceback, no abort). Usage errors are likewise printed by
 rank 0 only.
 
 ``run`` also installs :mod:`mpi_qinfer.runtime.termination` on every rank first:
-``SIGTERM`` or ``SIGINT`` stops the run at its next safe point, the
+``SIGTERM``, ``SIGINT`` or ``SIGUSR1`` stops the run at its next safe point, the
 target's ``with`` blocks release the workers, and the job ends with
 status ``128 + signum`` (a second signal aborts at once).
 
@@ -80,7 +80,8 @@ def main(args) -> int:
         0 when the target finished (or exited with status 0), 2 for a bad
         command line or a target missing on some rank, 1 without an MPI
         library, ``128 + signum`` when a signal stopped the run (143 for
-        ``SIGTERM``, 130 for ``SIGINT``; see :mod:`mpi_qinfer.runtime.termination`),
+        ``SIGTERM``, 130 for ``SIGINT``, 138 for ``SIGUSR1``; see
+        :mod:`mpi_qinfer.runtime.termination`),
         on the ranks that got it or learned of it. A failing target never
         returns: the job is aborted.
     """

