@@ -248,6 +248,7 @@ def _hold_interrupt(signum, frame) -> None:
     if state.held is None and _inside_collective(frame):
         state.held = signum
         return
+    state.held = None  # a second Ctrl-C: this one is raised now, and no other later
     raise KeyboardInterrupt
 
 
