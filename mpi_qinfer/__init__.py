@@ -47,6 +47,7 @@ from .runtime import termination
 from .runtime.progress import Progress
 from .smc.checkpoint import Checkpointer, CheckpointError, load_checkpoint, save_checkpoint
 from .smc.heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
+from .smc.perf_testing import load_perf_trials, perf_test, perf_test_multiple, timing
 from .smc.updater import LiuWestResampler, SMCUpdater
 
 #: The public names whose modules import mpi4py.MPI, and those modules.
@@ -156,5 +157,9 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "termination",
+    "perf_test",
+    "perf_test_multiple",
+    "timing",
+    "load_perf_trials",
     "__version__",
 ]

@@ -1,10 +1,11 @@
 """Serial sequential Monte Carlo: the updater and its resampler, experiment design, posterior summaries,
-plots and checkpoints.
+plots, checkpoints and performance testing.
 
 No MPI here; :mod:`mpi_qinfer.distributed` spreads the same algorithm's particles over ranks. The
 names of :mod:`~mpi_qinfer.smc.updater` are re-exported (``from mpi_qinfer.smc import SMCUpdater``).
 """
 
+from .perf_testing import load_perf_trials, perf_test, perf_test_multiple, timing
 from .updater import (
     ZERO_WEIGHT_POLICIES,
     ApproximationWarning,
@@ -15,4 +16,4 @@ from .updater import (
 )
 
 __all__ = ["LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
-           "ZERO_WEIGHT_POLICIES"]
+           "ZERO_WEIGHT_POLICIES", "perf_test", "perf_test_multiple", "timing", "load_perf_trials"]
