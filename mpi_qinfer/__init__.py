@@ -21,7 +21,7 @@ below it (the rules are in the design notes and checked by the test suite):
 
 MPI is imported only when a name that needs it is first used
 (:class:`MPIParallelizedModel`, :class:`DifferentiableMPIParallelizedModel`,
-:class:`Engine`, :func:`register_with_qinfer`): the model layer, SMC, priors,
+:class:`Engine`, :class:`TrialFarm`, :func:`register_with_qinfer`): the model layer, SMC, priors,
 heuristics and the command line's ``--help`` work in a Python without an MPI
 library, and importing the package does not initialise MPI.
 """
@@ -55,6 +55,7 @@ _NEEDS_MPI = {
     "MPIParallelizedModel": "parallel.proxy",
     "DifferentiableMPIParallelizedModel": "parallel.proxy",
     "Engine": "engine.core",
+    "TrialFarm": "parallel.trials",
 }
 
 
@@ -161,5 +162,6 @@ __all__ = [
     "perf_test_multiple",
     "timing",
     "load_perf_trials",
+    "TrialFarm",
     "__version__",
 ]

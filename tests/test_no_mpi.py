@@ -96,7 +96,22 @@ def test_import_models_smc_and_the_cli_without_initialising_mpi(no_mpi):
     posterior_checks(runs, prior_sd=1 / np.sqrt(12), shrink=10)
 
 
-@pytest.mark.parametrize("name", ["MPIParallelizedModel", "DifferentiableMPIParallelizedModel", "Engine"])
+def test_performance_tests_run_without_mpi(no_mpi, tmp_path):
+    result = no_mpi(code=f"""
+        import sys
+        from mpi_qinfer import ExpSparseHeuristic, UniformDistribution, load_perf_trials, perf_test_multiple
+        from mpi_qinfer.models.builtin import SimplePrecessionModel
+
+        perf = perf_test_multiple(2, SimplePrecessionModel(), 100, UniformDistribution([0, 1]), 5,
+                                  ExpSparseHeuristic, seed=1, trial_file={str(tmp_path / "t.npy")!r})
+        print("trials", perf.shape, int(load_perf_trials({str(tmp_path / "t.npy")!r}).finished.sum()))
+        print("mpi loaded", "mpi4py.MPI" in sys.modules)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "trials (2, 5) 2" in result.stdout and "mpi loaded False" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["MPIParallelizedModel", "DifferentiableMPIParallelizedModel", "Engine", "TrialFarm"])
 def test_mpi_names_raise_one_clear_error(no_mpi, name):
     result = no_mpi(code=f"""
         import mpi_qinfer

@@ -1,12 +1,15 @@
 """The model proxy, :class:`~mpi_qinfer.parallel.proxy.MPIParallelizedModel`, and its root-side
-policies: the route cache, the serial threshold and the load balance (these three are MPI-free).
+policies: the route cache, the serial threshold and the load balance (these three are MPI-free);
+the trial farm, :class:`~mpi_qinfer.parallel.trials.TrialFarm`, which spreads independent
+trials over groups of ranks.
 """
 
 import importlib as _importlib
 
-#: The public names of this layer, all in :mod:`~mpi_qinfer.parallel.proxy`, which imports mpi4py.MPI:
+#: The public names of this layer, in :mod:`~mpi_qinfer.parallel.proxy` and
+#: :mod:`~mpi_qinfer.parallel.trials`, which import mpi4py.MPI:
 #: loaded on first use (PEP 562), so that the MPI-free modules beside it import without MPI.
-_LAZY = {'MPIParallelizedModel': 'proxy', 'DifferentiableMPIParallelizedModel': 'proxy'}
+_LAZY = {'MPIParallelizedModel': 'proxy', 'DifferentiableMPIParallelizedModel': 'proxy', 'TrialFarm': 'trials'}
 
 
 def __getattr__(name):
@@ -25,4 +28,4 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ['MPIParallelizedModel', 'DifferentiableMPIParallelizedModel']
+__all__ = ['MPIParallelizedModel', 'DifferentiableMPIParallelizedModel', 'TrialFarm']
