@@ -7,16 +7,17 @@ models) every rank runs whole trials on its own serial model; with
 an :class:`~mpi_qinfer.parallel.proxy.MPIParallelizedModel` over the group's
 sub-communicator, so that trials and particles are both spread.
 
-How the work is shared
-----------------------
+.. rubric:: How the work is shared
+
 The lowest rank of each group, its *leader*, runs the trials; the others
 serve its proxy. Leader ``g`` starts with the ``g``-th trial to do; from then
 on the trials are handed out one at a time, in index order, to whichever
 leader finishes first (a work queue kept by rank 0). Rank 0 runs trials
-too; a thread of it answers the other leaders meanwhile, so a leader gets its
-next trial within about a millisecond (where the MPI library does not
-provide ``MPI_THREAD_MULTIPLE``, rank 0 answers between the experiments of
-its own trial instead, and a leader may wait up to one of rank 0's updates).
+too: it answers the other leaders between the experiments of its own
+trials, and where the MPI library provides ``MPI_THREAD_MULTIPLE`` a thread
+of it answers them meanwhile, so a leader gets its next trial within a few
+milliseconds whatever rank 0's own trial is doing (without that thread, a
+leader may wait up to one of rank 0's updates).
 
 Every trial is seeded from its index alone (see
 :mod:`mpi_qinfer.smc.perf_testing`), and a proxy returns bitwise the serial
@@ -25,8 +26,8 @@ model's answers, so trial ``i``'s results are bitwise those of the serial
 group size and the order the trials ran in (``elapsed_time`` excepted, a
 measurement).
 
-Failures
---------
+.. rubric:: Failures
+
 Bad arguments raise on every rank before anything is communicated. A trial
 that raises is reported to rank 0: with ``allow_failures=False`` no new trial
 starts, the trials running elsewhere finish (and are kept), and then every rank
@@ -387,11 +388,11 @@ class _Run:
 class _Dispatcher:
     """Rank 0's side: the queue of trials, its own trials, the other leaders' reports.
 
-    Where the MPI library is thread-multiple, a thread answers the other
-    leaders while rank 0's own trial runs (it sleeps between probes, at most
-    :data:`_MAX_SLEEP`, so it costs next to no CPU), and a leader gets its
-    next trial within about a millisecond whatever rank 0 is doing. Elsewhere
-    rank 0 answers between the experiments of its own trials.
+    Rank 0 answers the other leaders between the experiments of its own
+    trials. Where the MPI library is thread-multiple, a thread answers them
+    too while rank 0's own trial runs (it sleeps between probes, at most
+    :data:`_MAX_SLEEP`, so it costs next to no CPU), so that a leader gets
+    its next trial within a few milliseconds whatever rank 0 is doing.
     """
 
     def __init__(self, run: _Run, queue: list, active: set, seeds: list, progressbar):
@@ -402,8 +403,8 @@ class _Dispatcher:
         self.seeds = seeds
         self.stopping = False
         self.failures: dict[int, tuple] = {}  # index -> (rank, pickled exception, traceback), stopping ones
-        self.status = MPI.Status()
         self.lock = threading.Lock()  # the queue, the results and the progress bar: both threads use them
+        self.answering = threading.Lock()  # held by the thread that probes for and answers reports
         self.abandoned = False  # rank 0's own thread is unwinding (a stop request): the answering thread ends
         trial = run.trial
         self.performance = _new_results(run.n_trials, trial.n_exp, trial.dtype, run.allow_failures)
@@ -418,11 +419,10 @@ class _Dispatcher:
             answering = threading.Thread(target=self._answer_in_background, name="mpi_qinfer-trial-farm",
                                          daemon=True)
             answering.start()
-        between_experiments = termination.check if answering is not None else self.poll
         try:
             index = first
             while index is not None:
-                report = self.run_.run_trial(index, self.seeds, between_experiments)
+                report = self.run_.run_trial(index, self.seeds, self.poll)
                 with self.lock:
                     self._record(report, 0)
                     index = self._next()
@@ -450,33 +450,45 @@ class _Dispatcher:
     def poll(self, block: bool = False) -> None:
         """Answer every leader whose report has arrived (``block``: wait for one first).
 
-        Also called between the experiments of rank 0's own trials, where a
-        failure must not pass for the trial's: one ends the job instead.
+        Also called between the experiments of rank 0's own trials (with an
+        answering thread too: a cheap model's leaders are then answered
+        sooner than the thread wakes up), where a failure must not pass for
+        the trial's: one ends the job instead.
         """
         termination.check()  # a stop request (a BaseException) ends the run here
+        if not self.answering.acquire(blocking=block):
+            return  # the other thread is answering
         try:
-            while self.active and (block or self.comm.Iprobe(MPI.ANY_SOURCE, _REPORT, self.status)):
+            while self.active and (block or self.comm.Iprobe(MPI.ANY_SOURCE, _REPORT)):
                 self._answer_one()
                 block = False
         except Exception as error:  # noqa: BLE001 - out of step with the leaders: end the job, never hang it
             _abort(self.comm, error)
+        finally:
+            self.answering.release()
 
     def _answer_in_background(self) -> None:
-        status = MPI.Status()
         sleep = _MIN_SLEEP
         try:
             while self.active and not self.abandoned:
-                if self.comm.Iprobe(MPI.ANY_SOURCE, _REPORT, status):
-                    self._answer_one()
-                    sleep = _MIN_SLEEP
-                else:
-                    time.sleep(sleep)
-                    sleep = min(2 * sleep, _MAX_SLEEP)
+                answered = False
+                if self.answering.acquire(blocking=False):
+                    try:
+                        while self.active and self.comm.Iprobe(MPI.ANY_SOURCE, _REPORT):
+                            self._answer_one()
+                            answered = True
+                    finally:
+                        self.answering.release()
+                sleep = _MIN_SLEEP if answered else min(2 * sleep, _MAX_SLEEP)
+                time.sleep(sleep)
         except BaseException as error:  # noqa: BLE001 - out of step with the leaders: end the job, never hang it
             _abort(self.comm, error)
 
     def _answer_one(self) -> None:
-        """Receive one report, record it, send that leader its next trial (or None: stop)."""
+        """Receive one report, record it, send that leader its next trial (or None: stop).
+
+        Called with :attr:`answering` held, so a probed report is received by the thread that probed it.
+        """
         status = MPI.Status()
         report = self.comm.recv(source=MPI.ANY_SOURCE, tag=_REPORT, status=status)
         leader = status.Get_source()

@@ -10,8 +10,8 @@ count, the datum, the experiment and both parameter vectors (see
 :class:`~mpi_qinfer.parallel.trials.TrialFarm`, runs the same trials over the
 ranks of a communicator.
 
-Randomness
-----------
+.. rubric:: Randomness
+
 Every random draw of a trial comes from streams derived from the trial's
 :class:`numpy.random.SeedSequence`: the true parameters' draw, the updater
 (prior sample, resampling, and heuristics that use the updater's generator),
@@ -27,8 +27,8 @@ generator (``PCG64`` generators, and ``MT19937`` for the global one). Trial ``i`
 them. ``perf_test(..., seed=ss)`` with that same sequence gives the same
 trial (up to the ``elapsed_time`` field, a measurement).
 
-The trial file
---------------
+.. rubric:: The trial file
+
 ``perf_test_multiple(..., trial_file=path)`` writes every trial as it
 finishes, so a run stopped at its wall time keeps what it finished. The file
 is a ``.npy`` array of ``n_trials`` records (``numpy.load`` reads it, as does
@@ -61,7 +61,8 @@ from .updater import SMCUpdater
 
 __all__ = [
     "Timer", "timing", "performance_dtype", "trial_seed", "perf_test", "perf_test_multiple", "apply_serial",
-    "PerfTrials", "load_perf_trials", "TRIAL_PENDING", "TRIAL_FINISHED", "TRIAL_FAILED",
+    "PerfTrials", "load_perf_trials", "trial_record_dtype", "TrialStore", "TRIAL_PENDING", "TRIAL_FINISHED",
+    "TRIAL_FAILED",
 ]
 
 #: ``status`` of a trial in a trial file: not finished, finished, failed.
