@@ -33,7 +33,8 @@ designed by information gain (the best of 20 candidates each step), the cost of 
 modes (per-call latency, and the CPU an idle worker burns per wall second,
 read with :class:`~mpi_qinfer.cli.bench.probes.ProcessTimeProbe`), and load balancing with one rank made
 three times slower (:class:`~mpi_qinfer.cli.bench.probes.UnevenIsingModel`, ``balance="even"`` versus
-``"adaptive"``).
+``"adaptive"``), the distributed updater (:mod:`~mpi_qinfer.cli.bench.distributed`), and
+``perf_test_multiple`` serially against the trial farm (:mod:`~mpi_qinfer.cli.bench.trials`).
 
 Why ratios: the machines this runs on are shared and noisy, and absolute
 latencies depend on the MPI library, the interconnect and the CPU. The
@@ -56,6 +57,7 @@ call), :mod:`~mpi_qinfer.cli.bench.cases` (settings, methods, cases),
 :mod:`~mpi_qinfer.cli.bench.probes` (the sections' probe models),
 :mod:`~mpi_qinfer.cli.bench.measure` (one case's row of the table),
 :mod:`~mpi_qinfer.cli.bench.sections` (SMC, designed SMC, idle, balance),
+:mod:`~mpi_qinfer.cli.bench.trials` (serial trials against the trial farm),
 :mod:`~mpi_qinfer.cli.bench.report` (ratios, targets, report, plot) and
 :mod:`~mpi_qinfer.cli.bench.command` (the run and the command line). The public
 names are re-exported here.
@@ -84,6 +86,7 @@ from .probes import ProcessTimeProbe, UnevenIsingModel
 from .report import check_targets, format_report, plot_cases
 from .sections import bench_balance, bench_design, bench_idle, bench_smc
 from .timing import Timing, time_calls
+from .trials import bench_trials
 
 __all__ = [
     "METHODS",
@@ -101,6 +104,7 @@ __all__ = [
     "bench_idle",
     "bench_balance",
     "bench_distributed",
+    "bench_trials",
     "run",
     "format_report",
     "plot_cases",

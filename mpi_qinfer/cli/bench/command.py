@@ -19,6 +19,7 @@ from .distributed import bench_distributed
 from .measure import bench_case
 from .report import all_equal, check_targets, format_report, jsonable, log, plot_cases
 from .sections import bench_balance, bench_design, bench_idle, bench_smc
+from .trials import bench_trials
 
 __all__ = ["run", "add_arguments", "main", "build_parser"]
 
@@ -53,7 +54,7 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
     settings : Settings
     patterns : list of str, optional
         ``--cases``: which cases and sections to run (see :func:`~mpi_qinfer.cli.bench.cases.select`).
-        Sections are named ``smc``, ``smc-design``, ``idle``, ``balance`` and ``distributed``.
+        Sections are named ``smc``, ``smc-design``, ``idle``, ``balance``, ``distributed`` and ``trials``.
     comm : mpi4py.MPI.Intracomm, optional
         Default ``MPI.COMM_WORLD``; duplicated for the benchmark's own messages.
 
@@ -69,12 +70,13 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
         environment = _environment(comm)
         cases = plan_cases(settings.quick) if is_root else None
         cases = comm.bcast(cases, 0)
-        chosen = select([c.name for c in cases] + ["smc", "smc-design", "idle", "balance", "distributed"], patterns)
+        chosen = select([c.name for c in cases] + ["smc", "smc-design", "idle", "balance", "distributed", "trials"],
+                        patterns)
         result = None
         if is_root:
             result = {**environment, "quick": settings.quick, "seed": settings.seed,
                       "cases": [], "skipped": [], "smc": None, "smc-design": None, "idle": None, "balance": None,
-                      "distributed": None}
+                      "distributed": None, "trials": None}
             if comm.Get_size() == 1:
                 result["note"] = ("1 rank: the proxy and auto run the serial model on the root (the engine has "
                                   "no workers), floor and pickle run their collectives on one rank; the ratios "
@@ -93,7 +95,8 @@ def run(settings: Settings, patterns=None, comm=None) -> dict | None:
             if is_root:
                 result["cases"].append(row)
         for name, section in (("smc", bench_smc), ("smc-design", bench_design), ("idle", bench_idle),
-                              ("balance", bench_balance), ("distributed", bench_distributed)):
+                              ("balance", bench_balance), ("distributed", bench_distributed),
+                              ("trials", bench_trials)):
             if name in chosen:
                 if is_root:
                     log(f"{name} ...")
@@ -138,7 +141,7 @@ def add_arguments(parser) -> None:
     parser.epilog = ("Example: `mpiexec -n 2 python -m mpi_qinfer bench --quick --json bench.json --plot bench.png`. "
                      "Cases are named like cheap-1e4x100 (one outcome, split by particles), cheap-1e4x1-o6 (six "
                      "outcomes), cheap-1e2x1000-o2-exps (split by experiments) and costly-1e3x1; the sections are "
-                     "smc, smc-design, idle, balance and distributed.")
+                     "smc, smc-design, idle, balance, distributed and trials.")
     parser.add_argument("--quick", action="store_true",
                         help="smaller cases and shorter runs (no 1e6 particles, no call over 1e7 likelihood values, "
                         "no costly-1e5x1)")

@@ -37,7 +37,8 @@ def ratios(row: dict) -> None:
 
 
 def all_equal(result: dict) -> bool:
-    parts = list(result["cases"]) + [result[name] for name in ("smc", "smc-design", "balance") if result.get(name)]
+    parts = list(result["cases"]) + [result[name] for name in ("smc", "smc-design", "balance", "trials")
+                                      if result.get(name)]
     return all(part.get("bitwise_equal", True) for part in parts)
 
 
@@ -86,6 +87,9 @@ def check_targets(result: dict) -> list[dict]:
         add("SMC with information-gain design: serial/proxy >= 1.8", "smc-design", designed["speedup"], 1.8,
             designed["speedup"] >= 1.8)
     checks.extend(_distributed_targets(result.get("distributed"), at_two))
+    from .trials import trial_targets  # here: the trials section imports this module
+
+    checks.extend(trial_targets(result.get("trials"), at_two))
     return checks
 
 
@@ -232,6 +236,10 @@ def format_report(result: dict) -> str:
             f"{shares_text}   bitwise: {'ok' if balance['bitwise_equal'] else 'MISMATCH'}")
     if result.get("distributed"):
         _format_distributed(result["distributed"], out)
+    if result.get("trials"):
+        from .trials import format_trials  # here: the trials section imports this module
+
+        format_trials(result["trials"], out)
     if result.get("targets"):
         out("")
         out("targets (stated for 2 ranks):")
