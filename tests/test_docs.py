@@ -48,6 +48,7 @@ EXPECTED_OUTPUT = {
     "idle_modes.py": "us per call",
     "migration_after.py": "on 2 ranks",
     "contract.py": "ZeroDivisionError on ranks [0, 1]",
+    "trial_farm.py": "20 trials on 2 rank(s)",
 }
 
 ALL_EXAMPLES = sorted(path.name for path in EXAMPLES.glob("*.py"))

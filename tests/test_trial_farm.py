@@ -153,6 +153,23 @@ def test_without_an_answering_thread_rank_0_answers_between_experiments(comm, mo
     everywhere(comm, check)
 
 
+def test_perf_test_multiple_with_the_proxy_as_the_model_gives_the_serial_trials(comm):
+    """qinfer's other way: the likelihood spread over the ranks, the trials on the root."""
+    verdict = None
+    serial_model = SimplePrecessionModel()
+    with MPIParallelizedModel(serial_model, comm=comm, serial_threshold=0) as proxy:  # every call in parallel
+        if proxy.is_root:
+            # The data from the serial model: a proxy with an int threshold simulates in parallel, from its
+            # own streams (see the user guide), a proxy in "auto" mode one datum at a time on the root.
+            verdict = verdict_of(lambda: assert_same_trials(serial(4, model=proxy, true_model=serial_model, seed=8),
+                                                            serial(4, seed=8)))
+    assert_collectively(comm, verdict)
+    with MPIParallelizedModel(SimplePrecessionModel(), comm=comm) as proxy:
+        if proxy.is_root:
+            verdict = verdict_of(lambda: assert_same_trials(serial(4, model=proxy, seed=8), serial(4, seed=8)))
+    assert_collectively(comm, verdict)
+
+
 # ------------------------------------------------------------ the balance
 def test_trials_go_to_whichever_leader_is_free(comm):
     """Rank 0's first trial is slow: the other ranks take nearly all of the rest."""
