@@ -481,3 +481,12 @@ def test_a_failed_trial_is_marked_in_the_file_and_rerun_on_resume(tmp_path):
     raw = np.load(path)
     assert list(np.flatnonzero(raw["status"] == TRIAL_FAILED)) == failing
     assert np.all(raw["performance"][failing]["loss"] == 0)
+
+
+def test_resuming_a_finished_file_runs_nothing(tmp_path):
+    path = tmp_path / "trials.npy"
+    whole = run_many(n_trials=3, seed=2, trial_file=path)
+    model = SimplePrecessionModel()
+    again = run_many(model=model, n_trials=3, seed=2, trial_file=path, resume=True)
+    assert model.call_count == 0
+    assert_same_trials(again, whole)

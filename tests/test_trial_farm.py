@@ -307,6 +307,9 @@ def test_resume_runs_the_unfinished_trials_only(comm, tmp_path):
     got = farmed(farm, 6, seed=13, trial_file=path, resume=True, heuristic_class=heuristic)
     assert comm.allreduce(len(ran_here)) == 3
     check_on_root(comm, got, lambda: serial(6, seed=13))
+    again = farmed(farm, 6, seed=13, trial_file=path, resume=True, heuristic_class=heuristic)  # nothing left to do
+    assert comm.allreduce(len(ran_here)) == 3  # no trial ran again
+    check_on_root(comm, again, lambda: serial(6, seed=13))
 
 
 def test_a_progress_bar_is_drawn_on_rank_0_only(comm):
