@@ -15,7 +15,8 @@ waiting without burning a core, and through
 
 The ways alternate over the rounds; the median wall time is kept. The
 farm's trials must equal the serial ones bitwise (``elapsed_time``
-excepted, a measurement); ``speedup`` is serial over farm.
+excepted, a measurement); ``speedup`` is serial over farm. The report and
+the targets of the section are in :mod:`~mpi_qinfer.cli.bench.report`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ...smc.perf_testing import perf_test_multiple
 from .distributed import _root_alone
 from .report import log
 
-__all__ = ["bench_trials", "trial_targets", "format_trials", "WORKLOADS"]
+__all__ = ["bench_trials", "WORKLOADS"]
 
 #: (n_trials, n_particles, n_exp) of each model, for the full run and for ``--quick``.
 WORKLOADS = {
@@ -140,32 +141,3 @@ def bench_trials(comm, settings, workloads: dict | None = None) -> dict | None:
     if comm.Get_rank() != 0:
         return None
     return {"ranks": size, "rows": rows, "bitwise_equal": all(row["bitwise_equal"] for row in rows)}
-
-
-def trial_targets(section: dict | None, at_two: bool) -> list[dict]:
-    """The targets of the ``trials`` section: serial/farm >= 1.8 for the cheap model in groups of one
-    rank, and for the costly one in groups of two ranks (at 2 ranks)."""
-    if not section:
-        return []
-    checks = []
-    for row in section["rows"]:
-        wanted = (row["model"] == "cheap" and row["group_size"] == 1) or (
-            row["model"] == "costly" and row["group_size"] == 2)
-        if wanted:
-            checks.append({"target": f"perf_test_multiple ({row['model']}, k={row['group_size']}): "
-                                     "serial/farm >= 1.8",
-                           "case": f"trials-{row['model']}-k{row['group_size']}", "value": row["speedup"],
-                           "limit": 1.8, "met": bool(row["speedup"] >= 1.8) if at_two else None})
-    return checks
-
-
-def format_trials(section: dict, out) -> None:
-    """Print the section's rows with ``out`` (one call per line)."""
-    out("")
-    out("perf_test_multiple: serial on the root against the trial farm (TrialFarm), median wall seconds")
-    out(f"  {'model':<8}{'trials':>7}{'particles':>10}{'exp':>5}{'k':>4}{'serial':>11}{'farm':>11}"
-        f"{'speedup':>9}{'bitwise':>9}")
-    for row in section["rows"]:
-        out(f"  {row['model']:<8}{row['n_trials']:>7}{row['n_particles']:>10}{row['n_exp']:>5}{row['group_size']:>4}"
-            f"{row['serial_median_s']:>10.3f}s{row['farm_median_s']:>10.3f}s{row['speedup']:>9.2f}"
-            f"{'ok' if row['bitwise_equal'] else 'MISMATCH':>9}")
