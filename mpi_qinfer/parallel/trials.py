@@ -277,29 +277,42 @@ class _Run:
             raise_failure("TrialFarm set-up", error, failures)
 
     def _agree(self, seed) -> np.random.SeedSequence:
-        """Check that every rank was given the same run; the root's seed (fresh if None) becomes everyone's."""
+        """Check that every rank was given the same run; rank 0's seed (fresh if None) becomes everyone's.
+
+        One ``allgather``: every rank sees every rank's arguments, so all of them raise together.
+        """
         error, key = None, None
         try:
             key = None if seed is None else _seed_key(_seed_sequence(seed))
         except Exception as exc:  # noqa: BLE001 - every rank hears of it
             error = exc
-        root_key = key
         if self.comm_rank == 0 and seed is None:
-            root_key = _seed_key(np.random.SeedSequence())
-        theirs = self.comm.bcast((self.facts, seed is None, root_key), root=0)
-        if error is None and (theirs[0] != self.facts or theirs[1] != (seed is None) or
-                              (seed is not None and theirs[2] != key)):
-            error = ValueError(f"rank {self.comm_rank} was given other arguments than rank 0 (n_trials, "
-                               "n_particles, n_exp, the model's dtype, group_size, trial_file, resume, "
-                               "allow_failures or seed): every rank must make the same call")
-        self._all_or_none(error)
-        entropy, spawn_key, pool_size = theirs[2]
+            key = _seed_key(np.random.SeedSequence())
+        mine = (self.facts, seed is None, key, None if error is None else (pickled_exception(error),
+                                                                            describe_failure(error)))
+        everyone = self.comm.allgather(mine)
+        failures = {rank: theirs[3] for rank, theirs in enumerate(everyone) if theirs[3] is not None}
+        root_facts, root_unseeded, root_key, _ = everyone[0]
+        for rank, (facts, unseeded, their_key, _) in enumerate(everyone):
+            if rank not in failures and (facts != root_facts or unseeded != root_unseeded
+                                         or (not unseeded and their_key != root_key)):
+                mismatch = ValueError(f"rank {rank} was given other arguments than rank 0 (n_trials, n_particles, "
+                                      "n_exp, the model's dtype, group_size, trial_file, resume, allow_failures or "
+                                      "seed): every rank must make the same call")
+                failures[rank] = (pickled_exception(mismatch), describe_failure(mismatch))
+                if rank == self.comm_rank:
+                    error = mismatch
+        if failures:
+            raise_failure("TrialFarm set-up", error, failures)
+        entropy, spawn_key, pool_size = root_key
         return np.random.SeedSequence(entropy, spawn_key=spawn_key, pool_size=pool_size)
 
     def _prepare_file(self, trial_file, resume, seeds) -> tuple[list, dict]:
         """Rank 0 creates the trial file (or reads what it finished); every rank learns what is to do."""
         todo, done, error = list(range(self.n_trials)), {}, None
-        if trial_file is not None and self.comm_rank == 0:
+        if trial_file is None:
+            return todo, done  # nothing can fail, nothing to tell
+        if self.comm_rank == 0:
             try:
                 store, done = TrialStore.open_for_run(trial_file, self.trial.dtype, self.trial.n_exp, seeds, resume)
                 store.close()
@@ -313,10 +326,12 @@ class _Run:
     def _form_groups(self, trial_file) -> None:
         """Split into groups, build each group's proxy, open the file on the leaders; all or none succeed."""
         farm = self.farm
-        self.group_comm = self.comm.Split(color=farm.group, key=self.comm_rank)
+        if farm.group_size == 1 and trial_file is None:
+            return  # every rank is its own group, and nothing can fail here
         error = None
         try:
             if farm.group_size > 1:
+                self.group_comm = self.comm.Split(color=farm.group, key=self.comm_rank)
                 self.proxy = MPIParallelizedModel(self.serial_model, comm=self.group_comm, **farm._proxy_options)
             if farm.is_leader and trial_file is not None:
                 self.store = TrialStore(trial_file, self.trial.dtype, self.trial.n_exp)
