@@ -312,6 +312,47 @@ def test_resume_runs_the_unfinished_trials_only(comm, tmp_path):
     check_on_root(comm, again, lambda: serial(6, seed=13))
 
 
+def test_a_leader_that_cannot_open_the_file_stops_the_run_before_any_trial(comm, tmp_path, monkeypatch):
+    import mpi_qinfer.parallel.trials as trials
+
+    class Unreachable(trials.TrialStore):
+        def __init__(self, path, *args):
+            raise FileNotFoundError(f"{path}: not on this node's file system")
+
+    if comm.Get_rank() == comm.Get_size() - 1:
+        monkeypatch.setattr(trials, "TrialStore", Unreachable)
+    path = f"{shared_dir(comm, tmp_path)}/trials.npy"
+    ran_here = []
+
+    def heuristic(updater):
+        ran_here.append(1)
+        return ExpSparseHeuristic(updater)
+
+    def check():
+        with pytest.raises(FileNotFoundError, match="not on this node"):
+            farmed(TrialFarm(comm), 4, trial_file=path, heuristic_class=heuristic)
+
+    everywhere(comm, check)
+    assert comm.allreduce(len(ran_here)) == 0
+
+
+def test_a_trial_that_cannot_be_written_stops_the_run_on_every_rank(comm, tmp_path, monkeypatch):
+    import mpi_qinfer.parallel.trials as trials
+
+    def full_disk(self, index, performance):
+        raise OSError(28, "No space left on device")
+
+    if comm.Get_rank() == comm.Get_size() - 1:
+        monkeypatch.setattr(trials.TrialStore, "write", full_disk)
+    path = f"{shared_dir(comm, tmp_path)}/trials.npy"
+
+    def check():  # allow_failures does not cover it: the farm could not keep the trial
+        with pytest.raises(OSError, match="No space left"):
+            farmed(TrialFarm(comm), 6, trial_file=path, allow_failures=True)
+
+    everywhere(comm, check)
+
+
 def test_a_progress_bar_is_drawn_on_rank_0_only(comm):
     made = []
 
