@@ -137,7 +137,7 @@ def test_running_out_of_communicators_says_to_share_an_engine(tmp_path):
     source = PROLOGUE + """
 proxies = []
 try:
-    for _ in range(5000):
+    for _ in range(2500):  # MPICH has 2048 context ids; a library with more is not run out of here
         proxies.append(MPIParallelizedModel(SimplePrecessionModel()))
     print("never ran out", flush=True)
 except RuntimeError as error:
@@ -146,7 +146,7 @@ except RuntimeError as error:
 for proxy in proxies:  # release them in order: the root shuts down what the workers serve
     proxy.shutdown() if proxy.is_root else proxy.serve()
 """
-    done, _ = run_mpi_script(tmp_path, source, n_ranks=2, timeout=120)
+    done, _ = run_mpi_script(tmp_path, source, n_ranks=2, timeout=240)
     if "never ran out" in done.stdout:
-        pytest.skip("this MPI library did not run out of communicators at 5000")
+        pytest.skip("this MPI library did not run out of communicators at 2500")
     assert "share an Engine" in done.stdout or "shares an Engine" in done.stdout, done.stdout + done.stderr

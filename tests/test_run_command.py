@@ -259,20 +259,21 @@ def program_lines(stderr: str) -> list[str]:
     Open MPI's mpirun adds a block framed by dashed lines when a rank exits
     with a non-zero status, and its event library may add one-line warnings
     (``[warn] Epoll MOD(4) on fd 20 failed ...``) while the job winds down on a
-    loaded machine; MPICH adds nothing.
+    loaded machine, and PMIx a ``PMIX ERROR: PMIX_ERR_UNREACH`` line when a rank
+    ends before its server heard from it; MPICH adds nothing.
     """
     lines, in_notice = [], False
     for line in stderr.splitlines():
         if line.startswith("-----"):
             in_notice = not in_notice
             continue
-        if not in_notice and not LAUNCHER_NOISE.match(line):
+        if not in_notice and not LAUNCHER_NOISE.search(line):
             lines.append(line)
     return lines
 
 
-#: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE).
-LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)")
+#: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE) and of PMIx.
+LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)|PMIX ERROR: PMIX_ERR_UNREACH")
 
 
 @needs_mpiexec
