@@ -35,13 +35,14 @@ import warnings as _warnings
 from ._version import __version__
 from .distributed.updater import DistributedSMCUpdater
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, MPIUnavailableError, RemoteError
-from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
+from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, Model, Simulatable
 from .models.distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
     ProductDistribution,
     UniformDistribution,
 )
+from .models.domains import Domain, IntegerDomain, MultinomialDomain, ProductDomain, RealDomain
 from .models.interop import register_with_qinfer
 from .runtime import termination
 from .runtime.progress import Progress
@@ -142,6 +143,10 @@ __all__ = [
     "DifferentiableModel",
     "DerivedModel",
     "IntegerDomain",
+    "Domain",
+    "RealDomain",
+    "MultinomialDomain",
+    "ProductDomain",
     "SMCUpdater",
     "DistributedSMCUpdater",
     "LiuWestResampler",

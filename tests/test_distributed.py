@@ -142,7 +142,7 @@ def test_estimates_equal_the_serial_formulas_on_the_gathered_cloud(world):
 
 def qinfer_risk_and_gain(model, weights, locations, expparams):
     """qinfer's bayes_risk and expected_information_gain, written out on a whole cloud."""
-    outcomes = np.asarray(model.domain(expparams[:1]).values)
+    outcomes = np.asarray(model.domain(expparams[:1])[0].values)
     likelihood = model.likelihood(outcomes[:-1], locations, expparams).transpose([0, 2, 1])
     hyp = weights * likelihood
     norm = hyp.sum(axis=2)
@@ -601,6 +601,14 @@ def test_a_prior_that_returns_rows_per_parameter_is_refused_by_both_updaters(wor
     updater.prior = prior
     with pytest.raises(ValueError, match="one row per particle"):
         updater.reset()
+
+
+def test_a_prior_of_another_dimension_is_refused_by_the_distributed_updater_with_what_to_do(world):
+    # SMCUpdater accepts it with a warning, as qinfer does; the distributed sums need n_modelparams columns.
+    error = _raised(lambda: DistributedSMCUpdater(BinomialModel(RamseyModel()), 60, UniformDistribution([0, 1]),
+                                                  rng=0, comm=world))
+    assert type(error) is ValueError, error
+    assert "draws 1 parameter(s)" in str(error) and "dimension 2" in str(error)
 
 
 class _Gaussian:

@@ -268,7 +268,7 @@ def test_every_command_on_comm_self():
         assert_same(proxy.are_models_valid(modelparams), model.are_models_valid(modelparams))
         proxy.clear_cache()
         draws = proxy.simulate_experiment(modelparams, expparams, repeat=3)
-        assert draws.shape == (3, 30, 4) and draws.dtype == model.domain(expparams[:1]).dtype
+        assert draws.shape == (3, 30, 4) and draws.dtype == model.domain(expparams[:1])[0].dtype
         assert np.ndim(proxy.simulate_experiment(modelparams[:1], expparams[:1])) == 0
         assert proxy.engine.calls == 8
 

@@ -111,8 +111,9 @@ def test_integer_domain_attributes():
     assert d.n_members == 4
     np.testing.assert_array_equal(d.values, [2, 3, 4, 5])
     assert d.values.dtype == np.int64
-    default = IntegerDomain()
-    assert (default.min, default.max) == (0, 1)
+    default = IntegerDomain()  # qinfer's default: the non-negative integers
+    assert (default.min, default.max) == (0, np.inf)
+    assert default.is_finite is False and default.n_members == np.inf
 
 
 def test_integer_domain_in_domain():
@@ -326,3 +327,99 @@ def test_models_pickle():
     clone = pickle.loads(pickle.dumps(m))
     assert clone.call_count == m.call_count
     assert clone.rng.random() == m.rng.random()
+
+
+# -- qinfer's semantics: domains per experiment, lenient parameter counts, a clear word on a skipped __init__
+
+
+def test_domain_is_a_list_of_one_domain_per_experiment_and_the_domain_itself_for_none():
+    coin = CoinModel()
+    domains = coin.domain(np.zeros(3))
+    assert domains == [IntegerDomain(0, 1)] * 3
+    assert coin.domain(np.zeros(1)) == [IntegerDomain(0, 1)]
+    assert coin.domain(None) == IntegerDomain(0, 1)
+    die = DieModel()
+    assert die.domain(np.array([(4,)], dtype=die.expparams_dtype)) == [IntegerDomain(0, 3)]
+
+
+class _TwoParameterMock(FiniteOutcomeModel):
+    """qinfer's MockModel: declares two parameters and ignores them (its tests pass one column)."""
+
+    @property
+    def n_modelparams(self):
+        return 2
+
+    @property
+    def expparams_dtype(self):
+        return [("a", float), ("b", int)]
+
+    def n_outcomes(self, expparams):
+        return 2
+
+    def are_models_valid(self, modelparams):
+        return np.ones(modelparams.shape[0], dtype=bool)
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        super().likelihood(outcomes, modelparams, expparams)
+        return self.pr0_to_likelihood_array(outcomes, np.full((modelparams.shape[0], expparams.shape[0]), 0.5))
+
+
+def test_a_users_model_gets_particles_of_any_width_as_in_qinfer():
+    mock = _TwoParameterMock()
+    assert mock.is_n_outcomes_constant is True  # qinfer's default, not an abstract property
+    expparams = np.zeros(4, dtype=mock.expparams_dtype)
+    assert mock.likelihood(np.array([0, 1]), np.zeros((3, 1)), expparams).shape == (2, 3, 4)
+    assert mock.simulate_experiment(np.zeros((3, 1)), expparams, repeat=2).shape == (2, 3, 4)
+    # Still refused: particles that are not a 2-d array of numbers.
+    with pytest.raises(ValueError, match="2-d"):
+        mock.likelihood(np.array([0]), np.zeros(3), expparams)
+    with pytest.raises(TypeError, match="real numbers"):
+        mock.likelihood(np.array([0]), np.array([["a"]]), expparams)
+
+
+def test_the_models_of_this_package_still_check_the_parameter_count():
+    from mpi_qinfer.models.builtin import SimplePrecessionModel
+
+    with pytest.raises(ValueError, match=r"\(n_models, 1\)"):
+        SimplePrecessionModel().likelihood(np.array([0]), np.zeros((3, 2)), np.ones(2))
+
+
+class _ForgetsSuperInit(CoinModel):
+    def __init__(self, bias):
+        self.bias = bias  # and no super().__init__()
+
+
+class _DerivedForgetsSuperInit(DerivedModel):
+    def __init__(self, underlying_model):
+        self.wrapped = underlying_model
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        return self.underlying_model.likelihood(outcomes, modelparams, expparams)
+
+
+def test_a_skipped_super_init_is_named_with_what_to_do():
+    model = _ForgetsSuperInit(0.5)
+    with pytest.raises(AttributeError, match=r"_ForgetsSuperInit.__init__.*does not call super\(\).__init__\(\)"):
+        model.likelihood(np.array([0]), np.full((2, 1), 0.5), np.zeros(1))
+    with pytest.raises(AttributeError, match=r"Call super\(\).__init__\(\) in _ForgetsSuperInit.__init__"):
+        model.simulate_experiment(np.full((2, 1), 0.5), np.zeros(1))
+    with pytest.raises(AttributeError, match="super"):
+        _ = model.rng
+    derived = _DerivedForgetsSuperInit(CoinModel())
+    with pytest.raises(AttributeError, match=r"super\(\).__init__\(underlying_model\)"):
+        _ = derived.n_modelparams
+    # Other missing attributes keep Python's own message, and hasattr still works.
+    with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
+        _ = CoinModel().nothing_here
+    assert not hasattr(model, "rng") and hasattr(CoinModel(), "rng")
+
+
+class _BrokenProperty(CoinModel):
+    @property
+    def n_modelparams(self):
+        return self._typo_in_the_users_code
+
+
+def test_an_attribute_error_inside_a_property_keeps_its_own_message():
+    with pytest.raises(AttributeError, match="_typo_in_the_users_code"):
+        _ = _BrokenProperty().n_modelparams

@@ -229,7 +229,7 @@ def test_binomial_dtype_and_outcome_metadata():
     eps = np.array([(1.0, 3), (2.0, 5)], dtype=dtype)
     np.testing.assert_array_equal(m.n_outcomes(eps), [4, 6])
     assert m.domain(eps) == [IntegerDomain(0, 3), IntegerDomain(0, 5)]
-    assert m.domain(eps[:1]) == IntegerDomain(0, 3)
+    assert m.domain(eps[:1]) == [IntegerDomain(0, 3)]  # a list also for one experiment, as in qinfer
     assert m.are_expparam_dtypes_consistent(eps)
     assert m.decorated_model is m.underlying_model
 

@@ -551,3 +551,27 @@ def test_reset_draws_afresh_and_can_resize_or_keep_parameters():
     np.testing.assert_array_equal(up.particle_weights, kept)
     with pytest.raises(ValueError, match="not both"):
         up.reset(n_particles=10, only_params=slice(0, 1))
+
+
+class _TwoParameterCoin(SimplePrecessionModel):
+    """Declares two parameters but reads only the first (like qinfer's mock models)."""
+
+    _checks_modelparam_count = False
+
+    @property
+    def n_modelparams(self):
+        return 2
+
+
+def test_a_prior_of_another_dimension_warns_with_what_to_do_and_is_used_as_qinfer_does():
+    from mpi_qinfer.smc.updater import PriorDimensionWarning
+
+    with pytest.warns(PriorDimensionWarning, match=r"draws 1 parameter\(s\).*n_modelparams = 2.*dimension 2"):
+        updater = SMCUpdater(_TwoParameterCoin(), 100, UniformDistribution([0, 1]), rng=0)
+    assert updater.particle_locations.shape == (100, 1)
+    updater.update(np.array([0]), np.array([1.0]))
+    assert updater.est_mean().shape == (1,)
+    # A prior that is right draws no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SMCUpdater(_TwoParameterCoin(), 10, UniformDistribution([[0, 1], [0, 1]]), rng=0)

@@ -2,10 +2,11 @@
 
 The classes mirror ``qinfer.abstract_model`` and ``qinfer.derived_models`` of
 qinfer 1.0 (``Simulatable``, ``Model``, ``FiniteOutcomeModel``,
-``DifferentiableModel``, ``DerivedModel``) plus the ``IntegerDomain`` outcome
-domain, with one addition: every model owns a :class:`numpy.random.Generator`
-(:attr:`Simulatable.rng`) that all of its simulation draws from, so that a
-parallel engine can hand each rank its own stream.
+``DifferentiableModel``, ``DerivedModel``), with one addition: every model owns
+a :class:`numpy.random.Generator` (:attr:`Simulatable.rng`) that all of its
+simulation draws from, so that a parallel engine can hand each rank its own
+stream. The outcome domains live in :mod:`~mpi_qinfer.models.domains`
+(``IntegerDomain`` is importable from here too).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import abc
 
 import numpy as np
+
+from .domains import IntegerDomain
 
 __all__ = [
     "IntegerDomain",
@@ -35,23 +38,29 @@ def _safe_len(x) -> int:
 def check_arguments(model, modelparams, expparams) -> None:
     """Raise a clear error, naming the argument, for model parameters or experiments a model cannot use.
 
-    The models of this package call it at the start of every likelihood and
-    simulation (a few attribute reads when the arrays are right).
+    The base classes' ``likelihood`` and ``simulate_experiment`` call it, so
+    every model that calls ``super()`` there is checked (a few attribute reads
+    when the arrays are right).
+
+    The number of columns of ``modelparams`` is checked only for the concrete
+    models of this package (class attribute ``_checks_modelparam_count``): a
+    model of the user's own, like qinfer's, is given what the caller passes
+    (qinfer's own tests drive a two-parameter mock model with one-column
+    particles, which it ignores).
 
     Raises
     ------
     ValueError
-        ``modelparams`` not of shape ``(n_models, n_modelparams)``, or
-        ``expparams`` not 1-d.
+        ``modelparams`` not 2-d (or, for a model of this package, not of
+        shape ``(n_models, n_modelparams)``), or ``expparams`` not 1-d.
     TypeError
         ``modelparams`` not real numbers, or ``expparams`` without the
         model's record fields.
     """
-    n_modelparams = model.n_modelparams
     shape = np.shape(modelparams)
-    if len(shape) != 2 or shape[1] != n_modelparams:
+    if len(shape) != 2 or (getattr(model, "_checks_modelparam_count", False) and shape[1] != model.n_modelparams):
         raise ValueError(
-            f"modelparams must be a 2-d array of shape (n_models, {n_modelparams}), got shape {shape}"
+            f"modelparams must be a 2-d array of shape (n_models, {model.n_modelparams}), got shape {shape}"
         )
     kind = np.asarray(modelparams).dtype.kind if type(modelparams) is not np.ndarray else modelparams.dtype.kind
     if kind not in "biuf":
@@ -71,70 +80,24 @@ def _single_n_outcomes(model, expparams) -> int:
     return int(np.ravel(model.n_outcomes(expparams))[0])
 
 
-class IntegerDomain:
-    """The finite set of integers ``min, min + 1, ..., max``.
+#: Attributes that the base classes' ``__init__`` sets, and the call that sets them.
+_SET_BY_INIT = {
+    "_sim_count": "super().__init__()",
+    "_rng": "super().__init__()",
+    "_call_count": "super().__init__()",
+    "_underlying_model": "super().__init__(underlying_model)",
+}
 
-    Parameters
-    ----------
-    min : int, optional
-        Smallest member (default 0).
-    max : int, optional
-        Largest member (default 1).
-    """
 
-    is_continuous = False
-    is_finite = True
-
-    def __init__(self, min: int = 0, max: int = 1):
-        self.min = int(min)
-        self.max = int(max)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """numpy.dtype : The dtype of the members, ``int64``."""
-        return np.dtype(np.int64)
-
-    @property
-    def n_members(self) -> int:
-        """int : How many integers the domain holds."""
-        return self.max - self.min + 1
-
-    @property
-    def values(self) -> np.ndarray:
-        """numpy.ndarray : Every member, in increasing order."""
-        return np.arange(self.min, self.max + 1, dtype=self.dtype)
-
-    def in_domain(self, points) -> bool:
-        """Whether every one of ``points`` is an integer in ``[min, max]``.
-
-        Parameters
-        ----------
-        points : array_like
-            Values to test.
-
-        Returns
-        -------
-        bool
-        """
-        points = np.asarray(points)
-        if np.iscomplexobj(points):
-            return False
-        return bool(
-            np.all(points >= self.min)
-            and np.all(points <= self.max)
-            and np.all(np.mod(points, 1) == 0)
-        )
-
-    def __eq__(self, other) -> bool:
-        if not isinstance(other, IntegerDomain):
-            return NotImplemented
-        return (self.min, self.max) == (other.min, other.max)
-
-    def __hash__(self) -> int:
-        return hash((IntegerDomain, self.min, self.max))
-
-    def __repr__(self) -> str:
-        return f"IntegerDomain(min={self.min}, max={self.max})"
+def _missing_init_message(model, name: str) -> str:
+    """What to do about a model whose ``__init__`` did not run the base classes' ``__init__``."""
+    cls = type(model).__name__
+    call = _SET_BY_INIT[name]
+    return (
+        f"{cls} has no attribute {name!r}, which the base class's __init__ sets: {cls}.__init__ (or an "
+        f"__init__ between it and the base class) does not call {call}. Call {call} in {cls}.__init__, "
+        "after setting any attribute that n_modelparams or expparams_dtype read."
+    )
 
 
 class Simulatable(abc.ABC):
@@ -152,9 +115,27 @@ class Simulatable(abc.ABC):
         The generator behind :attr:`rng`; ``None`` until first needed.
     """
 
+    #: Whether check_arguments insists on ``n_modelparams`` columns (this package's concrete models do).
+    _checks_modelparam_count = False
+
     def __init__(self):
         self._sim_count = 0
         self._rng = None
+
+    def __getattr__(self, name):
+        # Reached only when normal lookup fails: say what to do when it is an attribute that
+        # the base classes' __init__ sets, i.e. a subclass's __init__ skipped super().__init__().
+        if name in _SET_BY_INIT:
+            raise AttributeError(_missing_init_message(self, name), name=name, obj=self)
+        for klass in type(self).__mro__:
+            if name in klass.__dict__:
+                # A property whose getter raised AttributeError (Python then asks __getattr__):
+                # run the getter again, so that its own error, not "no attribute", reaches the caller.
+                found = klass.__dict__[name]
+                if hasattr(found, "__get__"):
+                    return found.__get__(self, type(self))
+                break
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
     # -- abstract interface ---------------------------------------------------
 
@@ -169,9 +150,9 @@ class Simulatable(abc.ABC):
         """The dtype (scalar or structured) of an experiment parameter array."""
 
     @property
-    @abc.abstractmethod
     def is_n_outcomes_constant(self) -> bool:
-        """bool : True iff the number of outcomes does not depend on the experiment."""
+        """bool : True iff the number of outcomes does not depend on the experiment (default True, as in qinfer)."""
+        return True
 
     @abc.abstractmethod
     def n_outcomes(self, expparams):
@@ -401,7 +382,10 @@ class FiniteOutcomeModel(Model):
     """A model whose outcomes are the integers ``0, ..., n_outcomes - 1``."""
 
     def domain(self, expparams):
-        """The outcome domain(s): one ``IntegerDomain`` or a list, one per experiment.
+        """The outcome domains, ``IntegerDomain(0, n_outcomes - 1)``: a list, one per experiment.
+
+        As in qinfer, ``domain(None)`` of a model whose number of outcomes is
+        constant is the one domain itself, not a list.
 
         Parameters
         ----------
@@ -410,11 +394,12 @@ class FiniteOutcomeModel(Model):
 
         Returns
         -------
-        IntegerDomain or list of IntegerDomain
+        list of IntegerDomain, or IntegerDomain for ``expparams=None``
         """
         if self.is_n_outcomes_constant:
-            return IntegerDomain(0, _single_n_outcomes(self, expparams) - 1)
-        return [IntegerDomain(0, int(n_o) - 1) for n_o in self.n_outcomes(expparams)]
+            domain = IntegerDomain(0, _single_n_outcomes(self, expparams) - 1)
+            return domain if expparams is None else [domain] * _safe_len(expparams)
+        return [IntegerDomain(0, int(n_o) - 1) for n_o in np.atleast_1d(self.n_outcomes(expparams))]
 
     def are_expparam_dtypes_consistent(self, expparams) -> bool:
         """Always True: every outcome is an int64 (see :meth:`Simulatable.are_expparam_dtypes_consistent`)."""

@@ -37,6 +37,8 @@ class SimplePrecessionModel(FiniteOutcomeModel, DifferentiableModel):
     :math:`\omega \ge 0` and the experiment parameter the (float) time ``t``.
     """
 
+    _checks_modelparam_count = True
+
     @property
     def n_modelparams(self) -> int:
         """int : One parameter, the frequency :math:`\\omega`."""
@@ -122,6 +124,8 @@ class RamseyModel(FiniteOutcomeModel):
     ``Pr(0) = 1/2 + 1/2 exp(-t / T2) cos(omega t + phase)``. The experiment
     parameters are a record ``('t', 'f8'), ('phase', 'f8')``.
     """
+
+    _checks_modelparam_count = True
 
     @property
     def n_modelparams(self) -> int:
@@ -217,6 +221,8 @@ class IsingChainModel(FiniteOutcomeModel):
     n_qubits : int, optional
         Chain length, the size knob (default 3).
     """
+
+    _checks_modelparam_count = True
 
     #: Rows diagonalised at a time.
     block_size = 2048
@@ -351,6 +357,8 @@ class BinomialModel(DerivedModel):
         A model with a constant two outcomes.
     """
 
+    _checks_modelparam_count = True
+
     def __init__(self, underlying_model):
         super().__init__(underlying_model)
         if not (
@@ -396,7 +404,7 @@ class BinomialModel(DerivedModel):
         return expparams["n_meas"] + 1
 
     def domain(self, expparams):
-        """``IntegerDomain(0, n_meas)`` per experiment; a bare domain for a single one.
+        """``IntegerDomain(0, n_meas)``, one per experiment (a list, also for a single experiment).
 
         Parameters
         ----------
@@ -405,11 +413,9 @@ class BinomialModel(DerivedModel):
 
         Returns
         -------
-        IntegerDomain or list of IntegerDomain
+        list of IntegerDomain
         """
-        n_meas = np.atleast_1d(expparams["n_meas"])
-        domains = [IntegerDomain(0, int(n)) for n in n_meas]
-        return domains[0] if len(domains) == 1 else domains
+        return [IntegerDomain(0, int(n)) for n in np.atleast_1d(expparams["n_meas"])]
 
     def are_expparam_dtypes_consistent(self, expparams) -> bool:
         """Always True: every outcome is an int64."""

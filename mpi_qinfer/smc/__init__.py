@@ -10,10 +10,12 @@ from .updater import (
     ZERO_WEIGHT_POLICIES,
     ApproximationWarning,
     LiuWestResampler,
+    PriorDimensionWarning,
     ResamplerWarning,
     SMCUpdater,
     UpdaterRecord,
 )
 
 __all__ = ["LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
-           "ZERO_WEIGHT_POLICIES", "perf_test", "perf_test_multiple", "timing", "load_perf_trials"]
+           "ZERO_WEIGHT_POLICIES", "perf_test", "perf_test_multiple", "timing", "load_perf_trials",
+           "PriorDimensionWarning"]

@@ -20,7 +20,7 @@ from .posterior import credible_region, entropy, marginal
 
 __all__ = [
     "LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
-    "ZERO_WEIGHT_POLICIES",
+    "ZERO_WEIGHT_POLICIES", "PriorDimensionWarning",
 ]
 
 #: What :meth:`SMCUpdater.update` may do when a datum leaves every weight zero (qinfer's names).
@@ -43,7 +43,20 @@ def _canonicalize(model, locations: np.ndarray) -> np.ndarray:
     return locations if canonicalize is None else canonicalize(locations)
 
 
-def _prior_sample(prior, model, n: int, rng) -> np.ndarray:
+class PriorDimensionWarning(UserWarning):
+    """A prior draws another number of parameters per particle than the model's ``n_modelparams``."""
+
+
+def _prior_dimension_message(prior, model, width: int) -> str:
+    n_mp = int(model.n_modelparams)
+    return (
+        f"prior {prior!r} draws {width} parameter(s) per particle, but {type(model).__name__} has "
+        f"n_modelparams = {n_mp}: give a prior of dimension {n_mp} (its n_rvs), for example a "
+        f"ProductDistribution of one distribution per parameter, or fix the model's n_modelparams"
+    )
+
+
+def _prior_sample(prior, model, n: int, rng, *, other_width: str = "error") -> np.ndarray:
     """``n`` canonical particles from ``prior``, shape ``(n, n_modelparams)``.
 
     Shared by :class:`SMCUpdater` and
@@ -53,6 +66,12 @@ def _prior_sample(prior, model, n: int, rng) -> np.ndarray:
     other shape is refused rather than reshaped, since a ``(n_modelparams, n)``
     array reshaped to ``(n, n_modelparams)`` would mix the parameters of
     different particles.
+
+    A prior with one row per particle but another number of columns than
+    ``n_modelparams`` raises a ValueError that says what to do, or, with
+    ``other_width="warn"`` (the serial updater: qinfer accepts such a prior,
+    and its own tests give a two-parameter mock model a one-dimensional
+    prior), gives a :class:`PriorDimensionWarning` and is used as it is.
     """
     if "rng" in inspect.signature(prior.sample).parameters:
         drawn = prior.sample(n=n, rng=rng)
@@ -60,7 +79,11 @@ def _prior_sample(prior, model, n: int, rng) -> np.ndarray:
         drawn = prior.sample(n=n)
     drawn = np.asarray(drawn, dtype=np.float64)
     want = (int(n), int(model.n_modelparams))
-    if drawn.shape != want:
+    if drawn.ndim == 2 and drawn.shape[0] == want[0] and drawn.shape[1] != want[1]:
+        if other_width != "warn":
+            raise ValueError(_prior_dimension_message(prior, model, drawn.shape[1]))
+        warnings.warn(_prior_dimension_message(prior, model, drawn.shape[1]), PriorDimensionWarning, stacklevel=4)
+    elif drawn.shape != want:
         raise ValueError(
             f"prior {prior!r}: sample(n) must return one row per particle, shape (n, n_modelparams) = {want}, "
             f"but it returned shape {drawn.shape}"
@@ -354,7 +377,7 @@ class SMCUpdater(UpdaterRecord):
 
     def _sample_prior(self, n: int) -> np.ndarray:
         """``n`` canonical particles from the prior, drawn with the updater's generator when it takes one."""
-        return _prior_sample(self.prior, self.model, n, self.rng)
+        return _prior_sample(self.prior, self.model, n, self.rng, other_width="warn")
 
     @property
     def zero_weight_policy(self) -> str:
@@ -635,9 +658,13 @@ class SMCUpdater(UpdaterRecord):
         model = self.model
         domain = getattr(model, "domain", None)
         if domain is not None:
-            domains = domain(expparams)
-            if not isinstance(domains, (list, tuple)):
+            constant = getattr(model, "is_n_outcomes_constant", False)
+            # One experiment's domain stands for all when the outcomes do not depend on the experiment.
+            domains = domain(expparams[:1] if constant else expparams)
+            if not isinstance(domains, (list, tuple)):  # a model that answers one domain, not a list
                 return [(np.asarray(domains.values), np.arange(n_exp))]
+            if constant:
+                return [(np.asarray(domains[0].values), np.arange(n_exp))]
             values = [np.asarray(d.values) for d in domains]
         elif hasattr(model, "n_outcomes"):
             counts = np.broadcast_to(np.asarray(model.n_outcomes(expparams)), (n_exp,))
