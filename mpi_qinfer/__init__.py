@@ -36,6 +36,18 @@ from ._version import __version__
 from .distributed.updater import DistributedSMCUpdater
 from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, MPIUnavailableError, RemoteError
 from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, Model, Simulatable
+from .models.builtin import (
+    BinomialModel,
+    CoinModel,
+    IsingChainModel,
+    NDieModel,
+    NoisyCoinModel,
+    RamseyModel,
+    SimpleInversionModel,
+    SimplePrecessionModel,
+    UnknownT2Model,
+)
+from .models.derived import GaussianRandomWalkModel, MLEModel, MultinomialModel, PoisonedModel, RandomWalkModel
 from .models.distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
@@ -44,11 +56,13 @@ from .models.distributions import (
 )
 from .models.domains import Domain, IntegerDomain, MultinomialDomain, ProductDomain, RealDomain
 from .models.interop import register_with_qinfer
+from .models.rb import RandomizedBenchmarkingModel
 from .runtime import termination
 from .runtime.progress import Progress
 from .smc.checkpoint import Checkpointer, CheckpointError, load_checkpoint, save_checkpoint
 from .smc.heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
 from .smc.perf_testing import load_perf_trials, perf_test, perf_test_multiple, timing
+from .smc.simple_est import simple_est_prec, simple_est_rb
 from .smc.updater import LiuWestResampler, SMCUpdater
 
 #: The public names whose modules import mpi4py.MPI, and those modules.
@@ -147,6 +161,23 @@ __all__ = [
     "RealDomain",
     "MultinomialDomain",
     "ProductDomain",
+    "SimplePrecessionModel",
+    "SimpleInversionModel",
+    "UnknownT2Model",
+    "RamseyModel",
+    "IsingChainModel",
+    "CoinModel",
+    "NoisyCoinModel",
+    "NDieModel",
+    "BinomialModel",
+    "MultinomialModel",
+    "PoisonedModel",
+    "MLEModel",
+    "RandomWalkModel",
+    "GaussianRandomWalkModel",
+    "RandomizedBenchmarkingModel",
+    "simple_est_prec",
+    "simple_est_rb",
     "SMCUpdater",
     "DistributedSMCUpdater",
     "LiuWestResampler",

@@ -1,4 +1,5 @@
-"""Concrete serial models: precession, Ramsey, an Ising-chain benchmark, and the binomial decorator.
+"""Concrete serial models: precession and inversion, Ramsey, unknown T2, coins and dice, an Ising-chain
+benchmark, and the binomial decorator.
 
 Every likelihood here computes each particle (model row) on its own, with
 purely elementwise arithmetic, so evaluating any subset of rows gives bitwise
@@ -19,6 +20,11 @@ __all__ = [
     "RamseyModel",
     "IsingChainModel",
     "BinomialModel",
+    "SimpleInversionModel",
+    "UnknownT2Model",
+    "CoinModel",
+    "NoisyCoinModel",
+    "NDieModel",
 ]
 
 
@@ -34,10 +40,22 @@ class SimplePrecessionModel(FiniteOutcomeModel, DifferentiableModel):
     r"""A qubit precessing at unknown frequency :math:`\omega`.
 
     ``Pr(0 | omega; t) = cos^2(omega t / 2)``; the model parameter is
-    :math:`\omega \ge 0` and the experiment parameter the (float) time ``t``.
+    :math:`\omega \ge` ``min_freq`` and the experiment parameter the (float)
+    time ``t``.
+
+    Parameters
+    ----------
+    min_freq : float, optional
+        The smallest valid frequency (default 0); qinfer's argument, for
+        testing with deliberately broken models.
     """
 
     _checks_modelparam_count = True
+    _min_freq = 0
+
+    def __init__(self, min_freq: float = 0):
+        super().__init__()
+        self._min_freq = min_freq
 
     @property
     def n_modelparams(self) -> int:
@@ -69,7 +87,7 @@ class SimplePrecessionModel(FiniteOutcomeModel, DifferentiableModel):
         return 2
 
     def are_models_valid(self, modelparams) -> np.ndarray:
-        """Valid iff :math:`\\omega \\ge 0`.
+        """Valid iff :math:`\\omega \\ge` ``min_freq``.
 
         Parameters
         ----------
@@ -79,7 +97,7 @@ class SimplePrecessionModel(FiniteOutcomeModel, DifferentiableModel):
         -------
         numpy.ndarray of bool, shape (n_models,)
         """
-        return np.all(modelparams >= 0, axis=1)
+        return np.all(modelparams >= self._min_freq, axis=1)
 
     def _pr0(self, modelparams, expparams) -> np.ndarray:
         t = _as_times(expparams)
@@ -343,6 +361,22 @@ def _xlogy(x, y) -> np.ndarray:
         return np.where(x == 0, 0.0, x * np.log(y))
 
 
+def _expparams_with_n_meas(underlying_model) -> tuple[bool, list]:
+    """Whether a model's experiments are scalars, and its experiment dtype with ``('n_meas', 'uint')`` added.
+
+    Scalar experiment parameters move into a field ``'x'``; a list of fields
+    is kept as the model gives it (``[] + [('n_meas', 'uint')]`` for a model
+    without experiment parameters), as in qinfer.
+    """
+    given = underlying_model.expparams_dtype
+    under_dtype = np.dtype(given)
+    if under_dtype.names is None:
+        return True, [("x", given), ("n_meas", "uint")]
+    if isinstance(given, (list, tuple)):
+        return False, list(given) + [("n_meas", "uint")]
+    return False, [(name, under_dtype.fields[name][0]) for name in under_dtype.names] + [("n_meas", "uint")]
+
+
 class BinomialModel(DerivedModel):
     """Repeated independent measurements of a two-outcome model (qinfer's ``BinomialModel``).
 
@@ -366,14 +400,7 @@ class BinomialModel(DerivedModel):
             and _n_outcomes_of(underlying_model) == 2
         ):
             raise ValueError("Decorated model must be a two-outcome model.")
-        under_dtype = np.dtype(underlying_model.expparams_dtype)
-        self._expparams_scalar = under_dtype.names is None
-        if self._expparams_scalar:
-            self._expparams_dtype = [("x", underlying_model.expparams_dtype), ("n_meas", "uint")]
-        else:
-            self._expparams_dtype = [
-                (name, under_dtype.fields[name][0]) for name in under_dtype.names
-            ] + [("n_meas", "uint")]
+        self._expparams_scalar, self._expparams_dtype = _expparams_with_n_meas(underlying_model)
 
     @property
     def decorated_model(self):
@@ -462,3 +489,326 @@ class BinomialModel(DerivedModel):
         return self.underlying_model.update_timestep(
             modelparams, self._underlying_expparams(expparams)
         )
+
+
+def _field(expparams, name: str) -> np.ndarray:
+    """The float64 values of one record field of ``expparams``, flattened to 1-d."""
+    return np.asarray(np.asarray(expparams)[name], dtype=np.float64).reshape(-1)
+
+
+class SimpleInversionModel(FiniteOutcomeModel, DifferentiableModel):
+    r"""A qubit precessing at :math:`\omega`, probed by inversion at a guess :math:`\omega_-`.
+
+    qinfer's interactive quantum likelihood estimation model:
+    ``Pr(0 | omega; t, w_) = cos^2(t (omega - w_) / 2)``. The experiment is a
+    record ``[('t', 'float'), ('w_', 'float')]`` (the form
+    :class:`~mpi_qinfer.smc.heuristics.PGH` fills in with ``inv_field='w_'``).
+
+    Parameters
+    ----------
+    min_freq : float, optional
+        Models are valid when :math:`\omega >` ``min_freq`` (default 0), as in
+        qinfer.
+    """
+
+    _checks_modelparam_count = True
+
+    def __init__(self, min_freq: float = 0):
+        super().__init__()
+        self._min_freq = min_freq
+
+    @property
+    def n_modelparams(self) -> int:
+        """int : One parameter, the frequency :math:`\\omega`."""
+        return 1
+
+    @property
+    def modelparam_names(self) -> list[str]:
+        """list of str : ``['\\\\omega']``."""
+        return [r"\omega"]
+
+    @property
+    def expparams_dtype(self) -> list:
+        """list : ``[('t', 'float'), ('w_', 'float')]``."""
+        return [("t", "float"), ("w_", "float")]
+
+    @property
+    def is_n_outcomes_constant(self) -> bool:
+        """bool : Always True (two outcomes)."""
+        return True
+
+    def n_outcomes(self, expparams) -> int:
+        """Two outcomes for every experiment."""
+        return 2
+
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """Valid iff :math:`\\omega >` ``min_freq`` (strictly, as in qinfer)."""
+        return np.all(modelparams > self._min_freq, axis=1)
+
+    def _phase(self, modelparams, expparams) -> tuple[np.ndarray, np.ndarray]:
+        """``(t, t (omega - w_) / 2)``, shapes (1, n_exp) and (n_models, n_exp)."""
+        t = _field(expparams, "t")[np.newaxis, :]
+        detuning = modelparams[:, 0:1] - _field(expparams, "w_")[np.newaxis, :]
+        return t, t * detuning / 2
+
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """``cos^2`` / ``sin^2`` of ``t (omega - w_) / 2`` for outcomes 0 / 1 (see :meth:`Model.likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outcomes, n_models, n_experiments)
+        """
+        super().likelihood(outcomes, modelparams, expparams)
+        return self.pr0_to_likelihood_array(outcomes, np.cos(self._phase(modelparams, expparams)[1]) ** 2)
+
+    def score(self, outcomes, modelparams, expparams, return_L: bool = False):
+        """d/domega log Pr: ``-t tan`` for outcome 0, ``t / tan`` for outcome 1 (see :meth:`DifferentiableModel.score`).
+
+        Returns
+        -------
+        q : numpy.ndarray, shape (1, n_outcomes, n_models, n_experiments)
+        L : numpy.ndarray, shape (n_outcomes, n_models, n_experiments)
+            Only if ``return_L``.
+        """
+        outcomes = np.atleast_1d(np.asarray(outcomes))
+        t, phase = self._phase(modelparams, expparams)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tangent = np.tan(phase)
+            q = np.where((outcomes == 0)[:, np.newaxis, np.newaxis], -t * tangent, t / tangent)[np.newaxis]
+        if return_L:
+            return q, self.likelihood(outcomes, modelparams, expparams)
+        return q
+
+
+class UnknownT2Model(FiniteOutcomeModel):
+    r"""Precession at :math:`\omega` that dephases at an unknown rate :math:`T_2^{-1}`.
+
+    ``Pr(0) = v cos^2(omega t / 2) + (1 - v) / 2`` with visibility
+    ``v = exp(-t / T2)``. The model parameters are :math:`(\omega,
+    T_2^{-1})`; the experiment is a record ``[('t', 'float')]``.
+    """
+
+    _checks_modelparam_count = True
+
+    @property
+    def n_modelparams(self) -> int:
+        """int : Two parameters, :math:`\\omega` and :math:`T_2^{-1}`."""
+        return 2
+
+    @property
+    def modelparam_names(self) -> list[str]:
+        """list of str : ``['\\\\omega', 'T_2^{-1}']``."""
+        return [r"\omega", r"T_2^{-1}"]
+
+    @property
+    def expparams_dtype(self) -> list:
+        """list : ``[('t', 'float')]``."""
+        return [("t", "float")]
+
+    def n_outcomes(self, expparams) -> int:
+        """Two outcomes for every experiment."""
+        return 2
+
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """Valid iff both parameters are non-negative."""
+        return np.all(modelparams >= 0, axis=1)
+
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """Pr(outcome | omega, 1/T2; t) (see :meth:`Model.likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outcomes, n_models, n_experiments)
+        """
+        super().likelihood(outcomes, modelparams, expparams)
+        omega, t2_inv = modelparams[:, 0:1], modelparams[:, 1:2]
+        t = _field(expparams, "t")[np.newaxis, :]
+        visibility = np.exp(-t * t2_inv)
+        pr0 = visibility * np.cos(omega * t / 2) ** 2 + (1 - visibility) / 2
+        return self.pr0_to_likelihood_array(outcomes, pr0)
+
+
+def _are_probabilities(modelparams) -> np.ndarray:
+    """Rows whose every entry lies in [0, 1]."""
+    return np.all((modelparams >= 0) & (modelparams <= 1), axis=1)
+
+
+class CoinModel(FiniteOutcomeModel, DifferentiableModel):
+    """A coin of unknown bias: the model parameter ``p`` is Pr(0); an experiment is one flip.
+
+    There are no experiment parameters (``expparams_dtype`` is ``[]``, as in
+    qinfer): only the number of experiments counts, so any 1-d array of that
+    length (``np.ones(10, dtype=int)``) serves as ``expparams``.
+    """
+
+    _checks_modelparam_count = True
+
+    @property
+    def n_modelparams(self) -> int:
+        """int : One parameter, the bias ``p``."""
+        return 1
+
+    @property
+    def modelparam_names(self) -> list[str]:
+        """list of str : ``['p']``."""
+        return ["p"]
+
+    @property
+    def expparams_dtype(self) -> list:
+        """list : ``[]``, no experiment parameters."""
+        return []
+
+    @property
+    def is_n_outcomes_constant(self) -> bool:
+        """bool : Always True (two outcomes)."""
+        return True
+
+    def n_outcomes(self, expparams) -> int:
+        """Two outcomes for every experiment."""
+        return 2
+
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """Valid iff ``0 <= p <= 1``."""
+        return _are_probabilities(modelparams)
+
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """``p`` for outcome 0 and ``1 - p`` for outcome 1, for every experiment (see :meth:`Model.likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outcomes, n_models, n_experiments)
+        """
+        super().likelihood(outcomes, modelparams, expparams)
+        n_exp = np.shape(expparams)[0]
+        pr0 = np.repeat(np.asarray(modelparams, dtype=np.float64)[:, 0:1], n_exp, axis=1)
+        return self.pr0_to_likelihood_array(outcomes, pr0)
+
+    def score(self, outcomes, modelparams, expparams, return_L: bool = False):
+        """d/dp log Pr: ``1 / p`` for outcome 0, ``-1 / (1 - p)`` for outcome 1 (see :meth:`DifferentiableModel.score`).
+
+        Returns
+        -------
+        q : numpy.ndarray, shape (1, n_outcomes, n_models, n_experiments)
+        L : numpy.ndarray, shape (n_outcomes, n_models, n_experiments)
+            Only if ``return_L``.
+        """
+        side = np.atleast_1d(np.asarray(outcomes)).reshape(-1)[:, np.newaxis]
+        p = np.asarray(modelparams, dtype=np.float64)[:, 0][np.newaxis, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = (1 - side) / p - side / (1 - p)  # (n_outcomes, n_models)
+        n_exp = np.shape(expparams)[0]
+        q = np.repeat(q[np.newaxis, :, :, np.newaxis], n_exp, axis=3)
+        if return_L:
+            return q, self.likelihood(outcomes, modelparams, expparams)
+        return q
+
+
+class NoisyCoinModel(FiniteOutcomeModel):
+    r"""A coin seen through a noisy readout (qinfer's model of Ferrie and Blume-Kohout).
+
+    The model parameter ``p`` is the probability of a true 0; the experiment
+    record ``[('alpha', 'float'), ('beta', 'float')]`` gives the probability
+    of reading 0 when the truth is 0 (:math:`\alpha`) and when it is 1
+    (:math:`\beta`): ``Pr(0) = p alpha + (1 - p) beta``. An ideal readout
+    has ``alpha = 1``, ``beta = 0``.
+    """
+
+    _checks_modelparam_count = True
+
+    @property
+    def n_modelparams(self) -> int:
+        """int : One parameter, ``p``."""
+        return 1
+
+    @property
+    def expparams_dtype(self) -> list:
+        """list : ``[('alpha', 'float'), ('beta', 'float')]``."""
+        return [("alpha", "float"), ("beta", "float")]
+
+    @property
+    def is_n_outcomes_constant(self) -> bool:
+        """bool : Always True (two outcomes)."""
+        return True
+
+    def n_outcomes(self, expparams) -> int:
+        """Two outcomes for every experiment."""
+        return 2
+
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """Valid iff ``0 <= p <= 1``."""
+        return _are_probabilities(modelparams)
+
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """Pr(outcome | p; alpha, beta) (see :meth:`Model.likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outcomes, n_models, n_experiments)
+        """
+        super().likelihood(outcomes, modelparams, expparams)
+        p = modelparams[:, 0:1]
+        alpha = _field(expparams, "alpha")[np.newaxis, :]
+        beta = _field(expparams, "beta")[np.newaxis, :]
+        return self.pr0_to_likelihood_array(outcomes, p * alpha + (1 - p) * beta)
+
+
+class NDieModel(FiniteOutcomeModel):
+    """A die with ``n`` sides of unknown weights; an experiment is one roll.
+
+    The model parameters are the ``n`` side probabilities, outcomes the side
+    (``0, ..., n - 1``). The experiment record ``[('exp_num', 'int')]`` is a
+    label that does not enter the likelihood.
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of sides (default 6).
+    threshold : float, optional
+        How far from 1 the weights of a valid model may sum (default 1e-7).
+    """
+
+    _checks_modelparam_count = True
+
+    def __init__(self, n: int = 6, threshold: float = 1e-7):
+        super().__init__()
+        if int(n) < 1:
+            raise ValueError(f"n must be a positive number of sides, got {n!r}")
+        self._n = int(n)
+        self._threshold = threshold
+
+    @property
+    def n_modelparams(self) -> int:
+        """int : ``n``, one weight per side."""
+        return self._n
+
+    @property
+    def expparams_dtype(self) -> list:
+        """list : ``[('exp_num', 'int')]`` (a label only)."""
+        return [("exp_num", "int")]
+
+    @property
+    def is_n_outcomes_constant(self) -> bool:
+        """bool : Always True (``n`` outcomes)."""
+        return True
+
+    def n_outcomes(self, expparams) -> int:
+        """``n`` outcomes for every experiment."""
+        return self._n
+
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """Valid iff every weight is in [0, 1] and they sum to 1 within ``threshold``."""
+        sums_to_one = np.abs(np.sum(modelparams, axis=1) - 1) <= self._threshold
+        return sums_to_one & _are_probabilities(modelparams)
+
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """The weight of each outcome's side, the same for every experiment (see :meth:`Model.likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_outcomes, n_models, n_experiments)
+        """
+        super().likelihood(outcomes, modelparams, expparams)
+        sides = np.atleast_1d(np.asarray(outcomes))
+        weights = np.asarray(modelparams)[:, sides].T  # (n_outcomes, n_models)
+        n_exp = np.shape(expparams)[0]
+        return np.repeat(weights[:, :, np.newaxis], n_exp, axis=2)

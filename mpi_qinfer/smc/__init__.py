@@ -6,6 +6,7 @@ names of :mod:`~mpi_qinfer.smc.updater` are re-exported (``from mpi_qinfer.smc i
 """
 
 from .perf_testing import load_perf_trials, perf_test, perf_test_multiple, timing
+from .simple_est import simple_est_prec, simple_est_rb
 from .updater import (
     ZERO_WEIGHT_POLICIES,
     ApproximationWarning,
@@ -18,4 +19,4 @@ from .updater import (
 
 __all__ = ["LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
            "ZERO_WEIGHT_POLICIES", "perf_test", "perf_test_multiple", "timing", "load_perf_trials",
-           "PriorDimensionWarning"]
+           "PriorDimensionWarning", "simple_est_prec", "simple_est_rb"]
