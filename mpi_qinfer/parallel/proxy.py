@@ -138,6 +138,9 @@ class MPIParallelizedModel(DerivedModel):
             register_with_qinfer()
         self._policy = ThresholdPolicy(serial_threshold)
         self._routes: dict[tuple, Route] = {}  # likelihood call shapes seen, and what was decided
+        # A likelihood that draws random numbers (a poisoned model) matches the serial model's only
+        # where the serial model itself draws: such calls stay on the root.
+        self._likelihood_on_root = _random_likelihood(serial_model)
         self._seeded = seed is not None
         self._seeds = np.random.default_rng(seed)
         super().__init__(serial_model)
@@ -281,7 +284,7 @@ class MPIParallelizedModel(DerivedModel):
         rejects it as it would without the proxy.
         """
         engine = self._live_root_engine()
-        if engine is None or self._alone:
+        if engine is None or self._alone or (command == _LIKELIHOOD and self._likelihood_on_root):
             return self._serially(serial, random)
         # The common case first, in a few attribute reads: a settled serial size class
         # (unless the caller asked already: the question counts toward the next re-check).
@@ -370,7 +373,11 @@ class MPIParallelizedModel(DerivedModel):
     def likelihood(self, outcomes, modelparams, expparams):
         """Likelihoods of ``outcomes``, shape ``(n_outcomes, n_models, n_expparams)``.
 
-        Bitwise the serial model's answer, computed across all ranks.
+        Bitwise the serial model's answer, computed across all ranks; on the
+        root alone for a model whose likelihood draws random numbers
+        (:class:`~mpi_qinfer.models.derived.PoisonedModel`, also qinfer's, or
+        a model that decorates one), so that the answer is the serial
+        model's own draw.
         """
         under = self._underlying_model
         route = None
@@ -405,7 +412,7 @@ class MPIParallelizedModel(DerivedModel):
         evaluations = _evaluations(modelparams, expparams, outcomes.size)
         if modelparams.ndim != 2 or expparams.ndim != 1 or outcomes.ndim > 1:
             route = Route(self._engine, evaluations, fixed_class(False))  # the general path decides
-        elif self._alone or len(modelparams) * len(expparams) == 0:
+        elif self._alone or self._likelihood_on_root or len(modelparams) * len(expparams) == 0:
             route = Route(self._engine, evaluations, fixed_class(True))  # the general path would run it serially
         else:
             n_models, n_exp = len(modelparams), len(expparams)
@@ -585,6 +592,21 @@ class DifferentiableMPIParallelizedModel(MPIParallelizedModel, DifferentiableMod
         if not callable(getattr(serial_model, "score", None)):
             raise TypeError(f"{type(serial_model).__name__} has no score(); it is not differentiable")
         super().__init__(serial_model, *args, **kwargs)
+
+
+def _random_likelihood(model) -> bool:
+    """Whether ``model`` or a model it decorates draws random numbers in its likelihood.
+
+    This package's models say so with a class attribute ``_random_likelihood``;
+    qinfer's ``PoisonedModel`` is the one such model of qinfer.
+    """
+    chain = (model, *tuple(getattr(model, "model_chain", ()) or ()))
+    for member in chain:
+        kind = type(member)
+        if getattr(kind, "_random_likelihood", False) or (
+                kind.__name__ == "PoisonedModel" and kind.__module__.startswith("qinfer")):
+            return True
+    return False
 
 
 def _static_timestep(model) -> bool:
