@@ -69,8 +69,12 @@ def as_array(value, ndims: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _fields_match(have: np.dtype, want: np.dtype) -> bool:
-    """Whether an expparams dtype has the model's fields (any order, any field dtypes)."""
-    if have == want:
+    """Whether an expparams dtype has the model's fields (any order, any field dtypes).
+
+    A model without experiment parameters (``expparams_dtype`` ``[]``, qinfer's
+    coin) needs no field: any 1-d array of the right length will do.
+    """
+    if have == want or want.names == ():
         return True
     if want.names is None or have.names is None:
         return want.names is None and have.names is None
