@@ -1,7 +1,7 @@
 """Making mpi_qinfer's models and proxy pass the real qinfer package's type checks.
 
 qinfer's model classes (``Simulatable``, ``Model``, ``FiniteOutcomeModel``,
-``DifferentiableModel``, ``DerivedModel``) are :class:`abc.ABCMeta` classes,
+``DifferentiableModel``, ``DerivedModel``) and its ``Domain`` are :class:`abc.ABCMeta` classes,
 and the few places where qinfer checks a model's type use ``isinstance``
 (``ALEApproximateModel``, ``DifferentiableBinomialModel``, ``SMCUpdaterBCRB``).
 :func:`register_with_qinfer` registers this package's bases as *virtual
@@ -21,6 +21,7 @@ import importlib.util
 import sys
 
 from .base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, Model, Simulatable
+from .domains import Domain
 
 __all__ = ["register_with_qinfer"]
 
@@ -31,6 +32,7 @@ _COUNTERPARTS = (
     (FiniteOutcomeModel, "FiniteOutcomeModel"),
     (DifferentiableModel, "DifferentiableModel"),
     (DerivedModel, "DerivedModel"),
+    (Domain, "Domain"),
 )
 
 #: The qinfer module the classes were registered with, once done.
