@@ -226,3 +226,21 @@ def test_a_poisoned_likelihood_is_the_serial_models_own_draw(comm, threshold, ma
         check_simulation(proxy, serial, modelparams, expparams, repeat=2)
 
     run_parallel(comm, make(), check, serial_threshold=threshold)
+
+
+def test_qinfers_poisoned_model_is_its_own_draw_too(comm, threshold):
+    """qinfer's PoisonedModel (in the qinfer venv) draws from the global generator: its calls stay on the root."""
+    qinfer = pytest.importorskip("qinfer")
+
+    def check(proxy, serial):
+        modelparams = np.random.default_rng(14).uniform(0.1, 2, (200, 1))
+        calls = proxy.engine.calls
+        for _ in range(3):
+            np.random.seed(5)
+            got = proxy.likelihood(np.array([0, 1]), modelparams, _times(float))
+            np.random.seed(5)
+            assert_bitwise(got, serial.likelihood(np.array([0, 1]), modelparams, _times(float)), "likelihood")
+        assert proxy.engine.calls == calls
+
+    run_parallel(comm, qinfer.PoisonedModel(qinfer.SimplePrecessionModel(), tol=1e-2), check,
+                 serial_threshold=threshold)
