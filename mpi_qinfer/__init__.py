@@ -47,7 +47,15 @@ from .models.builtin import (
     SimplePrecessionModel,
     UnknownT2Model,
 )
-from .models.derived import GaussianRandomWalkModel, MLEModel, MultinomialModel, PoisonedModel, RandomWalkModel
+from .models.derived import (
+    ALEApproximateModel,
+    GaussianHyperparameterizedModel,
+    GaussianRandomWalkModel,
+    MLEModel,
+    MultinomialModel,
+    PoisonedModel,
+    RandomWalkModel,
+)
 from .models.distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
@@ -176,6 +184,8 @@ __all__ = [
     "RandomWalkModel",
     "GaussianRandomWalkModel",
     "RandomizedBenchmarkingModel",
+    "ALEApproximateModel",
+    "GaussianHyperparameterizedModel",
     "simple_est_prec",
     "simple_est_rb",
     "SMCUpdater",

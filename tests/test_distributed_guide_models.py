@@ -29,6 +29,7 @@ from mpi_qinfer.models.builtin import (
     UnknownT2Model,
 )
 from mpi_qinfer.models.derived import (
+    GaussianHyperparameterizedModel,
     GaussianRandomWalkModel,
     MLEModel,
     MultinomialModel,
@@ -73,7 +74,7 @@ class Case:
     truth: np.ndarray  # the model that simulates the data, (1, n_modelparams)
     experiment: Callable  # (model, index) -> one experiment, shape (1,)
     random_step: bool = False  # update_timestep draws: the ranks' steps are their own
-    normalised: bool = True  # the likelihood sums to one over the outcomes (MLEModel's power does not)
+    normalised: bool = True  # sums to one over the domain's values (not MLEModel's power, nor a real density)
 
 
 def _record(model, **fields):
@@ -109,6 +110,9 @@ CASES = [
     # tol = 0: the poison is exactly zero, so the weights can be compared; the draws still happen.
     Case("poisoned", lambda: PoisonedModel(SimplePrecessionModel(), tol=0.0), lambda: UniformDistribution([0, 2]),
          np.array([[0.8]]), lambda m, i: np.array([1.0 + i])),
+    Case("gaussian-hyper", lambda: GaussianHyperparameterizedModel(CoinModel()),
+         lambda: ProductDistribution(UniformDistribution([[0, 1], [-1, 0], [0, 1], [0.1, 1], [0.1, 1]])),
+         np.array([[0.3, -0.5, 0.5, 0.2, 0.3]]), lambda m, i: np.ones(1, dtype=int), normalised=False),
     Case("random-walk", lambda: RandomWalkModel(SimplePrecessionModel(), NormalDistribution(0, 1e-4)),
          lambda: UniformDistribution([0, 2]), np.array([[0.8]]), lambda m, i: np.array([1.0 + i]), True),
     Case("gaussian-walk", lambda: GaussianRandomWalkModel(BinomialModel(CoinModel())),

@@ -32,6 +32,8 @@ from mpi_qinfer.models.builtin import (
     UnknownT2Model,
 )
 from mpi_qinfer.models.derived import (
+    ALEApproximateModel,
+    GaussianHyperparameterizedModel,
     GaussianRandomWalkModel,
     MLEModel,
     MultinomialModel,
@@ -113,6 +115,10 @@ CASES = [
     Case("gaussian-walk-fixed", lambda: GaussianRandomWalkModel(
         BinomialModel(CoinModel()), fixed_covariance=np.array([0.01])), _uniform(0.3, 0.7, 1),
          lambda m: _records(m.expparams_dtype, n_meas=np.arange(N_EXP) + 3)),
+    Case("gaussian-hyper", lambda: GaussianHyperparameterizedModel(CoinModel()),
+         lambda rng: np.column_stack([rng.uniform(0, 1, N_MODELS), rng.normal(0, 3, (N_MODELS, 2)),
+                                      rng.uniform(0.5, 2, (N_MODELS, 2))]),
+         lambda m: np.ones(N_EXP, dtype=int)),
     Case("gaussian-walk-learned", lambda: GaussianRandomWalkModel(
         MultinomialModel(NDieModel(n=4)), random_walk_idxs=[0, 2], diagonal=False, scale_mult="n_meas"),
          _simplex(4, extra=3), _multinomial_experiments),
@@ -203,7 +209,8 @@ def test_what_the_serial_model_refuses_the_proxy_refuses_alike(comm, threshold, 
     lambda: PoisonedModel(SimplePrecessionModel(), tol=1e-2),
     lambda: PoisonedModel(SimplePrecessionModel(), n_samples=20, hedge=0.5),
     lambda: BinomialModel(PoisonedModel(SimplePrecessionModel(), tol=1e-2)),
-], ids=["adaptive", "maximum-likelihood", "binomial-of-poisoned"])
+    lambda: ALEApproximateModel(SimplePrecessionModel(), error_tol=0.1),
+], ids=["adaptive", "maximum-likelihood", "binomial-of-poisoned", "ale"])
 def test_a_poisoned_likelihood_is_the_serial_models_own_draw(comm, threshold, make):
     def check(proxy, serial):
         modelparams = np.random.default_rng(13).uniform(0.1, 2, (200, 1))

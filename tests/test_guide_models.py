@@ -65,6 +65,11 @@ def _cases():
                 np.arange(10, 20.0)),
         "random-walk": (qi.RandomWalkModel(qi.SimplePrecessionModel(), qi.NormalDistribution(0.1, 0.1)),
                         rng.uniform(5, 8, (N_MODELS, 1)), np.arange(10, 20.0)),
+        "ale": (qi.ALEApproximateModel(qi.SimplePrecessionModel(), error_tol=0.1), rng.uniform(5, 8, (N_MODELS, 1)),
+                np.arange(10, 20.0)),
+        "gaussian-hyper": (qi.GaussianHyperparameterizedModel(qi.CoinModel()),
+                           np.column_stack([rng.uniform(0, 1, N_MODELS), rng.normal(0, 0.05, (N_MODELS, 2)),
+                                            rng.uniform(0.1, 0.5, (N_MODELS, 2))]), np.ones(N_EXP, dtype=int)),
         "gaussian-walk": (qi.GaussianRandomWalkModel(qi.BinomialModel(qi.CoinModel()),
                                                      fixed_covariance=np.array([1e-4])),
                           rng.uniform(0.45, 0.55, (N_MODELS, 1)),
@@ -94,7 +99,9 @@ def test_every_model_has_qinfers_shapes(case):
     outcomes = np.resize(values, n_outcomes)
     L = model.likelihood(outcomes, modelparams, expparams)
     assert L.shape == (n_outcomes, N_MODELS, N_EXP) and L.dtype == np.float64
-    assert np.all((L >= 0) & (L <= 1 + 1e-12))
+    assert np.all(L >= 0)
+    if not isinstance(model, qi.GaussianHyperparameterizedModel):  # a density may exceed 1
+        assert np.all(L <= 1 + 1e-12)
     draws = model.simulate_experiment(modelparams, expparams, repeat=3)
     assert draws.shape == (3, N_MODELS, N_EXP) and draws.dtype == values.dtype
     for index in range(N_EXP):
@@ -115,7 +122,8 @@ def test_every_model_has_qinfers_shapes(case):
 
 def test_two_outcome_likelihoods_sum_to_one(case):
     model, modelparams, expparams = case
-    if isinstance(model, (qi.PoisonedModel, qi.MLEModel)) or not model.is_n_outcomes_constant:
+    if isinstance(model, (qi.PoisonedModel, qi.MLEModel, qi.GaussianHyperparameterizedModel)) or (
+            not model.is_n_outcomes_constant):
         pytest.skip("not a normalised two-outcome model")
     total = model.likelihood(np.arange(model.n_outcomes(None)), modelparams, expparams).sum(axis=0)
     np.testing.assert_allclose(total, 1, rtol=1e-12)
@@ -476,8 +484,50 @@ def test_simple_estimators_refuse_data_they_cannot_read():
 def test_names_are_where_qinfer_users_look():
     for name in ("CoinModel", "NoisyCoinModel", "NDieModel", "SimpleInversionModel", "UnknownT2Model",
                  "MultinomialModel", "PoisonedModel", "MLEModel", "RandomWalkModel", "GaussianRandomWalkModel",
-                 "RandomizedBenchmarkingModel", "simple_est_prec", "simple_est_rb", "Domain", "RealDomain",
+                 "RandomizedBenchmarkingModel", "ALEApproximateModel", "GaussianHyperparameterizedModel",
+                 "simple_est_prec", "simple_est_rb", "Domain", "RealDomain",
                  "IntegerDomain", "MultinomialDomain", "ProductDomain", "SimplePrecessionModel", "BinomialModel"):
         assert name in qi.__all__ and getattr(qi, name) is not None, name
     assert qi.models.MultinomialModel is derived.MultinomialModel
     assert qi.smc.simple_est_rb is qi.simple_est_rb
+
+
+def test_ale_estimates_the_likelihood_to_its_tolerance():
+    under = qi.SimplePrecessionModel()
+    model = qi.ALEApproximateModel(under, error_tol=0.02)
+    model.rng = np.random.default_rng(13)
+    modelparams, times = np.array([[0.3], [1.0], [2.0]]), np.array([1.0, 2.0])
+    estimate = model.likelihood(np.array([0, 1]), modelparams, times)
+    exact = under.likelihood(np.array([0, 1]), modelparams, times)
+    np.testing.assert_allclose(estimate.sum(axis=0), 1)
+    assert np.all(np.abs(estimate - exact) < 5 * 0.02)
+    assert model.sim_count == under.sim_count > 0
+    for kwargs, kind in (({"error_tol": 0}, ValueError), ({"min_samp": 0}, ValueError),
+                         ({"est_hedge": -1}, ValueError)):
+        with pytest.raises(kind):
+            qi.ALEApproximateModel(qi.SimplePrecessionModel(), **kwargs)
+    with pytest.raises(ValueError, match="two outcomes"):
+        qi.ALEApproximateModel(qi.NDieModel(n=3))
+
+
+def test_gaussian_hyperparameterized_model_is_a_mixture_of_two_normals():
+    model = qi.GaussianHyperparameterizedModel(qi.CoinModel())
+    assert model.modelparam_names == ["p", r"\mu_0", r"\mu_1", r"\sigma_0^2", r"\sigma_1^2"]
+    assert model.domain(None) == qi.RealDomain() and model.domain(np.ones(2, dtype=int)) == [qi.RealDomain()] * 2
+    point = np.array([[0.3, -1.0, 2.0, 0.25, 4.0]])
+    y = np.array([-1.0, 0.5, 2.0])
+    L = model.likelihood(y, point, np.ones(1, dtype=int))[:, 0, 0]
+
+    def normal(x, mu, var):
+        return np.exp(-((x - mu) ** 2) / (2 * var)) / np.sqrt(2 * np.pi * var)
+
+    np.testing.assert_allclose(L, 0.3 * normal(y, -1.0, 0.25) + 0.7 * normal(y, 2.0, 4.0), rtol=1e-14)
+    # The density integrates to one.
+    grid = np.linspace(-12, 14, 20001)
+    density = model.likelihood(grid, point, np.ones(1, dtype=int))[:, 0, 0]
+    assert np.sum(density) * (grid[1] - grid[0]) == pytest.approx(1, abs=1e-6)
+    model.rng = np.random.default_rng(14)
+    draws = model.simulate_experiment(np.repeat(point, 4000, axis=0), np.ones(1, dtype=int), repeat=2)
+    assert draws.shape == (2, 4000, 1) and draws.dtype == np.float64
+    assert abs(draws.mean() - (0.3 * -1.0 + 0.7 * 2.0)) < 0.1
+    np.testing.assert_array_equal(model.are_models_valid(np.array([point[0], [0.3, 0, 0, 0, 1]])), [True, False])

@@ -185,6 +185,19 @@ def test_poisoned_likelihood_is_qinfers_for_the_same_seed(mode):
     np.testing.assert_array_equal(mine.likelihood(np.array([0, 1]), modelparams, times), want)
 
 
+def test_ale_likelihood_is_qinfers_for_the_same_seed():
+    from qinfer.ale import ALEApproximateModel  # qinfer 1.0 does not export it at the top
+
+    theirs = ALEApproximateModel(qinfer.SimplePrecessionModel(), error_tol=0.05)
+    mine = ours.ALEApproximateModel(ours.SimplePrecessionModel(), error_tol=0.05)
+    modelparams = np.random.default_rng(5).uniform(0, 1, (N_MODELS, 1))
+    times = np.linspace(0.5, 3, 4)
+    np.random.seed(SEED)
+    want = theirs.likelihood(np.array([0, 1]), modelparams, times)
+    mine.rng = np.random.RandomState(SEED)
+    np.testing.assert_array_equal(mine.likelihood(np.array([0, 1]), modelparams, times), want)
+
+
 def test_random_walk_step_is_qinfers_for_the_same_seed():
     step = qinfer.NormalDistribution(0.1, 0.1)  # qinfer's distribution draws from the global generator
     theirs = qinfer.RandomWalkModel(qinfer.SimplePrecessionModel(), step)

@@ -18,7 +18,15 @@ from .builtin import (
     SimplePrecessionModel,
     UnknownT2Model,
 )
-from .derived import GaussianRandomWalkModel, MLEModel, MultinomialModel, PoisonedModel, RandomWalkModel
+from .derived import (
+    ALEApproximateModel,
+    GaussianHyperparameterizedModel,
+    GaussianRandomWalkModel,
+    MLEModel,
+    MultinomialModel,
+    PoisonedModel,
+    RandomWalkModel,
+)
 from .domains import Domain, IntegerDomain, MultinomialDomain, ProductDomain, RealDomain
 from .rb import RandomizedBenchmarkingModel
 
@@ -28,5 +36,5 @@ __all__ = [
     "Domain", "RealDomain", "MultinomialDomain", "ProductDomain",
     "SimpleInversionModel", "UnknownT2Model", "CoinModel", "NoisyCoinModel", "NDieModel",
     "PoisonedModel", "MLEModel", "MultinomialModel", "RandomWalkModel", "GaussianRandomWalkModel",
-    "RandomizedBenchmarkingModel",
+    "RandomizedBenchmarkingModel", "ALEApproximateModel", "GaussianHyperparameterizedModel",
 ]

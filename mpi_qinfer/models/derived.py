@@ -9,7 +9,11 @@
   given distribution, after every experiment;
 * :class:`GaussianRandomWalkModel`: the parameters (or some of them) take a
   Gaussian step of known covariance, or of a covariance learned along with
-  them as extra model parameters.
+  them as extra model parameters;
+* :class:`ALEApproximateModel`: the likelihood of a simulator, estimated by
+  simulating it until the estimate is good enough;
+* :class:`GaussianHyperparameterizedModel`: a two-outcome model whose outcome
+  is seen through Gaussian noise of unknown means and variances.
 
 Every random draw (the poison, the steps, the simulations) comes from the
 model's :attr:`~mpi_qinfer.models.base.Simulatable.rng`, which a decorator
@@ -23,11 +27,12 @@ import math
 
 import numpy as np
 
-from .base import DerivedModel
+from .base import DerivedModel, FiniteOutcomeModel
 from .builtin import _expparams_with_n_meas
-from .domains import MultinomialDomain
+from .domains import MultinomialDomain, RealDomain
 
-__all__ = ["PoisonedModel", "MLEModel", "MultinomialModel", "RandomWalkModel", "GaussianRandomWalkModel"]
+__all__ = ["PoisonedModel", "MLEModel", "MultinomialModel", "RandomWalkModel", "GaussianRandomWalkModel",
+           "ALEApproximateModel", "GaussianHyperparameterizedModel"]
 
 
 def _draw(distribution, n: int, rng) -> np.ndarray:
@@ -541,3 +546,180 @@ class GaussianRandomWalkModel(DerivedModel):
         moved[:, self._rw_idxs] += steps.transpose((2, 0, 1)).reshape((n_exp * n_models, -1))
         moved[:, :n_under] = self._inv_transform(moved[:, :n_under])
         return moved.reshape((n_exp, n_models, -1)).transpose((1, 2, 0))
+
+
+def _hedged_estimate(successes, trials: int, hedge: float):
+    """The hedged estimate ``(n + hedge) / (N + 2 hedge)`` of a binomial probability (Ferrie and Blume-Kohout)."""
+    return (successes + hedge) / (trials + 2 * hedge)
+
+
+class ALEApproximateModel(DerivedModel):
+    r"""The likelihood of a two-outcome simulator, estimated by simulating it (adaptive likelihood estimation).
+
+    For each model and experiment the simulator is run ``min_samp`` times,
+    then ``samp_step`` more at a time, until the estimated error of every
+    ``Pr(1)`` is below ``error_tol``; the likelihood is the hedged estimate
+    from those samples. The cost grows like ``error_tol ** -2``. Each call
+    simulates afresh (from :attr:`rng`), so two calls differ; through the
+    parallel proxy the likelihood runs on the root.
+
+    Parameters
+    ----------
+    simulator : Simulatable
+        A model with a constant two outcomes that can simulate them.
+    error_tol : float, optional
+        Allowed error of the estimate, in (0, 1] (default 0.01).
+    min_samp, samp_step : int, optional
+        Samples to start with, and to add while the error is too large (default 10 each).
+    est_hedge, adapt_hedge : float, optional
+        Hedging of the reported estimate and of the error estimate (default 0.509 each).
+
+    Raises
+    ------
+    TypeError
+        A simulator that cannot simulate.
+    ValueError
+        An argument out of its range, or a simulator without exactly two outcomes.
+    """
+
+    _checks_modelparam_count = True
+    _random_likelihood = True
+
+    def __init__(self, simulator, error_tol=1e-2, min_samp=10, samp_step=10, est_hedge=0.509, adapt_hedge=0.509):
+        if not callable(getattr(simulator, "simulate_experiment", None)):
+            raise TypeError("ALEApproximateModel needs a simulator: a model with simulate_experiment")
+        if not 0 < error_tol <= 1:
+            raise ValueError(f"error_tol must be in (0, 1], got {error_tol!r}")
+        if min_samp <= 0 or samp_step <= 0:
+            raise ValueError(f"min_samp and samp_step must be positive, got {min_samp!r} and {samp_step!r}")
+        if est_hedge < 0 or adapt_hedge < 0:
+            raise ValueError(f"est_hedge and adapt_hedge must be non-negative, got {est_hedge!r} and {adapt_hedge!r}")
+        if not (simulator.is_n_outcomes_constant and int(np.ravel(simulator.n_outcomes(None))[0]) == 2):
+            raise ValueError("ALEApproximateModel needs a simulator with a constant two outcomes")
+        super().__init__(simulator)
+        self._error_tol = float(error_tol)
+        self._min_samp, self._samp_step = int(min_samp), int(samp_step)
+        self._est_hedge, self._adapt_hedge = float(est_hedge), float(adapt_hedge)
+
+    @property
+    def sim_count(self) -> int:
+        """int : The simulator's count: the samples the estimates took, and the simulations asked for."""
+        return getattr(self.underlying_model, "sim_count", 0)
+
+    def simulate_experiment(self, modelparams, expparams, repeat: int = 1):
+        """The simulator's own simulation (see :meth:`Simulatable.simulate_experiment`)."""
+        return self.underlying_model.simulate_experiment(modelparams, expparams, repeat=repeat)
+
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """The estimated likelihood (see :meth:`Model.likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outcomes, n_models, n_experiments)
+        """
+        super().likelihood(outcomes, modelparams, expparams)
+        simulator = self.underlying_model
+        ones = np.zeros((modelparams.shape[0], expparams.shape[0]))
+        trials, batch = 0, self._min_samp
+        while True:
+            draws = np.asarray(simulator.simulate_experiment(modelparams, expparams, repeat=batch))
+            ones += draws.reshape(batch, *ones.shape).sum(axis=0)
+            trials += batch
+            p1 = _hedged_estimate(ones, trials, self._adapt_hedge)
+            error = np.sqrt(p1 * (1 - p1) / (trials + 2 * self._adapt_hedge + 1))
+            if np.all(error < self._error_tol):
+                break
+            batch = self._samp_step
+        pr0 = 1 - _hedged_estimate(ones, trials, self._est_hedge)
+        return FiniteOutcomeModel.pr0_to_likelihood_array(outcomes, pr0)
+
+
+class GaussianHyperparameterizedModel(DerivedModel):
+    r"""A two-outcome model seen through Gaussian noise: each outcome is a real number.
+
+    The underlying outcome :math:`u \in \{0, 1\}` is not observed; the datum
+    is :math:`y \sim N(\mu_u, \sigma_u^2)`. The model gains four parameters,
+    ``\mu_0, \mu_1, \sigma_0^2, \sigma_1^2``, and the likelihood is the
+    density :math:`\sum_u \Pr(u | x; e)\, \phi((y - \mu_u) / \sigma_u) / \sigma_u`.
+    (qinfer's later source has this model without the factor
+    :math:`1 / \sigma_u`, which makes it a density of :math:`y` only for known
+    variances.) Outcomes come from a :class:`~mpi_qinfer.models.domains.RealDomain`.
+
+    Parameters
+    ----------
+    underlying_model : Model
+        A model with a constant two outcomes.
+    """
+
+    _checks_modelparam_count = True
+
+    def __init__(self, underlying_model):
+        super().__init__(underlying_model)
+        if not (underlying_model.is_n_outcomes_constant and int(np.ravel(underlying_model.n_outcomes(None))[0]) == 2):
+            raise ValueError("GaussianHyperparameterizedModel needs an underlying model with a constant two outcomes")
+        self._n_under = int(underlying_model.n_modelparams)
+
+    @property
+    def decorated_model(self):
+        """Model : The underlying model (qinfer's older name)."""
+        return self.underlying_model
+
+    @property
+    def modelparam_names(self) -> list[str]:
+        """list of str : The underlying names, then ``\\mu_0, \\mu_1, \\sigma_0^2, \\sigma_1^2``."""
+        return list(self.underlying_model.modelparam_names) + [r"\mu_0", r"\mu_1", r"\sigma_0^2", r"\sigma_1^2"]
+
+    @property
+    def n_modelparams(self) -> int:
+        """int : The underlying parameters plus four."""
+        return self._n_under + 4
+
+    def domain(self, expparams):
+        """``RealDomain()``, one per experiment (the domain itself for ``expparams=None``)."""
+        return RealDomain() if expparams is None else [RealDomain()] * len(expparams)
+
+    def are_expparam_dtypes_consistent(self, expparams) -> bool:
+        """Always True: every outcome is a float."""
+        return True
+
+    def are_models_valid(self, modelparams) -> np.ndarray:
+        """The underlying validity, and both variances positive."""
+        under = self.underlying_model.are_models_valid(modelparams[:, : self._n_under])
+        return np.logical_and(under, np.all(modelparams[:, self._n_under + 2 :] > 0, axis=1))
+
+    def _noise(self, modelparams):
+        """``(mu, sigma)``, each of shape (2, n_models): the noise of underlying outcome 0 and 1."""
+        mu = modelparams[:, self._n_under : self._n_under + 2].T
+        return mu, np.sqrt(modelparams[:, self._n_under + 2 : self._n_under + 4].T)
+
+    def likelihood(self, outcomes, modelparams, expparams) -> np.ndarray:
+        """The density of each real outcome (see :meth:`Model.likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outcomes, n_models, n_experiments)
+        """
+        super().likelihood(outcomes, modelparams, expparams)
+        y = np.atleast_1d(np.asarray(outcomes, dtype=np.float64))[np.newaxis, :, np.newaxis, np.newaxis]
+        mu, sigma = self._noise(modelparams)
+        mu, sigma = mu[:, np.newaxis, :, np.newaxis], sigma[:, np.newaxis, :, np.newaxis]
+        density = np.exp(-(((y - mu) / sigma) ** 2) / 2) / (np.sqrt(2 * np.pi) * sigma)  # (2, n_o, n_m, 1)
+        pr_u = self.underlying_model.likelihood(np.array([0, 1]), modelparams[:, : self._n_under], expparams)
+        return np.sum(pr_u[:, np.newaxis, :, :] * density, axis=0)
+
+    def simulate_experiment(self, modelparams, expparams, repeat: int = 1):
+        """Underlying outcomes drawn by the underlying model, then Gaussian noise from :attr:`rng`.
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (repeat, n_models, n_experiments), or a float
+        """
+        super().simulate_experiment(modelparams, expparams, repeat)
+        hidden = np.asarray(self.underlying_model.simulate_experiment(
+            modelparams[:, : self._n_under], expparams, repeat=repeat))
+        hidden = hidden.reshape(repeat, modelparams.shape[0], expparams.shape[0]).astype(bool)
+        mu, sigma = self._noise(modelparams)
+        normal = self.rng.standard_normal(hidden.shape)
+        outcomes = (np.where(hidden, mu[1][:, np.newaxis], mu[0][:, np.newaxis])
+                    + np.where(hidden, sigma[1][:, np.newaxis], sigma[0][:, np.newaxis]) * normal)
+        return outcomes[0, 0, 0] if outcomes.size == 1 else outcomes
