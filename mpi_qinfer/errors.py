@@ -8,6 +8,7 @@ __all__ = [
     "ModelMismatchError",
     "EngineClosedError",
     "MPIUnavailableError",
+    "SpawnError",
 ]
 
 
@@ -68,4 +69,14 @@ class MPIUnavailableError(MPIQinferError, ImportError):
     Raised when a name that needs MPI (the proxy, the engine) is first used
     in a Python whose mpi4py finds no MPI library. The serial models, SMC,
     priors and heuristics work without one. The message says how to get one.
+    """
+
+
+class SpawnError(MPIQinferError, RuntimeError):
+    """Workers could not be started with ``MPI_Comm_spawn`` (or did not answer in time).
+
+    Raised by :meth:`MPIParallelizedModel.spawn <mpi_qinfer.MPIParallelizedModel.spawn>`
+    on the process that asked, within the time-out it was given, never by a hang. The
+    message says what failed and names the alternative that needs no spawn: launching
+    the script on every rank (``mpiexec -n N python script.py``, ``srun``).
     """

@@ -159,6 +159,75 @@ class MPIParallelizedModel(DerivedModel):
                 engine.close_collectively()
             raise
 
+    @classmethod
+    def spawn(cls, serial_model, n_workers: int | None = None, *, timeout: float | None = None, python_exe=None,
+              python_args=None, mpi_info=None, path=None, wdir=None, env=None, idle: str | None = None,
+              backoff_max: float | None = None, **options):
+        """A proxy on workers this process starts itself: a notebook's, IPython's or a script's, no ``mpiexec``.
+
+        The workers start with ``MPI_Comm_spawn`` and get ``serial_model``
+        pickled, once; from then on the proxy is the one built under
+        ``mpiexec`` (bitwise the serial model's answers and exceptions), with
+        this process as its root. ``shutdown()``, leaving ``with``, and the
+        interpreter's exit (a notebook kernel's shutdown or restart) stop
+        every worker. See :doc:`/notebooks`.
+
+        Parameters
+        ----------
+        serial_model : Model
+            The model; its class must be importable by the workers (defined in
+            a module, not in a notebook cell).
+        n_workers : int, optional
+            Processes to start besides this one, which computes too. Default:
+            the cores this process may use, minus one, at least one.
+        timeout : float, optional
+            Seconds starting may take (default ``MPI_QINFER_SPAWN_TIMEOUT``, else 60).
+        python_exe, python_args, mpi_info, path, wdir, env
+            As for :class:`mpi4py.futures.MPIPoolExecutor`: the workers' Python
+            and its options, ``MPI_Info`` keys of the spawn, entries added to
+            the workers' ``sys.path`` (which starts as this process's), their
+            working directory (this process's by default) and environment.
+        idle, backoff_max
+            How idle workers wait; see :class:`~mpi_qinfer.engine.core.Engine`.
+        **options
+            The proxy's own keywords (``serial_threshold``, ``split``, ``balance``, ``seed``, ...).
+
+        Returns
+        -------
+        MPIParallelizedModel
+            The root's proxy; its :attr:`engine` is a
+            :class:`~mpi_qinfer.engine.spawn.SpawnedEngine`.
+
+        Raises
+        ------
+        SpawnError
+            Within ``timeout``, when the workers cannot be started here
+            (the message names the ``mpiexec`` alternative), or the model
+            cannot reach them.
+
+        Examples
+        --------
+        ::
+
+            with MPIParallelizedModel.spawn(SimplePrecessionModel(), n_workers=3) as model:
+                updater = SMCUpdater(model, 20_000, prior)
+                ...
+        """
+        taken = {"comm", "root", "engine"} & set(options)
+        if taken:
+            raise TypeError(f"spawn() makes its own engine; it takes no {', '.join(sorted(taken))}")
+        from ..engine.spawn import spawn_engine
+
+        engine = spawn_engine(n_workers, timeout=timeout, python_exe=python_exe, python_args=python_args,
+                              mpi_info=mpi_info, path=path, wdir=wdir, env=env, idle=idle, backoff_max=backoff_max)
+        try:
+            proxy = cls(serial_model, engine=engine, **options)
+        except BaseException:
+            engine.shutdown()
+            raise
+        proxy._owns_engine = True
+        return proxy
+
     def __getattr__(self, name):
         # Only reached for names the proxy lacks: the serial model's own
         # attributes and methods (a random-walk model's est_update_covariance, ...).
