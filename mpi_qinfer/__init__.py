@@ -55,7 +55,14 @@ from .models.derived import (
     MultinomialModel,
     PoisonedModel,
     RandomWalkModel,
-)
+from .errors import (
+    EngineClosedError,
+    ModelMismatchError,
+    MPIQinferError,
+    MPIUnavailableError,
+    RemoteError,
+    SpawnError,
+from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
 from .models.distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
@@ -159,6 +166,7 @@ __all__ = [
     "EngineClosedError",
     "MPIQinferError",
     "MPIUnavailableError",
+    "SpawnError",
     "Simulatable",
     "Model",
     "FiniteOutcomeModel",

@@ -265,6 +265,12 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             if engine.closed:
                 raise EngineClosedError("the engine has been shut down")
             comm, root = engine.comm, engine.root
+            if engine.is_root and hasattr(engine, "build_on_workers"):
+                # A spawned engine's workers serve already: they build their part from its loop, now.
+                engine.build_on_workers(DistributedSMCUpdater, model, dict(
+                    n_particles=n_particles, prior=prior, resampler=resampler, resample_thresh=resample_thresh,
+                    zero_weight_policy=zero_weight_policy, zero_weight_thresh=zero_weight_thresh, balance=balance,
+                    draws=draws))
         comm = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")

@@ -35,6 +35,7 @@ none is left behind.
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import pickle
 import shutil
@@ -78,6 +79,7 @@ HELLO_TAG = 91
 #: :data:`BOOTSTRAP`, which the root broadcasts. An MPI library waits in ``MPI_Comm_spawn`` for every
 #: child's ``MPI_Init``, so a child that failed earlier (unable to import this package) would leave the
 #: root waiting; and MPICH's process manager takes no line breaks in arguments.
+#: A token naming the spawn follows: ``<root's pid>-<spawn number>``.
 WORKER_ARGV = ("-c", "from mpi4py import MPI;exec(MPI.Comm.Get_parent().bcast(None,0))", WORKER_MARK)
 
 #: What a worker runs first (in its ``__main__``): the root's options, the root's ``sys.path``, then
@@ -99,6 +101,7 @@ except BaseException:
 sys.exit(main(_parent, _options))
 """ % HELLO_TAG
 
+_spawns_started = itertools.count()
 _open_spawns: "weakref.WeakSet[SpawnedEngine]" = weakref.WeakSet()
 _stuck: list[str] = []  # MPI calls that never returned in their helper thread (see _leave_at_exit)
 
@@ -330,7 +333,7 @@ def spawn_engine(n_workers: int | None = None, *, timeout: float | None = None, 
     seconds = spawn_timeout(timeout)
     idle_wait.resolve_idle_mode(idle, False)  # bad values fail here, before any process starts
     idle_wait.resolve_backoff_max(backoff_max)
-    python_exe = _checked_python(python_exe)
+    python_exe = _checked_python(python_exe, seconds)
     python_args = [str(arg) for arg in (python_args or [])]
     here = os.getcwd()
     options = {
@@ -343,7 +346,10 @@ def spawn_engine(n_workers: int | None = None, *, timeout: float | None = None, 
     }
     _check_spawn_possible()
     deadline = time.monotonic() + seconds
-    argv = [*python_args, *WORKER_ARGV]
+    token = f"{os.getpid()}-{next(_spawns_started)}"
+    argv = [*python_args, *WORKER_ARGV, token]
+    # Workers that never reach MPI_Init, or never answer, are left alone: they belong to the MPI
+    # library's launcher, and MPICH's ends this process too when one of them is killed.
     intercomm = _spawn(python_exe, argv, n_workers, mpi_info, seconds)
     workers = _handshake(intercomm, options, n_workers, deadline, seconds, python_exe)
     merged = intercomm.Merge(False)
@@ -367,7 +373,7 @@ def _checked_workers(n_workers) -> int:
     return count
 
 
-def _checked_python(python_exe) -> str:
+def _checked_python(python_exe, seconds: float) -> str:
     """The workers' Python, checked to exist and import mpi4py (MPICH aborts the caller on a missing program)."""
     if python_exe is None:
         return sys.executable
@@ -377,7 +383,7 @@ def _checked_python(python_exe) -> str:
     if os.path.realpath(found) != os.path.realpath(sys.executable):
         # A worker whose Python cannot import mpi4py never reaches MPI_Init, and the spawn would wait for it.
         try:
-            subprocess.run([found, "-c", "import mpi4py"], check=True, capture_output=True, timeout=30)
+            subprocess.run([found, "-c", "import mpi4py"], check=True, capture_output=True, timeout=seconds)
         except (subprocess.SubprocessError, OSError) as error:
             detail = (getattr(error, "stderr", None) or b"").decode(errors="replace").strip()[-300:] or str(error)
             raise SpawnError(f"python_exe {found!r} cannot import mpi4py ({detail}); {SPMD_ALTERNATIVE}") from None
@@ -446,10 +452,9 @@ def _handshake(intercomm, options: dict, n_workers: int, deadline: float, second
         if requests:
             time.sleep(0.005)
     known = [(answer[1], answer[2]) for _, answer in sorted(answers.items())]
-    if requests:  # a worker never answered: it cannot take part in leaving; end what is known
+    if requests:  # a worker never answered: it cannot take part in leaving
         for request in requests.values():
             request.Cancel()
-        _reap(known, 0.0)
         intercomm.Free()
         raise SpawnError(f"{len(requests)} of {n_workers} spawned worker(s) did not answer within {seconds:g} s; "
                          f"{SPMD_ALTERNATIVE}.")
