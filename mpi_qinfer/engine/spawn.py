@@ -102,7 +102,9 @@ sys.exit(main(_parent, _options))
 """ % HELLO_TAG
 
 _spawns_started = itertools.count()
-_open_spawns: "weakref.WeakSet[SpawnedEngine]" = weakref.WeakSet()
+#: Every spawned engine still open, held until it shuts down: one that was garbage-collected open
+#: would leave its workers waiting, and the MPI library waiting for them in MPI_Finalize.
+_open_spawns: "set[SpawnedEngine]" = set()
 _stuck: list[str] = []  # MPI calls that never returned in their helper thread (see _leave_at_exit)
 
 
@@ -153,6 +155,10 @@ class SpawnedEngine(Engine):
         self._build_hook = self.register_collective(SpawnedEngine._build_everywhere)
         if self.is_root:
             _open_spawns.add(self)
+
+    def stop_with(self, owner) -> None:
+        """Shut down when ``owner`` is garbage-collected (a proxy whose notebook cell was run again)."""
+        weakref.finalize(owner, SpawnedEngine.shutdown, self)
 
     @property
     def workers(self) -> list[tuple[int, str]]:

@@ -226,6 +226,7 @@ class MPIParallelizedModel(DerivedModel):
             engine.shutdown()
             raise
         proxy._owns_engine = True
+        engine.stop_with(proxy)
         return proxy
 
     def __getattr__(self, name):
