@@ -97,3 +97,17 @@ def test_demo_log_has_the_header_first_and_no_carriage_returns(tmp_path):
     assert len(progress) == 20, log
     assert progress[0].startswith("serial on the root: 2/20 exp (10%)") and "ETA" in progress[0]
     assert progress[-1].startswith("SMC on 1 rank(s): 20/20 exp (100%)") and progress[-1].endswith("done")
+
+
+def test_a_jupyter_kernels_output_gets_a_bar():
+    class KernelStream(io.StringIO):  # what ipykernel's OutStream looks like from here: not a terminal
+        pass
+
+    KernelStream.__module__ = "ipykernel.iostream"
+    stream = KernelStream()
+    with Progress(4, "SMC", file=stream) as progress:
+        assert progress.uses_bar
+        for _ in range(4):
+            progress.update()
+    assert "/4 [" in stream.getvalue() and "|" in stream.getvalue()  # tqdm's frame, not a plain line
+    assert not Progress(4, "SMC", file=io.StringIO()).uses_bar  # a batch log keeps its plain lines

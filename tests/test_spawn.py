@@ -246,6 +246,9 @@ def test_the_notebook_spawns_checks_and_leaves_nothing_after_a_kernel_restart(ca
     try:
         with client.setup_kernel(cwd=str(tmp_path)):
             client.execute()  # raises CellExecutionError if any cell fails
+            smc_cell = next(cell for cell in notebook.cells if "Progress(" in cell.source)
+            shown = "".join(output.get("text", "") for output in smc_cell.outputs)
+            assert "/30 [" in shown and "|" in shown, shown  # a tqdm bar in the notebook, not the batch log's lines
             first = json.loads(pids_file.read_text())
             assert first["equal"] is True
             assert all(alive(pid) for pid in first["live"])  # the proxy still open when the cells ended

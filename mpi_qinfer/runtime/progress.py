@@ -2,7 +2,8 @@
 
 A batch job's stderr is a file, and a progress bar's carriage-return frames
 make that file unreadable. :class:`Progress` therefore draws a tqdm bar only
-when its stream is a terminal; otherwise it writes one plain line every
+when its stream is a terminal or a Jupyter kernel's output (``tqdm.auto``: a
+widget where ipywidgets is installed); otherwise it writes one plain line every
 ``every`` steps and one at the end, each with the rate and the estimated
 time left, and never a carriage return::
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 
-__all__ = ["Progress", "format_seconds", "is_terminal"]
+__all__ = ["Progress", "format_seconds", "is_terminal", "is_notebook_output"]
 
 
 def is_terminal(stream) -> bool:
@@ -40,6 +42,20 @@ def is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def is_notebook_output(stream) -> bool:
+    """Whether ``stream`` is the output of a Jupyter kernel (ipykernel's), which shows a bar as it should.
+
+    Parameters
+    ----------
+    stream : file-like
+
+    Returns
+    -------
+    bool
+    """
+    return type(stream).__module__.startswith("ipykernel.")
 
 
 def format_seconds(seconds: float) -> str:
@@ -84,7 +100,8 @@ class Progress:
         The name of a step in the report.
     bar : bool, optional
         True forces the tqdm bar, False the plain lines; default: a bar
-        exactly when ``file`` is a terminal and tqdm is installed.
+        exactly when ``file`` is a terminal or a notebook's output and tqdm
+        is installed.
     clock : callable, optional
         Returns the time in seconds; default :func:`time.perf_counter`.
     """
@@ -105,12 +122,14 @@ class Progress:
         self._clock = time.perf_counter if clock is None else clock
         self._start = self._clock()
         self._bar = None
-        if enabled and (is_terminal(self.file) if bar is None else bar):
+        if enabled and ((is_terminal(self.file) or is_notebook_output(self.file)) if bar is None else bar):
             self._bar = self._make_bar()
 
     def _make_bar(self):
         try:
-            from tqdm.auto import tqdm
+            with warnings.catch_warnings():  # tqdm.auto warns when a notebook has no ipywidgets (a text bar then)
+                warnings.simplefilter("ignore")
+                from tqdm.auto import tqdm
         except ImportError:
             return None
         return tqdm(total=self.total, desc=self.description, unit=self.unit, file=self.file,
