@@ -33,6 +33,9 @@ pytestmark = pytest.mark.skipif(
 #: Examples that need more than mpi_qinfer; everything else in docs/examples runs under mpiexec -n 2.
 NEEDS_QINFER = {"migration_keep_qinfer.py"}
 NEEDS_IPYPARALLEL_CLUSTER = {"migration_before.py"}
+#: Examples that start their own workers (MPIParallelizedModel.spawn, ipyparallel's MPI engines): one plain
+#: process each, and what it must print.
+RUN_ALONE = {"notebook_spawn.py": "engine: 4 ranks", "notebook_ipyparallel.py": "on 2 ranks"}
 #: Examples that also run as a single plain process (the docs say so).
 ALSO_SERIAL = {"quickstart.py"}
 #: Text each MPI example must print (checks that it did what the docs say).
@@ -52,7 +55,7 @@ EXPECTED_OUTPUT = {
 }
 
 ALL_EXAMPLES = sorted(path.name for path in EXAMPLES.glob("*.py"))
-MPI_EXAMPLES = [name for name in ALL_EXAMPLES if name not in NEEDS_QINFER | NEEDS_IPYPARALLEL_CLUSTER]
+MPI_EXAMPLES = [name for name in ALL_EXAMPLES if name not in NEEDS_QINFER | NEEDS_IPYPARALLEL_CLUSTER | set(RUN_ALONE)]
 PAGES = sorted(DOCS.glob("*.rst"))
 
 
@@ -170,6 +173,18 @@ def test_ipyparallel_example_compiles(name):
     source = (EXAMPLES / name).read_text()
     compile(source, name, "exec")
     assert "DirectViewParallelizedModel" in source
+
+
+@pytest.mark.parametrize("name", sorted(RUN_ALONE))
+def test_example_that_starts_its_own_workers_runs(name, monkeypatch):
+    if "ipyparallel" in name:
+        pytest.importorskip("ipyparallel", reason="needs ipyparallel")
+        monkeypatch.setenv("PATH", os.pathsep.join([str(MPIEXEC.parent), os.environ.get("PATH", "")]))
+    if (MPIEXEC.parent / "ompi_info").exists():  # Open MPI starts nothing as root unless told to
+        for variable in ("PRTE_ALLOW_RUN_AS_ROOT", "PRTE_ALLOW_RUN_AS_ROOT_CONFIRM", "OMPI_ALLOW_RUN_AS_ROOT",
+                         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
+            monkeypatch.setenv(variable, "1")
+    assert RUN_ALONE[name] in _check(_run([sys.executable, EXAMPLES / name]))
 
 
 # ------------------------------------------------------------------ pages
