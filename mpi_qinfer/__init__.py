@@ -34,7 +34,14 @@ import warnings as _warnings
 
 from ._version import __version__
 from .distributed.updater import DistributedSMCUpdater
-from .errors import EngineClosedError, ModelMismatchError, MPIQinferError, MPIUnavailableError, RemoteError
+from .errors import (
+    EngineClosedError,
+    ModelMismatchError,
+    MPIQinferError,
+    MPIUnavailableError,
+    RemoteError,
+    SpawnError,
+)
 from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, Model, Simulatable
 from .models.builtin import (
     BinomialModel,
@@ -55,14 +62,7 @@ from .models.derived import (
     MultinomialModel,
     PoisonedModel,
     RandomWalkModel,
-from .errors import (
-    EngineClosedError,
-    ModelMismatchError,
-    MPIQinferError,
-    MPIUnavailableError,
-    RemoteError,
-    SpawnError,
-from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, IntegerDomain, Model, Simulatable
+)
 from .models.distributions import (
     MultivariateNormalDistribution,
     NormalDistribution,
