@@ -13,6 +13,10 @@ shift 2
 limit=${MPI_TEST_TIMEOUT:-600}
 
 launcher=("$venv/bin/mpiexec" -n "$n")
+# MPI_LAUNCHER_ARGS: more launcher options, split at spaces (e.g. hosts and a launch agent for
+# the emulated nodes of scripts/multinode_cluster.sh).
+read -r -a extra <<< "${MPI_LAUNCHER_ARGS:-}"
+launcher+=("${extra[@]}")
 if [ -x "$venv/bin/ompi_info" ]; then
     # Open MPI refuses root and more ranks than cores unless told otherwise.
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -20,6 +24,6 @@ if [ -x "$venv/bin/ompi_info" ]; then
 else
     export MPIEXEC_TIMEOUT=$limit
 fi
-echo "== $(basename "$venv"): mpiexec -n $n pytest --with-mpi -m mpi $*"
+echo "== $(basename "$venv"): mpiexec -n $n ${MPI_LAUNCHER_ARGS:+$MPI_LAUNCHER_ARGS }pytest --with-mpi -m mpi $*"
 exec timeout -k 15 "$limit" "${launcher[@]}" "$venv/bin/python" -m mpi4py -m pytest \
     --with-mpi -m mpi -q -p no:cacheprovider "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -74,7 +75,9 @@ def mpiexec_command(n_ranks, timeout=120):
     if reason is not None:
         pytest.skip(reason)
     env = dict(os.environ, PYTHONUNBUFFERED="1", MPIEXEC_TIMEOUT=str(timeout))
-    argv = [str(MPIEXEC), "-n", str(n_ranks)]
+    # MPI_LAUNCHER_ARGS: launcher options for every job, e.g. the hosts and launch agent of the
+    # emulated nodes that `make test-multinode` runs the jobs across.
+    argv = [str(MPIEXEC), "-n", str(n_ranks), *shlex.split(os.environ.get("MPI_LAUNCHER_ARGS", ""))]
     if (MPIEXEC.parent / "ompi_info").exists():
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         argv.append("--oversubscribe")

@@ -190,6 +190,7 @@ def test_info_command(capsys):
     assert "mpi4py" in out and np.__version__ in out
     assert re.search(rf"^mpi_qinfer\s+{re.escape(mpi_qinfer.__version__)} in ", out, re.M)
     assert re.search(r"^idle workers\s+(spin|backoff) \(", out, re.M)
+    assert re.search(rf"^nodes\s+1: {re.escape(MPI.Get_processor_name())} \(rank 0\)$", out, re.M)
     assert re.search(r"rank\s+host\s+pid\s+cpus\s+threads", out)
     cpus = info.cpu_list(os.sched_getaffinity(0))
     row = re.search(rf"^\s*0\s+{re.escape(MPI.Get_processor_name())}\s+{os.getpid()}\s+{re.escape(cpus)}\s+(.+)$",
@@ -361,6 +362,18 @@ def test_oversubscription_notes():
     notes = info.oversubscription_notes([row(0, "a", {0, 1}, 2), row(1, "a", {0, 1}, 2), row(2, "b", {0}, 1)])
     assert len(notes) == 1 and "2 rank(s) on a may run 4 BLAS/OpenMP threads on 2 CPU(s)" in notes[0]
     assert "OMP_NUM_THREADS=1" in notes[0]
+
+
+def test_node_layout_lists_each_host_with_its_ranks_and_notes_where_mpi_groups_otherwise():
+    rows = [(rank, host, 0, "", "", set(), 1) for rank, host in enumerate(["n1", "n2", "n3", "n1", "n2"])]
+    text, notes = info.node_layout(rows, [0, 1, 2, 0, 1])
+    assert text == "3: n1 (ranks 0,3), n2 (ranks 1,4), n3 (rank 2)" and notes == []
+    assert info.node_layout(rows) == (text, [])
+    # MPI took n1 and n2 for one machine (the same boot id, say): said, with MPI's groups.
+    text, notes = info.node_layout(rows, [0, 0, 2, 0, 0])
+    assert len(notes) == 1 and "2 shared-memory node(s), [0-1,3-4], [2], not by host name" in notes[0]
+    block = [(rank, "vm", 0, "", "", set(), 1) for rank in range(4)]
+    assert info.node_layout(block, [0, 0, 0, 0]) == ("1: vm (ranks 0-3)", [])
 
 
 @pytest.mark.parametrize("qubits", [40, 1000, 100_000])

@@ -778,7 +778,8 @@ def test_the_zero_weight_policies_skip_warn_and_ignore_act_as_in_smc_updater(wor
         assert [str(w.message) for w in distributed_warnings] == [str(w.message) for w in serial_warnings]
         assert [w.category for w in distributed_warnings] == [w.category for w in serial_warnings]
         assert updater.data_record == twin.data_record
-        assert updater.normalization_record == pytest.approx(twin.normalization_record, abs=1e-300)
+        # The first datum's norm is a sum over particles, added shard by shard: equal up to rounding.
+        assert updater.normalization_record == pytest.approx(twin.normalization_record, rel=1e-14, abs=1e-300)
         np.testing.assert_array_equal(updater.gather()[0], twin.particle_weights)
         with np.errstate(divide="ignore"):  # all weights zero: n_ess is inf for both
             assert updater.n_ess == pytest.approx(twin.n_ess, rel=1e-12)
@@ -926,6 +927,8 @@ def test_posterior_marginal_and_its_plot_are_smc_updaters_on_the_gathered_cloud(
         try:  # (not importorskip: a Skipped raised inside a collective check would become its verdict)
             import matplotlib
         except ImportError:  # the plot needs the [plot] extra; the marginal itself is checked above
+        try:  # the plot half needs the plot extra (importorskip here would be a failed verdict)
+        except ImportError:
             return
         matplotlib.use("Agg")
         from matplotlib.figure import Figure

@@ -6,8 +6,12 @@ the job outlives its timeout.
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from conftest import run_mpi_script
+from conftest import MPIEXEC, run_mpi_script
+
+OPEN_MPI = (MPIEXEC.parent / "ompi_info").exists()
 
 PROLOGUE = """
 import os, signal, sys
@@ -33,6 +37,11 @@ with MPIParallelizedModel(Dying(), serial_threshold=0) as model:
 
 @pytest.mark.parametrize("death", ["os._exit(3)", "os.kill(os.getpid(), signal.SIGKILL)"])
 def test_a_dying_worker_ends_the_job(tmp_path, death):
+    if death.startswith("os._exit") and os.environ.get("MPI_QINFER_TEST_NODES") and not OPEN_MPI:
+        # Seen with MPICH 5.0.2's hydra through a launch agent: the remote proxy reports the exit
+        # status, but the launcher neither ends the other nodes' ranks nor returns before
+        # MPIEXEC_TIMEOUT. A signal death (the SIGKILL case) and srun --kill-on-bad-exit do end it.
+        pytest.skip("MPICH's mpiexec across nodes waits for MPIEXEC_TIMEOUT after a remote rank's os._exit(n)")
     done, seconds = run_mpi_script(tmp_path, DYING_WORKER.replace("{death}", death), timeout=60)
     assert done.returncode != 0
     assert "should never get here" not in done.stdout
@@ -43,7 +52,8 @@ def test_a_root_that_forgets_to_shut_down_releases_the_workers_at_exit(tmp_path)
     source = PROLOGUE + """
 model = MPIParallelizedModel(SimplePrecessionModel(), serial_threshold=0)
 if model.is_root:
-    print("root result", model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0])).shape, flush=True)
+    # One string, one write: a line printed in pieces can be interleaved with another rank's output.
+    print(f"root result {model.likelihood(np.arange(2), np.ones((10, 1)), np.array([1.0])).shape}", flush=True)
 else:
     model.serve()
     print(f"worker {MPI.COMM_WORLD.Get_rank()} released", flush=True)
@@ -142,7 +152,7 @@ try:
     print("never ran out", flush=True)
 except RuntimeError as error:
     if MPI.COMM_WORLD.Get_rank() == 0:
-        print("after", len(proxies), "proxies:", error, flush=True)
+        print(f"after {len(proxies)} proxies: {error}", flush=True)
 for proxy in proxies:  # release them in order: the root shuts down what the workers serve
     proxy.shutdown() if proxy.is_root else proxy.serve()
 """

@@ -274,6 +274,9 @@ def program_lines(stderr: str) -> list[str]:
 
 #: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE) and of PMIx.
 LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)|PMIX ERROR: PMIX_ERR_UNREACH")
+#: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE), and of its
+#: ssh launcher losing the race to set the group of an agent that has already started (across nodes).
+LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)|^\[[^]]+\] plm:ssh: Warning: setpgid\(")
 
 
 @needs_mpiexec

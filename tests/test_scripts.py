@@ -84,6 +84,14 @@ def test_batch_scripts_run_the_intended_commands():
 
 
 @pytest.mark.parametrize("name", BATCH_SCRIPTS)
+def test_batch_scripts_have_slurm_end_the_job_when_a_rank_dies(name):
+    # Without it a rank that exits without MPI_Abort can leave the others waiting until the time limit.
+    text = (SCRIPTS / name).read_text()
+    assert re.search(r"^srun_options=\(--kill-on-bad-exit=1\)$", text, re.M), name
+    assert all('"${srun_options[@]}"' in line for line in text.splitlines() if line.startswith("srun ")), name
+
+
+@pytest.mark.parametrize("name", BATCH_SCRIPTS)
 def test_sbatch_lines_are_well_formed(name):
     lines = (SCRIPTS / name).read_text().splitlines()
     first_command = next(

@@ -18,8 +18,8 @@ import numpy as np
 from ..runtime.launcher import library_line, print_on_rank_0, warn_if_misslaunched
 from ..runtime.mpi_library import load_mpi
 
-__all__ = ["THREAD_VARIABLES", "add_arguments", "cpu_list", "describe", "idle_report", "main",
-           "oversubscription_notes", "rank_row", "rank_table", "thread_report"]
+__all__ = ["THREAD_VARIABLES", "add_arguments", "cpu_list", "describe", "idle_report", "main", "node_layout",
+           "oversubscription_notes", "rank_row", "rank_table", "shared_memory_leaders", "thread_report"]
 
 #: Environment variables that set the thread count of OpenMP, OpenBLAS, MKL and BLIS, in that order.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -155,6 +155,67 @@ def rank_table(comm=None) -> list[tuple] | None:
     return comm.gather(rank_row(comm.Get_rank()), root=0)
 
 
+def shared_memory_leaders(comm) -> list[int] | None:
+    """For every rank, the lowest rank it shares memory with, as MPI sees it (collective).
+
+    This is the grouping that ``Comm_split_type(COMM_TYPE_SHARED)`` gives, which
+    the idle modes use to count a node's ranks; it can differ from the host
+    names (a container or a virtual node that MPI takes for the same machine).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+
+    Returns
+    -------
+    list of int or None
+        On rank 0 one entry per rank, in rank order; None elsewhere.
+    """
+    MPI = load_mpi()
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        leader = node.allreduce(comm.Get_rank(), op=MPI.MIN)
+    finally:
+        node.Free()
+    return comm.gather(leader, root=0)
+
+
+def node_layout(rows, leaders=None) -> tuple[str, list[str]]:
+    """The ranks of each host, and a note where MPI's shared-memory nodes disagree with the hosts.
+
+    Parameters
+    ----------
+    rows : list of tuple
+        From :func:`rank_table`.
+    leaders : list of int, optional
+        From :func:`shared_memory_leaders`; without it no comparison is made.
+
+    Returns
+    -------
+    tuple of (str, list of str)
+        ``"2: n1 (ranks 0,2), n2 (rank 1)"``, and the notes (empty when MPI's
+        grouping is the hosts').
+    """
+    hosts: dict[str, list[int]] = {}
+    for row in rows:
+        hosts.setdefault(row[1], []).append(row[0])
+
+    def ranks_text(ranks):
+        return f"rank{'s' if len(ranks) > 1 else ''} {cpu_list(ranks)}"
+
+    text = f"{len(hosts)}: " + ", ".join(f"{host} ({ranks_text(ranks)})" for host, ranks in hosts.items())
+    if leaders is None:
+        return text, []
+    groups: dict[int, list[int]] = {}
+    for row, leader in zip(rows, leaders):
+        groups.setdefault(leader, []).append(row[0])
+    if sorted(groups.values()) == sorted(hosts.values()):
+        return text, []
+    shared = ", ".join(f"[{cpu_list(ranks)}]" for ranks in groups.values())
+    return text, [f"note: MPI groups the ranks into {len(groups)} shared-memory node(s), {shared}, not by host "
+                  "name; the idle mode and MPI's shared-memory transport follow MPI's grouping"]
+
+
 def idle_report(comm) -> str:
     """How idle workers will wait: the requested mode and what ``auto`` resolves to here (collective).
 
@@ -237,10 +298,12 @@ def main(args=None) -> int:
     comm = MPI.COMM_WORLD
     warn_if_misslaunched(comm)
     idle_line = idle_report(comm)
+    leaders = shared_memory_leaders(comm)
     rows = rank_table(comm)
     if rows is None:
         return 0
-    lines = [*describe(), ("ranks", str(comm.Get_size())), ("idle workers", idle_line)]
+    nodes_line, node_notes = node_layout(rows, leaders)
+    lines = [*describe(), ("ranks", str(comm.Get_size())), ("nodes", nodes_line), ("idle workers", idle_line)]
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         print(f"{label:<{width}}  {value}")
@@ -250,7 +313,7 @@ def main(args=None) -> int:
     print(f"{'rank':>4}  {'host':<{host_width}}  {'pid':>7}  {'cpus':<{cpus_width}}  threads")
     for rank, host, pid, cpus, threads, *_ in rows:
         print(f"{rank:>4}  {host:<{host_width}}  {pid:>7}  {cpus:<{cpus_width}}  {threads}")
-    notes = oversubscription_notes(rows)
+    notes = node_notes + oversubscription_notes(rows)
     if notes:
         print()
         print("\n".join(notes))
