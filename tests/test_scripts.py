@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 BATCH_SCRIPTS = ["slurm_demo.sbatch", "slurm_run.sbatch"]
 SHELL_SCRIPTS = BATCH_SCRIPTS + ["scaling.sh"]
+CLUSTER_SCRIPTS = ["slurm_cluster.sh", "multinode_cluster.sh", "multinode-tests.sh", "mpi-pytest.sh"]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 pytestmark = pytest.mark.skipif(
@@ -41,13 +42,13 @@ def _bash():
     return bash
 
 
-@pytest.mark.parametrize("name", SHELL_SCRIPTS)
+@pytest.mark.parametrize("name", SHELL_SCRIPTS + CLUSTER_SCRIPTS)
 def test_script_parses(name):
     done = subprocess.run([_bash(), "-n", str(SCRIPTS / name)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("name", SHELL_SCRIPTS)
+@pytest.mark.parametrize("name", SHELL_SCRIPTS + CLUSTER_SCRIPTS)
 def test_script_has_a_bash_shebang(name):
     first = (SCRIPTS / name).read_text().splitlines()[0]
     assert first in ("#!/bin/bash", "#!/usr/bin/env bash"), first
@@ -242,3 +243,13 @@ def test_call_timeline_places_every_rank_on_the_roots_clock():
     single = subprocess.run([sys.executable, str(SCRIPTS / "call_timeline.py")], capture_output=True, text=True,
                             timeout=60)
     assert single.returncode == 2 and "at least 2 ranks" in single.stderr
+
+
+def test_root_costs_models_the_per_worker_terms():
+    done = subprocess.run([sys.executable, str(SCRIPTS / "root_costs.py"), "--ranks", "2,4"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.rsplit(None, 3)[0]: [float(x) for x in line.rsplit(None, 3)[1:]] for line in
+            done.stdout.splitlines()[2:]}
+    assert set(rows) == {"receives (hit)", "receives (built)", "post", "staged"}
+    assert all(value >= 0 for value in rows["post"][:2])

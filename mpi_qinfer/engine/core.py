@@ -45,11 +45,10 @@ from ..errors import EngineClosedError, ModelMismatchError
 from ..runtime import termination
 from ..runtime.launcher import check_launcher
 from . import idle as idle_wait
-from .datatypes import RowTypes
 from .failures import describe_failure, pickled_exception, raise_failure
 from .operations import OPERATIONS
 from .partition import displacements
-from .plans import Plan, PlanCache, array_at, receives_for
+from .plans import Plan, PlanCache, array_at, place_staged
 from .protocol import (
     HEADER_LEN,
     MESSAGE_BYTES,
@@ -182,7 +181,6 @@ class Engine:
         self._payload = np.empty(0, dtype=np.uint8)
         self._split_buffer = np.empty(0, dtype=np.uint8)
         self._staging = np.empty(0, dtype=np.uint8)
-        self._types = RowTypes(capacity=64)  # the root's receive types for uneven shares
         self._scratch = np.empty(0, dtype=np.uint8)
         self._any_not_ok = False  # root: whether the last status exchange found a rank not ok
         self._last_answer_dtypes: list = []
@@ -405,7 +403,6 @@ class Engine:
             return
         self._closed = True
         self._plans.free()
-        self._types.free()
         if not MPI.Is_finalized():
             self._comm.Free()
 
@@ -752,7 +749,7 @@ class Engine:
         comm, root = self._comm, self._root
         requests = [comm.Igather([self._status, MPI.INT64_T], None, root)]
         good = rows > 0 and bool(results) and self._status[_STATE] == _OK
-        staged = plan.even_staged if counts is plan.even_counts else [answer.staged(counts) for answer in plan.answers]
+        staged = plan.staged(counts)
         for index, answer in enumerate(plan.answers):
             if not answer.moves:
                 continue
@@ -786,12 +783,7 @@ class Engine:
         the even split.
         """
         comm, root = self._comm, self._root
-        if counts is plan.even_counts:
-            receives = plan.even_receives
-            if receives is None:
-                receives = plan.even_receives = receives_for(plan.answers, counts, displs, root, plan.types)
-        else:
-            receives = receives_for(plan.answers, counts, displs, root, self._types)
+        receives = plan.receives(counts, displs, root)
         requests = [comm.Igather(MPI.IN_PLACE, [self._statuses, MPI.INT64_T], root)]
         staging = self._grow("_staging", receives.staging_bytes)
         wholes = []
@@ -807,8 +799,8 @@ class Engine:
             elif receives.placed[index] is not None:
                 raw = whole.reshape(-1).view(np.uint8)
                 tag = _ANSWER_TAG + index
-                for rank, offset, datatype in receives.placed[index]:
-                    requests.append(comm.Irecv([raw[offset:], 1, datatype], rank, tag))
+                for rank, datatype in receives.placed[index]:  # the datatype starts at the share's offset
+                    requests.append(comm.Irecv([raw, 1, datatype], rank, tag))
         if rows and results and self._status[_STATE] == _OK:  # into bytes no receive writes
             start = int(displs[self._rank])
             for index, answer in enumerate(plan.answers):
@@ -819,10 +811,8 @@ class Engine:
         if not self._any_not_ok:
             for index, answer in enumerate(plan.answers):
                 if receives.staged[index] is not None:
-                    base = receives.staged[index][0]
-                    for offset, nbytes, count, first in receives.staged[index][3]:
-                        part = staging[base + offset : base + offset + nbytes].view(answer.dtype)
-                        self._copy_share(answer, part, count, wholes[index], first)
+                    base, _, _, runs = receives.staged[index]
+                    place_staged(answer, staging[base:], runs, wholes[index])
         return wholes
 
     @staticmethod

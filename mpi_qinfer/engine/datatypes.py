@@ -31,22 +31,29 @@ class RowTypes:
 
     def __init__(self, capacity: int | None = None):
         self._capacity = capacity
-        self._types: OrderedDict[tuple[int, int, int], MPI.Datatype] = OrderedDict()
+        self._types: OrderedDict[tuple[int, int, int, int], MPI.Datatype] = OrderedDict()
 
     def row(self, row_bytes: int) -> MPI.Datatype:
         """The type of one contiguous row of ``row_bytes`` bytes."""
         return self.blocks(1, row_bytes, row_bytes)
 
-    def blocks(self, count: int, block_bytes: int, stride_bytes: int) -> MPI.Datatype:
-        """``count`` blocks of ``block_bytes``, ``stride_bytes`` apart (contiguous when ``count`` is 1)."""
+    def blocks(self, count: int, block_bytes: int, stride_bytes: int, offset: int = 0) -> MPI.Datatype:
+        """``count`` blocks of ``block_bytes``, ``stride_bytes`` apart (contiguous when ``count`` is 1).
+
+        With ``offset``, the blocks start ``offset`` bytes into the buffer: a
+        receive into the whole answer then needs no view of its own.
+        """
         if count == 1:
             stride_bytes = block_bytes
-        key = (count, block_bytes, stride_bytes)
+        key = (count, block_bytes, stride_bytes, offset)
         dtype = self._types.get(key)
         if dtype is not None:
             self._types.move_to_end(key)
             return dtype
-        if count == 1:
+        if offset:
+            # A struct of one element at the offset; MPI keeps the inner type alive as long as it needs it.
+            dtype = MPI.Datatype.Create_struct([1], [offset], [self.blocks(count, block_bytes, stride_bytes)])
+        elif count == 1:
             dtype = MPI.BYTE.Create_contiguous(block_bytes)
         else:
             dtype = MPI.BYTE.Create_hvector(count, block_bytes, stride_bytes)

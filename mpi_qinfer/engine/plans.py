@@ -20,7 +20,8 @@ from .operations import OPERATIONS, Operation
 from .partition import check_count, displacements, even_counts
 from .protocol import INLINE_BYTES, SCALAR_OUTCOMES, SHAPE_FIELDS, CallSpec, Command, DtypeTable, Split, payload_layout
 
-__all__ = ["Answer", "Plan", "PlanCache", "Receives", "receives_for", "array_at", "SHORT_BLOCK_BYTES"]
+__all__ = ["Answer", "Plan", "PlanCache", "Receives", "receives_for", "place_staged", "array_at",
+           "SHORT_BLOCK_BYTES"]
 
 _BY_MODELS = int(Split.MODELS)
 
@@ -92,6 +93,46 @@ class Plan:
     types: RowTypes  # owns the datatypes above; freed with the plan
     inline_views: list | None = None  # (name, typed view into the message) when the payload is inline
     even_receives: "Receives | None" = None  # the root's receives under the even split, made on first use
+    # The last explicit counts seen (a balance keeps them call after call once it has settled):
+    # (counts as bytes, Receives, their datatypes) on the root, (counts as bytes, staged) on workers.
+    uneven_receives: tuple | None = None
+    uneven_staged: tuple | None = None
+
+    def receives(self, counts, displs, root: int) -> "Receives":
+        """The root's :class:`Receives` for ``counts``: built once per partition, not per call.
+
+        The even split's are kept for the plan's life; explicit counts' until
+        other counts come (their datatypes are then freed).
+        """
+        if counts is self.even_counts:
+            if self.even_receives is None:
+                self.even_receives = receives_for(self.answers, counts, displs, root, self.types)
+            return self.even_receives
+        key = counts.tobytes()
+        if self.uneven_receives is None or self.uneven_receives[0] != key:
+            self._free_uneven()
+            types = RowTypes()
+            self.uneven_receives = (key, receives_for(self.answers, counts, displs, root, types), types)
+        return self.uneven_receives[1]
+
+    def staged(self, counts) -> tuple:
+        """:meth:`Answer.staged` of every answer for ``counts`` (a worker's half of :meth:`receives`)."""
+        if counts is self.even_counts:
+            return self.even_staged
+        key = counts.tobytes()
+        if self.uneven_staged is None or self.uneven_staged[0] != key:
+            self.uneven_staged = (key, tuple(answer.staged(counts) for answer in self.answers))
+        return self.uneven_staged[1]
+
+    def _free_uneven(self) -> None:
+        if self.uneven_receives is not None:
+            self.uneven_receives[2].free()
+            self.uneven_receives = None
+
+    def free(self) -> None:
+        """Free every datatype of the plan (local)."""
+        self._free_uneven()
+        self.types.free()
 
 
 @dataclass
@@ -102,11 +143,14 @@ class Receives:
 
     * ``gathered[i]``: ``(counts, displs)`` in rows, for one ``Igatherv`` of
       contiguous rows straight into the answer (one block);
-    * ``placed[i]``: ``[(rank, byte offset, datatype)]``, one message per
-      worker placed by a vector datatype;
-    * ``staged[i]``: ``(base, sizes, offsets, copies)``, one ``Igatherv`` of
-      bytes into the staging buffer at ``base``, then ``copies``
-      ``(offset, nbytes, rows, first row)`` into place.
+    * ``placed[i]``: ``[(rank, datatype)]``, one message per worker placed by
+      a vector datatype that starts at the share's byte offset in the answer
+      (so that the receive needs no view of its own);
+    * ``staged[i]``: ``(base, sizes, offsets, runs)``, one ``Igatherv`` of
+      bytes into the staging buffer at ``base``, then one copy into place
+      per run of consecutive workers with equal counts, ``(offset, nbytes,
+      ranks, rows, first row)`` (see :func:`place_staged`): under the even
+      split two runs at most, whatever the number of ranks.
     """
 
     gathered: list
@@ -127,19 +171,53 @@ def receives_for(answers: list, counts, displs, root: int, types: RowTypes) -> R
             sizes = counts * (answer.n_blocks * answer.post_bytes)
             sizes[root] = 0  # the root copies its own share
             offsets = displacements(sizes)
-            copies = [(int(offsets[rank]), int(sizes[rank]), count, first)
-                      for rank, (count, first) in enumerate(zip(counts_list, displs_list)) if count and rank != root]
-            to_stage = (used, sizes, offsets, copies)
+            to_stage = (used, sizes, offsets, _staged_runs(counts_list, displs_list, offsets.tolist(),
+                                                           sizes.tolist(), root))
             used += int(sizes.sum())
         elif answer.moves:
             stride = answer.n_rows * answer.post_bytes
-            to_place = [(rank, first * answer.post_bytes,
-                         types.blocks(answer.n_blocks, count * answer.post_bytes, stride))
+            to_place = [(rank, types.blocks(answer.n_blocks, count * answer.post_bytes, stride,
+                                            offset=first * answer.post_bytes))
                         for rank, (count, first) in enumerate(zip(counts_list, displs_list)) if count and rank != root]
         gathered.append(to_gather)
         placed.append(to_place)
         staged.append(to_stage)
     return Receives(gathered, placed, staged, used)
+
+
+def _staged_runs(counts: list, displs: list, offsets: list, sizes: list, root: int) -> list:
+    """Runs of consecutive workers with equal counts: ``(offset, nbytes, ranks, rows, first row)``.
+
+    Their bytes follow each other in the staging buffer and their rows in the
+    answer, so one copy places a whole run.
+    """
+    runs: list = []
+    previous = None  # the last rank added to the last run
+    for rank, (count, first) in enumerate(zip(counts, displs)):
+        if not count or rank == root:
+            continue
+        if runs and previous == rank - 1 and runs[-1][3] == count:
+            offset, nbytes, ranks, rows, start = runs[-1]
+            runs[-1] = (offset, nbytes + sizes[rank], ranks + 1, rows, start)
+        else:
+            runs.append((offsets[rank], sizes[rank], 1, count, first))
+        previous = rank
+    return runs
+
+
+def place_staged(answer: Answer, staging: np.ndarray, runs: list, whole: np.ndarray) -> None:
+    """Copy the staged shares of :func:`_staged_runs`' ``runs`` from ``staging`` into ``whole``.
+
+    A run of ``k`` workers with ``r`` rows each arrived as ``k`` shares of
+    ``n_blocks`` blocks of ``r`` rows; in the answer the same bytes are
+    ``n_blocks`` blocks of ``k * r`` rows: one transposed copy.
+    """
+    blocks = whole.reshape(answer.n_blocks, answer.n_rows, -1)
+    for offset, nbytes, ranks, rows, first in runs:
+        part = staging[offset : offset + nbytes].view(answer.dtype).reshape(ranks, answer.n_blocks, rows, -1)
+        # Splitting one axis of a slice is always a view, so the copy lands in the answer.
+        target = blocks[:, first : first + ranks * rows].reshape(answer.n_blocks, ranks, rows, -1)
+        np.copyto(target, part.transpose(1, 0, 2, 3))
 
 
 def array_at(buffer: np.ndarray, offset: int, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -178,14 +256,14 @@ class PlanCache:
         if plan is None:
             plan = self._make(spec)
             if len(self._plans) >= self._capacity:
-                self._plans.pop(next(iter(self._plans))).types.free()
+                self._plans.pop(next(iter(self._plans))).free()
             self._plans[key] = plan
         return plan
 
     def free(self) -> None:
         """Free every plan's datatypes (local)."""
         for plan in self._plans.values():
-            plan.types.free()
+            plan.free()
         self._plans.clear()
 
     def __len__(self) -> int:
