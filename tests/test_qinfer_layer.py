@@ -1,0 +1,201 @@
+"""mpi_qinfer's versions of qinfer's names against the real qinfer 1.0: the same answers.
+
+Skipped where qinfer does not import (build an environment where it does with
+``scripts/make_qinfer_venv.sh``). Samplers whose algorithm is qinfer's are
+given a ``RandomState`` seeded as qinfer's NumPy global state is, and must
+return the same bits; deterministic functions must agree to 1e-12
+(relative). Where the algorithm differs on purpose, the test says so and
+what it compares instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+qinfer = pytest.importorskip("qinfer")
+
+import mpi_qinfer.models.distributions as ours  # noqa: E402 - after the skip
+from mpi_qinfer.models import utils as our_utils  # noqa: E402
+
+pytestmark = pytest.mark.qinfer
+scipy_stats = pytest.importorskip("scipy.stats")
+
+
+def _qinfer_sample(dist, n, seed):
+    np.random.seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return dist.sample(n)
+
+
+class _PositiveFirst:
+    def are_models_valid(self, x):
+        return x[:, 0] > 0.3
+
+
+def _pairs():
+    """(name, qinfer's distribution, ours): the same parameters, the same algorithm."""
+    q, weights = qinfer, np.array([0.2, 0.3, 0.5])
+    args = np.array([[1.0, 0.5], [2.0, 0.2], [3.0, 0.8]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return [
+            ("uniform", q.UniformDistribution([[0, 1], [2, 5]]), ours.UniformDistribution([[0, 1], [2, 5]])),
+            ("normal", q.NormalDistribution(1, 4), ours.NormalDistribution(1, 4)),
+            ("beta", q.BetaDistribution(2, 5), ours.BetaDistribution(2, 5)),
+            ("beta from moments", q.BetaDistribution(mean=0.3, var=0.01), ours.BetaDistribution(mean=0.3, var=0.01)),
+            ("gamma", q.GammaDistribution(3, 2), ours.GammaDistribution(3, 2)),
+            ("gamma from moments", q.GammaDistribution(mean=3, var=2), ours.GammaDistribution(mean=3, var=2)),
+            ("lognormal", q.LogNormalDistribution(3, 2), ours.LogNormalDistribution(3, 2)),
+            ("beta-binomial", q.BetaBinomialDistribution(10, 2, 3), ours.BetaBinomialDistribution(10, 2, 3)),
+            ("beta-binomial from moments", q.BetaBinomialDistribution(10, mean=4, var=3),
+             ours.BetaBinomialDistribution(10, mean=4, var=3)),
+            ("constant", q.ConstantDistribution([1, 2.5]), ours.ConstantDistribution([1, 2.5])),
+            ("simplex", q.MVUniformDistribution(4), ours.MVUniformDistribution(4)),
+            ("slanted normal", q.SlantedNormalDistribution([[0, 1], [2, 3]], 2),
+             ours.SlantedNormalDistribution([[0, 1], [2, 3]], 2)),
+            ("ginibre", q.GinibreUniform(k=3), ours.GinibreUniform(k=3)),
+            ("postselected", q.PostselectedDistribution(q.NormalDistribution(0, 1), _PositiveFirst()),
+             ours.PostselectedDistribution(ours.NormalDistribution(0, 1), _PositiveFirst())),
+            ("constrained sum", q.ConstrainedSumDistribution(q.UniformDistribution([[0, 1], [0, 2]]), 3),
+             ours.ConstrainedSumDistribution(ours.UniformDistribution([[0, 1], [0, 2]]), 3)),
+            ("mixture of a list", q.MixtureDistribution(weights, [q.NormalDistribution(*a) for a in args]),
+             ours.MixtureDistribution(weights, [ours.NormalDistribution(*a) for a in args])),
+            ("mixture of a class", q.MixtureDistribution(weights, q.NormalDistribution, dist_args=args),
+             ours.MixtureDistribution(weights, ours.NormalDistribution, dist_args=args)),
+            ("mixture unshuffled", q.MixtureDistribution(weights, q.NormalDistribution, dist_args=args, shuffle=False),
+             ours.MixtureDistribution(weights, ours.NormalDistribution, dist_args=args, shuffle=False)),
+            ("product", q.ProductDistribution(q.NormalDistribution(0, 1), q.UniformDistribution([0, 1])),
+             ours.ProductDistribution(ours.NormalDistribution(0, 1), ours.UniformDistribution([0, 1]))),
+        ]
+
+
+@pytest.mark.parametrize("name, theirs, mine", _pairs(), ids=[p[0] for p in _pairs()])
+def test_samples_are_qinfers_bit_for_bit_with_the_same_seed(name, theirs, mine):
+    for seed in (0, 7):
+        expected = _qinfer_sample(theirs, 400, seed)
+        got = mine.sample(400, rng=np.random.RandomState(seed))
+        assert got.shape == expected.shape and got.dtype == expected.dtype, name
+        np.testing.assert_array_equal(got, expected)
+        assert mine.n_rvs == theirs.n_rvs
+
+
+def test_moment_parameters_are_qinfers():
+    for cls in ("BetaDistribution", "GammaDistribution"):
+        a, b = getattr(qinfer, cls)(mean=0.3, var=0.01), getattr(ours, cls)(mean=0.3, var=0.01)
+        assert (b.alpha, b.beta) == pytest.approx((a.alpha, a.beta), rel=1e-12)
+    a, b = qinfer.BetaBinomialDistribution(10, mean=4, var=3), ours.BetaBinomialDistribution(10, mean=4, var=3)
+    assert (b.alpha, b.beta) == pytest.approx((a.alpha, a.beta), rel=1e-12)
+
+
+def test_discrete_uniform_draws_qinfers_integers_as_a_column():
+    # qinfer returns shape (n,); ours keeps the (n, n_rvs) shape every prior has.
+    expected = _qinfer_sample(qinfer.DiscreteUniformDistribution(5), 300, 3)
+    got = ours.DiscreteUniformDistribution(5).sample(300, rng=np.random.RandomState(3))
+    np.testing.assert_array_equal(got[:, 0], expected)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_haar_states_are_qinfers_to_rounding():
+    # The same draws and the same QR; ours contracts with the Pauli matrices in one einsum.
+    expected = _qinfer_sample(qinfer.HaarUniform(), 300, 4)
+    got = ours.HaarUniform().sample(300, rng=np.random.RandomState(4))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_truncated_normal_is_qinfers_to_rounding():
+    # Both invert the distribution function on the same uniforms (SciPy's truncnorm, our own quantile).
+    for mean, var, trunc in ((1, 2, (0.5, 3)), (0, 1, (-4, -1)), (2, 0.5, (2.5, 4))):
+        expected = _qinfer_sample(qinfer.NormalDistribution(mean, var, trunc=trunc), 2000, 5)
+        got = ours.NormalDistribution(mean, var, trunc=trunc).sample(2000, rng=np.random.RandomState(5))
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_interpolated_distribution_is_qinfers_to_rounding():
+    # The grid and the trapezoidal CDF are qinfer's; the inverse CDF's slope (about 1/pdf) magnifies rounding
+    # in the CDF's last bits, hence an absolute bound of 1e-12 at unit scale beside the relative one.
+    expected = _qinfer_sample(qinfer.InterpolatedUnivariateDistribution(scipy_stats.norm.pdf, 1, 1500), 3000, 6)
+    mine = ours.InterpolatedUnivariateDistribution(scipy_stats.norm.pdf, 1, 1500)
+    got = mine.sample(3000, rng=np.random.RandomState(6))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_dirichlet_is_scipys_bit_for_bit():
+    # qinfer 1.0 has no DirichletDistribution; its source samples scipy.stats.dirichlet.
+    np.random.seed(8)
+    expected = scipy_stats.dirichlet(alpha=[1, 2, 3]).rvs(size=50)
+    np.testing.assert_array_equal(ours.DirichletDistribution([1, 2, 3]).sample(50, rng=np.random.RandomState(8)),
+                                  expected)
+
+
+# ------------------------------------------------------------------ qinfer.utils
+qutils = qinfer.utils
+
+
+def test_probability_functions_are_qinfers():
+    n = np.arange(0, 21)
+    for p in (0.0, 0.13, 0.5, 1.0):
+        np.testing.assert_allclose(our_utils.binomial_pdf(20, n, p), qutils.binomial_pdf(20, n, p), rtol=1e-12,
+                                   atol=1e-300)
+    counts = np.array([[2, 0, 5], [1, 3, 0], [0, 1, 1]])
+    probs = np.array([[0.5, 0.2, 0.6], [0.3, 0.3, 0.0], [0.2, 0.5, 0.4]])
+    np.testing.assert_allclose(our_utils.multinomial_pdf(counts, probs), qutils.multinomial_pdf(counts, probs),
+                               rtol=1e-12)
+    np.testing.assert_allclose(our_utils.multinomial_pdf(counts, probs[:2]), qutils.multinomial_pdf(counts, probs[:2]),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("size", [None, 3])  # qinfer fails on a tuple (its axes do not match)
+def test_sample_multinomial_is_qinfers_bit_for_bit(size):
+    p = np.array([[[0.2, 0.5], [0.1, 0.3]], [[0.8, 0.5], [0.9, 0.7]]])  # two sides, a 2 x 2 array of dice
+    np.random.seed(9)
+    expected = qutils.sample_multinomial(6, p, size=size)
+    got = our_utils.sample_multinomial(6, p, size=size, rng=np.random.RandomState(9))
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_ellipsoid_functions_are_qinfers():
+    rng = np.random.default_rng(10)
+    points = rng.standard_normal((60, 3)) @ np.array([[1, 0.3, 0], [0, 2, 0.1], [0, 0, 0.5]])
+    for tol in (1e-2, 1e-3):
+        (a1, c1), (a2, c2) = our_utils.mvee(points, tol), qutils.mvee(points, tol)
+        np.testing.assert_allclose(a1, a2, rtol=1e-12)
+        np.testing.assert_allclose(c1, c2, rtol=1e-12)
+    A, c = np.array([[2.0, 0.3], [0.3, 1.0]]), np.array([0.5, -1.0])
+    x = rng.standard_normal((500, 2)) * 1.5 + c
+    np.testing.assert_array_equal(our_utils.in_ellipsoid(x, A, c), qutils.in_ellipsoid(x, A, c))
+    assert our_utils.in_ellipsoid(x[0], A, c) == qutils.in_ellipsoid(x[0], A, c)
+    assert our_utils.ellipsoid_volume(A=A) == pytest.approx(qutils.ellipsoid_volume(A=A), rel=1e-12)
+
+
+def test_small_helpers_are_qinfers():
+    for secs in (0.5, 59.9, 61, 3599, 3601, 86401.5, 200000):
+        assert our_utils.pretty_time(secs) == qutils.pretty_time(secs)
+    for value, err in ((1.2345, 0.01), (123456.0, 10.0), (0.000123, 0.0000021), (5.0, 0), (-3.25, 0.5)):
+        assert our_utils.format_uncertainty(value, err) == qutils.format_uncertainty(value, err)
+    np.testing.assert_allclose(our_utils.compactspace(2, 101), qutils.compactspace(2, 101), rtol=1e-15, atol=1e-15)
+    assert our_utils.uniquify([3, 1, 3, 2]) == qutils.uniquify([3, 1, 3, 2])
+    assert our_utils.binom_est_p(3, 10, 0.5) == qutils.binom_est_p(3, 10, 0.5)
+    assert our_utils.binom_est_error(0.3, 10, 0.5) == qutils.binom_est_error(0.3, 10, 0.5)
+    v = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_array_equal(our_utils.outer_product(v), qutils.outer_product(v))
+    assert our_utils.safe_shape(np.zeros((2, 3)), 5) == qutils.safe_shape(np.zeros((2, 3)), 5)
+
+
+def test_particle_moments_are_qinfers():
+    rng = np.random.default_rng(11)
+    w = rng.random(200)
+    w /= w.sum()
+    x = rng.standard_normal((200, 3)) + [0.5, 2.0, -1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        np.testing.assert_allclose(our_utils.particle_meanfn(w, x), qutils.particle_meanfn(w, x), rtol=1e-12)
+        theirs = qutils.particle_covariance_mtx(w, x)
+    # qinfer subtracts mu mu^T from E[x x^T]; ours sums about the mean (never negative on the diagonal).
+    # They differ by rounding of the size eps * E[x x^T].
+    mine = our_utils.particle_covariance_mtx(w, x)
+    np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-13 * np.max(np.abs(x)) ** 2)
