@@ -199,3 +199,131 @@ def test_particle_moments_are_qinfers():
     # They differ by rounding of the size eps * E[x x^T].
     mine = our_utils.particle_covariance_mtx(w, x)
     np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-13 * np.max(np.abs(x)) ** 2)
+
+
+# ------------------------------------------------------------------ the updater's estimates
+from mpi_qinfer.models.builtin import SimplePrecessionModel  # noqa: E402
+from mpi_qinfer.models.distributions import UniformDistribution  # noqa: E402
+from mpi_qinfer.smc.particles import ParticleDistribution  # noqa: E402
+from mpi_qinfer.smc.updater import LiuWestResampler, SMCUpdater  # noqa: E402
+
+
+def _same_cloud(n_mps=4, n=1500, seed=12):
+    """A qinfer updater and ours holding one cloud: normal locations, distinct (random) weights."""
+    rng = np.random.default_rng(seed)
+    cov = np.array([[1, 0, 0, 0.5], [0, 1, 0.2, 0], [0, 0.2, 2, 0], [0.5, 0, 0, 1]])[:n_mps, :n_mps]
+    locations = rng.standard_normal((n, n_mps)) @ np.linalg.cholesky(cov).T + np.arange(1, n_mps + 1)
+    weights = rng.random(n)
+    weights /= weights.sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = qinfer.SMCUpdater(qinfer.SimplePrecessionModel(), n, qinfer.UniformDistribution([0, 1]))
+    mine = SMCUpdater(SimplePrecessionModel(), n, UniformDistribution([0, 1]), rng=0)
+    for updater in (theirs, mine):
+        updater.particle_locations, updater.particle_weights = locations.copy(), weights.copy()
+    return theirs, mine
+
+
+def test_region_estimates_are_qinfers():
+    theirs, mine = _same_cloud()
+    for level in (0.95, 0.5):
+        (f1, v1), (f2, v2) = mine.region_est_hull(level), theirs.region_est_hull(level)
+        assert {tuple(v) for v in v1} == {tuple(v) for v in v2} and len(v1) == len(v2)
+        assert {frozenset(map(tuple, f)) for f in f1} == {frozenset(map(tuple, f)) for f in f2}
+    # The same vertices in the same order (increasing index): the same Khachiyan iterations.
+    (a1, c1), (a2, c2) = mine.region_est_ellipsoid(0.5), theirs.region_est_ellipsoid(0.5)
+    np.testing.assert_allclose(a1, a2, rtol=1e-12)
+    np.testing.assert_allclose(c1, c2, rtol=1e-12)
+    probe = np.random.default_rng(13).standard_normal((2000, 4)) * 1.3 + np.arange(1, 5)
+    for method in ("hpd-hull", "hpd-mvee"):
+        for level in (0.9, 0.5):
+            np.testing.assert_array_equal(mine.in_credible_region(probe, level, method=method),
+                                          theirs.in_credible_region(probe, level, method=method))
+    # "pce" scales the posterior's covariance (ours is computed about the mean) by chi2.ppf (ours is our own):
+    # the same verdicts except, possibly, within rounding of the ellipsoid's surface.
+    for level in (0.9, 0.5):
+        same = mine.in_credible_region(probe, level, method="pce") == theirs.in_credible_region(probe, level,
+                                                                                                method="pce")
+        assert same.mean() >= 1 - 1 / len(probe)
+    sliced = np.s_[1:3]
+    np.testing.assert_array_equal(mine.in_credible_region(probe[:, sliced], 0.9, sliced, method="hpd-hull"),
+                                  theirs.in_credible_region(probe[:, sliced], 0.9, sliced, method="hpd-hull"))
+
+
+def test_mean_function_divergence_and_correlation_are_qinfers():
+    theirs, mine = _same_cloud(n_mps=1, n=800)
+    np.testing.assert_allclose(mine.est_meanfn(lambda x: np.cos(x)), theirs.est_meanfn(lambda x: np.cos(x)),
+                               rtol=1e-12)
+    other_theirs, other_mine = _same_cloud(n_mps=1, n=600, seed=14)
+    assert mine.est_kl_divergence(other_mine) == pytest.approx(theirs.est_kl_divergence(other_theirs), rel=1e-12)
+    theirs4, mine4 = _same_cloud()
+    np.testing.assert_allclose(mine4.est_covariance_mtx(corr=True), theirs4.est_covariance_mtx(corr=True),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_posterior_mesh_is_qinfers_transposed():
+    # qinfer reshapes its grid in the other order: for res1 == res2 its density is the transpose of the grid's.
+    theirs, mine = _same_cloud(n_mps=2, n=400)
+    p1, p2, density = mine.posterior_mesh(0, 1, 25, 25, 0.2)
+    q1, q2, q_density = theirs.posterior_mesh(0, 1, 25, 25, 0.2)
+    np.testing.assert_array_equal(p1, q1)
+    np.testing.assert_array_equal(p2, q2)
+    np.testing.assert_allclose(density, q_density.T, rtol=1e-12)
+
+
+def test_risk_is_qinfers():
+    rng = np.random.default_rng(15)
+    locations = rng.random((500, 1))
+    weights = rng.random(500)
+    weights /= weights.sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = qinfer.SMCUpdater(qinfer.SimplePrecessionModel(), 500, qinfer.UniformDistribution([0, 1]))
+    mine = SMCUpdater(SimplePrecessionModel(), 500, UniformDistribution([0, 1]), rng=0)
+    for updater in (theirs, mine):
+        updater.particle_locations, updater.particle_weights = locations.copy(), weights.copy()
+    for t in (0.5, 2.0, 9.0):
+        np.testing.assert_allclose(mine.risk(t), theirs.risk(t).reshape(-1), rtol=1e-12)
+
+
+class _Decimation(qinfer.FiniteOutcomeModel):
+    """qinfer's test model: outcome 0 keeps the first alpha of the particles."""
+
+    n_modelparams = 1
+    expparams_dtype = [("alpha", float)]
+    is_n_outcomes_constant = True
+
+    def n_outcomes(self, expparams):
+        return 2
+
+    def are_models_valid(self, modelparams):
+        return np.ones(modelparams.shape[0], dtype=bool)
+
+    def likelihood(self, outcomes, modelparams, expparams):
+        pr0 = np.full((modelparams.shape[0], expparams.shape[0]), 0.5)
+        pr0[int(np.ceil(expparams["alpha"][0] * modelparams.shape[0])):, :] = 0
+        return qinfer.FiniteOutcomeModel.pr0_to_likelihood_array(outcomes, pr0)
+
+
+def test_min_n_ess_and_the_tiny_sample_warning_are_qinfers():
+    n = 4**5
+    theirs = qinfer.SMCUpdater(_Decimation(), n, qinfer.UniformDistribution([0, 1]), resample_thresh=0.0)
+    mine = SMCUpdater(_Decimation(), n, UniformDistribution([0, 1]), resample_thresh=0.0, rng=0)
+    for k in range(1, 6):
+        experiment = np.array([(4.0**-k,)], dtype=_Decimation.expparams_dtype)
+        with warnings.catch_warnings(record=True) as caught_theirs:
+            warnings.simplefilter("always")
+            theirs.update(np.array([0]), experiment)
+        with warnings.catch_warnings(record=True) as caught_mine:
+            warnings.simplefilter("always")
+            mine.update(np.array([0]), experiment)
+        assert mine.min_n_ess == theirs.min_n_ess
+        assert [str(w.message) for w in caught_mine] == [str(w.message) for w in caught_theirs]
+
+
+def test_liu_west_takes_qinfers_particle_distribution():
+    w = np.random.default_rng(16).random(100)
+    x = np.random.default_rng(17).random((100, 1)) + 1  # valid precession frequencies
+    cloud = ParticleDistribution(particle_locations=x, particle_weights=w)
+    new = LiuWestResampler()(SimplePrecessionModel(), cloud, rng=1)
+    assert isinstance(new, ParticleDistribution) and new.particle_locations.shape == (100, 1)

@@ -17,6 +17,17 @@ import inspect
 
 #: How a member of the distributed updater compares with SMCUpdater's.
 SAME, DIFFERS, MISSING, READ_ONLY, ONLY_DISTRIBUTED = "same", "differs", "missing", "read-only", "distributed only"
+#: A member with the same signature and defaults whose use is narrower on a sharded cloud (see EXCEPTIONS).
+LIMITED = "limited"
+
+#: The members the distributed updater has with SMCUpdater's signature and defaults but cannot do all of, and why.
+EXCEPTIONS = {
+    "__init__(debug_resampling)": "True is refused: logging each resampling's change of the moments needs the "
+                                  "whole cloud on one rank before and after every resampling",
+    "__init__(track_resampling_divergence)": "True is refused: the divergence needs the whole cloud before and "
+                                             "after every resampling on one rank",
+    "resampling_divergences": "always None (tracking is refused, see above)",
+}
 
 
 class _OneParameter:
@@ -84,7 +95,9 @@ def member_rows() -> list[tuple[str, str, str, str, str]]:
 
     The verdict is one of :data:`SAME`, :data:`DIFFERS`, :data:`MISSING`,
     :data:`READ_ONLY` (an attribute of SMCUpdater that the distributed
-    updater offers as a read-only property) and :data:`ONLY_DISTRIBUTED`.
+    updater offers as a read-only property), :data:`LIMITED` (the same
+    signature, but a use the distributed updater refuses; the reason is in
+    :data:`EXCEPTIONS`) and :data:`ONLY_DISTRIBUTED`.
     Constructor parameters appear as ``__init__(name)`` rows with their
     defaults. An attribute that SMCUpdater sets on itself counts as present
     on the distributed updater when it is a member of that class or one of
@@ -107,7 +120,8 @@ def member_rows() -> list[tuple[str, str, str, str, str]]:
         else:
             same = (distributed.default, distributed.kind) == (serial.default, serial.kind)
             verdict = SAME if same else DIFFERS
-        rows.append((f"__init__({name})", "parameter", serial_text, distributed_text, verdict))
+        row = f"__init__({name})"
+        rows.append((row, "parameter", serial_text, distributed_text, _limited(row, verdict)))
 
     serial_attributes = _serial_attributes()
     names = sorted(_public(SMCUpdater) | serial_attributes | _public(DistributedSMCUpdater))
@@ -125,8 +139,14 @@ def member_rows() -> list[tuple[str, str, str, str, str]]:
             verdict = SAME if distributed[2][1] else READ_ONLY
         else:
             verdict = DIFFERS
-        rows.append((name, serial[0], serial[1], "" if distributed is None else distributed[1], verdict))
+        rows.append((name, serial[0], serial[1], "" if distributed is None else distributed[1],
+                     _limited(name, verdict)))
     return rows
+
+
+def _limited(name: str, verdict: str) -> str:
+    """:data:`LIMITED` for a member of :data:`EXCEPTIONS` whose signature is the same."""
+    return LIMITED if verdict == SAME and name in EXCEPTIONS else verdict
 
 
 def _cell(text: str) -> str:
@@ -146,6 +166,8 @@ def _table_lines(rows) -> list[str]:
             theirs = "**missing**"
         elif verdict == READ_ONLY:
             theirs = "read-only property (gathers the cloud to the root)"
+        elif verdict == LIMITED:
+            theirs = f"the same; {EXCEPTIONS[name]}"
         else:
             theirs = f"**differs**: {_cell(distributed)}"
         mine = _cell(serial) if serial.startswith("(") or kind == "parameter" else (serial or "yes")

@@ -28,17 +28,22 @@ import numpy as np
 from ..engine.partition import check_count, displacements, even_counts, weighted_counts
 from ..engine.validation import _fields_match, as_array
 from ..errors import EngineClosedError, ModelMismatchError
+from ..smc.particles import UpdaterEstimates
 from ..smc.posterior import check_marginal_arguments, marginal
 from ..smc.updater import (
+    _TINY_N_ESS,
     ApproximationWarning,
     LiuWestResampler,
     ResamplerWarning,
     SMCUpdater,
     UpdaterRecord,
     _canonicalize,
+    _chosen_resampler,
+    _correlation,
     _covariance_factor,
     _one_outcome,
     _prior_sample,
+    _tiny_n_ess_warning,
     _zero_weights_error,
 )
 from . import resampling, sums
@@ -109,7 +114,8 @@ def _signature(model) -> tuple:
     return f"{kind.__module__}.{kind.__qualname__}", int(model.n_modelparams)
 
 
-def _check_arguments(n_particles, resample_thresh, resampler, draws) -> None:
+def _check_arguments(n_particles, resample_thresh, resampler, draws, debug_resampling,
+                     track_resampling_divergence) -> None:
     if isinstance(n_particles, bool) or not isinstance(n_particles, (int, np.integer)) or n_particles < 1:
         raise ValueError(f"n_particles must be a positive integer, got {n_particles!r}")
     if not 0 <= float(resample_thresh) <= 1:
@@ -119,8 +125,17 @@ def _check_arguments(n_particles, resample_thresh, resampler, draws) -> None:
             "resampler must be None or a LiuWestResampler (a serial resampler cannot work on a sharded cloud), "
             f"got {type(resampler).__name__}"
         )
+    if resampler is not None and (resampler.kernel is not None or resampler.default_n_particles is not None):
+        raise ValueError("a LiuWestResampler with a kernel or default_n_particles cannot resample a sharded cloud "
+                         "(every rank draws its own normals, and keeps n_particles); leave both None")
     if draws not in resampling.DRAWS:
         raise ValueError(f"draws must be one of {resampling.DRAWS}, got {draws!r}")
+    # Both need the whole cloud, before and after every resampling, on one rank: what this updater avoids.
+    for name, value in (("debug_resampling", debug_resampling),
+                        ("track_resampling_divergence", track_resampling_divergence)):
+        if value:
+            raise ValueError(f"{name}=True is not available on a sharded cloud (it needs the whole cloud before "
+                             "and after every resampling on one rank); use SMCUpdater for it")
 
 
 def _target_counts(balance, n_particles: int, size: int) -> np.ndarray:
@@ -136,7 +151,7 @@ def _target_counts(balance, n_particles: int, size: int) -> np.ndarray:
     return weighted_counts(n_particles, weights)
 
 
-class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
+class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
     """Sequential Monte Carlo whose particle cloud lives sharded on the ranks that compute it.
 
     Construction is collective: every rank passes its own serial model and
@@ -185,6 +200,16 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
     zero_weight_thresh : float or None, optional
         The total weight at or below which the policy applies; None uses the
         class attribute :attr:`zero_weight_thresh`.
+    resample_a : float or None, optional
+        ``resampler=LiuWestResampler(a=resample_a)``, as in
+        :class:`~mpi_qinfer.smc.updater.SMCUpdater` (deprecated there too).
+    debug_resampling, track_resampling_divergence : bool, optional
+        Must be False (the default): both need the whole cloud on one rank
+        around every resampling. Use :class:`~mpi_qinfer.smc.updater.SMCUpdater`
+        for them; :attr:`resampling_divergences` is None here.
+    canonicalize : bool, optional
+        Map the particles to the model's canonical parameters after drawing
+        them from the prior and after resampling (default True).
     comm : mpi4py.MPI.Intracomm, optional
         The ranks to use (duplicated). Default ``MPI.COMM_WORLD``. Ignored
         when ``engine`` is given.
@@ -234,14 +259,19 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
     zero_weight_policy = SMCUpdater.zero_weight_policy
 
     def __init__(self, model, n_particles: int, prior, resampler=None, resample_thresh: float = 0.5,
-                 rng=None, zero_weight_policy: str = "error", zero_weight_thresh: float | None = None, *,
+                 rng=None, zero_weight_policy: str = "error", zero_weight_thresh: float | None = None,
+                 resample_a: float | None = None, debug_resampling: bool = False,
+                 track_resampling_divergence: bool = False, canonicalize: bool = True, *,
                  comm=None, root: int = 0, engine=None, balance="even", draws: str = "multinomial",
                  idle: str | None = None, backoff_max: float | None = None):
         # Every rank checks the same arguments, so every rank raises the same error, with no communication.
         self.zero_weight_policy = zero_weight_policy  # checked by the setter
         if zero_weight_thresh is not None:
             self.zero_weight_thresh = float(zero_weight_thresh)
-        _check_arguments(n_particles, resample_thresh, resampler, draws)
+        resampler = _chosen_resampler(resampler, resample_a)
+        _check_arguments(n_particles, resample_thresh, resampler, draws, debug_resampling,
+                         track_resampling_divergence)
+        self._canonicalize = bool(canonicalize)
         from mpi4py import MPI
 
         from ..parallel.proxy import MPIParallelizedModel
@@ -257,7 +287,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         self.model = model
         self.prior = prior
         self.n_particles = int(n_particles)
-        self.resampler = LiuWestResampler(a=0.98) if resampler is None else resampler
+        self.resampler = resampler
         self.resample_thresh = float(resample_thresh)
         self.draws = draws
         self._engine = engine
@@ -354,6 +384,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         self._resample_count = 0
         self._just_resampled = False
         self._n_ess = float(self.n_particles)
+        self._min_n_ess = float(self.n_particles)
+        self._resampling_divergences = None  # never tracked here (see track_resampling_divergence)
 
     def _run(self, op: int, args):
         return getattr(self, f"_op_{_Op(op).name.lower()}")(*args)
@@ -567,19 +599,32 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
 
     def _op_update(self, datum, rules: _Rules) -> None:
         state, record, applied = self._updated(self._state(), datum, rules)
-        if applied and self._needs_resample(state, rules):
-            state = self._resampled(state, self._agreed_seed())
+        lowest = state.n_ess if record is not None else self._min_n_ess
+        if applied and rules.resample_thresh is not None:
+            self._warn_if_tiny(state)
+            if self._needs_resample(state, rules):
+                state = self._resampled(state, self._agreed_seed())
+        self._min_n_ess = min(self._min_n_ess, lowest)  # the step cannot fail past here (as SMCUpdater's)
         self._commit(state, [] if record is None else [record])
 
     def _op_batch(self, data, rules: _Rules) -> None:
-        state, records = self._state(), []
+        state, records, lowest = self._state(), [], self._min_n_ess
         for index, datum in enumerate(data):
             state, record, _ = self._updated(state, datum, rules)
             if record is not None:
                 records.append(record)
-            if (index + 1) % rules.interval == 0 and self._needs_resample(state, rules):
-                state = self._resampled(state, self._agreed_seed())
+                lowest = min(lowest, state.n_ess)
+            if (index + 1) % rules.interval == 0:
+                self._warn_if_tiny(state)
+                if self._needs_resample(state, rules):
+                    state = self._resampled(state, self._agreed_seed())
+        self._min_n_ess = lowest
         self._commit(state, records)
+
+    def _warn_if_tiny(self, state: _Shard) -> None:
+        """SMCUpdater's warning before a resampling check on a cloud of (almost) no effective particles."""
+        if self.is_root and state.n_ess <= _TINY_N_ESS:
+            warnings.warn(_tiny_n_ess_warning(state.n_ess), ApproximationWarning, stacklevel=_USER)
 
     def _op_resample(self) -> None:
         self._commit(self._resampled(self._state(), self._agreed_seed()))
@@ -698,6 +743,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
             new_x += mus
             valid = np.asarray(self.model.are_models_valid(new_x), dtype=bool).reshape(-1)
             todo = np.flatnonzero(~valid)
+            if not lw.postselect:
+                todo = todo[:0]
             for _ in range(lw.maxiter - 1):
                 if todo.size == 0:
                     break
@@ -706,7 +753,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
                 valid = np.asarray(self.model.are_models_valid(new_x[todo]), dtype=bool).reshape(-1)
                 todo = todo[~valid]
             n_invalid = todo.size
-            new_x = np.ascontiguousarray(_canonicalize(self.model, new_x), dtype=np.float64)
+            if self._canonicalize:
+                new_x = np.ascontiguousarray(_canonicalize(self.model, new_x), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - nothing changes anywhere; the root raises
             error = exc
         n_invalid = self._allsum([n_invalid], error, "resample")[0]
@@ -734,7 +782,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         Returns ``(locations, error)``: on failure, zeros and the exception (for :meth:`_allsum`).
         """
         try:
-            drawn = _prior_sample(self.prior, self.model, n_local, self._streams(seed)[1])  # as SMCUpdater checks
+            drawn = _prior_sample(self.prior, self.model, n_local, self._streams(seed)[1],  # as SMCUpdater checks
+                                  canonical=self._canonicalize)
             return np.ascontiguousarray(drawn, dtype=np.float64), None
         except Exception as exc:  # noqa: BLE001 - every rank must agree
             return np.zeros((n_local, self._n_mp)), exc
@@ -751,7 +800,8 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
                 if only_params is not None:
                     merged = state.locations.copy()
                     merged[:, only_params] = fresh[:, only_params]
-                    fresh = np.ascontiguousarray(_canonicalize(self.model, merged), dtype=np.float64)
+                    fresh = np.ascontiguousarray(_canonicalize(self.model, merged) if self._canonicalize else merged,
+                                                 dtype=np.float64)
                 terms = np.einsum("i,im->m", weights, fresh)
             except Exception as exc:  # noqa: BLE001
                 error = exc
@@ -804,14 +854,19 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
         """
         return self._send(_Op.MOMENTS, ())[0]
 
-    def est_covariance_mtx(self) -> np.ndarray:
+    def est_covariance_mtx(self, corr: bool = False) -> np.ndarray:
         """The posterior covariance ``sum w (x - mean)(x - mean)^T``.
+
+        Parameters
+        ----------
+        corr : bool, optional
+            Return the correlation matrix instead.
 
         Returns
         -------
         numpy.ndarray, shape (n_modelparams, n_modelparams)
         """
-        return self._send(_Op.MOMENTS, ())[1]
+        return _correlation(self._send(_Op.MOMENTS, ())[1], corr)
 
     def _op_moments(self):
         error = None
@@ -1047,6 +1102,11 @@ class DistributedSMCUpdater(CommandLoop, UpdaterRecord):
                                        true_model=true_model, ax=ax)
 
     # --------------------------------------------------- the whole cloud (costly)
+    def _cloud(self):
+        """The whole cloud on the root, for the estimates that need every particle (``est_meanfn``,
+        ``est_kl_divergence``, ``posterior_mesh``): they gather it, as :meth:`gather` does."""
+        return self.gather()
+
     def gather(self) -> tuple[np.ndarray, np.ndarray]:
         """Copy the whole cloud to the root, in global order: for checks and small clouds only.
 

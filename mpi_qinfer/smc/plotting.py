@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_posterior_marginal"]
+__all__ = ["plot_posterior_marginal", "plot_contour", "plot_hinton"]
 
 
 def _pyplot():
@@ -67,3 +67,71 @@ def plot_posterior_marginal(updater, idx_param: int = 0, res: int = 100, smoothi
         ax.vlines(value, bottom, top, colors="k", linestyles="--")
         ax.set_ylim(bottom, top)
     return lines
+
+
+def plot_contour(mesh, ax=None):
+    """Contour lines of a density on a grid (as :meth:`~mpi_qinfer.smc.updater.SMCUpdater.posterior_mesh` gives).
+
+    Parameters
+    ----------
+    mesh : (p1s, p2s, density)
+        Three arrays of the same shape.
+    ax : matplotlib.axes.Axes or None, optional
+        Where to draw; None uses ``matplotlib.pyplot.gca()``.
+
+    Returns
+    -------
+    matplotlib.contour.QuadContourSet
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed.
+    """
+    if ax is None:
+        ax = _pyplot().gca()
+    return ax.contour(*mesh)
+
+
+def plot_hinton(matrix, tick_labels, tick_params=None, ax=None):
+    """A Hinton diagram: a square per entry, its area the entry's magnitude, white if positive, black if negative.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray, shape (n, n)
+    tick_labels : list of str
+        One label per row (and column), drawn on the top and left axes.
+    tick_params : dict or None, optional
+        Keyword arguments of matplotlib's ``set_xticks``/``set_yticks`` label text.
+    ax : matplotlib.axes.Axes or None, optional
+        Where to draw; None uses ``matplotlib.pyplot.gca()``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed.
+    """
+    if ax is None:
+        ax = _pyplot().gca()
+    from matplotlib.patches import Rectangle
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    largest = float(np.max(np.abs(matrix))) if matrix.size else 0.0
+    ax.set_facecolor("gray")
+    ax.set_aspect("equal", "box")
+    for (row, column), value in np.ndenumerate(matrix):
+        side = np.sqrt(abs(value) / largest) if largest > 0 else 0.0
+        ax.add_patch(Rectangle((column - side / 2, row - side / 2), side, side,
+                               facecolor="white" if value > 0 else "black", edgecolor="none"))
+    n = matrix.shape[0]
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylim(n - 0.5, -0.5)  # row 0 at the top, as the matrix is written
+    positions = list(range(n))
+    ax.set_xticks(positions, list(tick_labels), **(tick_params or {}))
+    ax.set_yticks(positions, list(tick_labels), **(tick_params or {}))
+    ax.xaxis.tick_top()
+    return ax

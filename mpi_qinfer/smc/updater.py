@@ -11,12 +11,16 @@ its own :class:`numpy.random.Generator`.
 from __future__ import annotations
 
 import inspect
+import logging
 import warnings
 from typing import NamedTuple
 
 import numpy as np
 
+from .particles import ParticleDistribution, UpdaterEstimates, kl_divergence
 from .posterior import credible_region, entropy, marginal
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
@@ -56,7 +60,7 @@ def _prior_dimension_message(prior, model, width: int) -> str:
     )
 
 
-def _prior_sample(prior, model, n: int, rng, *, other_width: str = "error") -> np.ndarray:
+def _prior_sample(prior, model, n: int, rng, canonical: bool = True, *, other_width: str = "error") -> np.ndarray:
     """``n`` canonical particles from ``prior``, shape ``(n, n_modelparams)``.
 
     Shared by :class:`SMCUpdater` and
@@ -72,6 +76,9 @@ def _prior_sample(prior, model, n: int, rng, *, other_width: str = "error") -> n
     ``other_width="warn"`` (the serial updater: qinfer accepts such a prior,
     and its own tests give a two-parameter mock model a one-dimensional
     prior), gives a :class:`PriorDimensionWarning` and is used as it is.
+
+    ``canonical=False`` (an updater built with ``canonicalize=False``) leaves the
+    draws as the prior made them.
     """
     if "rng" in inspect.signature(prior.sample).parameters:
         drawn = prior.sample(n=n, rng=rng)
@@ -88,7 +95,7 @@ def _prior_sample(prior, model, n: int, rng, *, other_width: str = "error") -> n
             f"prior {prior!r}: sample(n) must return one row per particle, shape (n, n_modelparams) = {want}, "
             f"but it returned shape {drawn.shape}"
         )
-    return _canonicalize(model, drawn)
+    return _canonicalize(model, drawn) if canonical else drawn
 
 
 #: Kinds of outcome an updater accepts: booleans, numbers and records (the model judges their values).
@@ -164,8 +171,45 @@ def _covariance_factor(cov: np.ndarray) -> np.ndarray:
         return vectors * np.sqrt(np.clip(values, 0, None))
 
 
+def _correlation(cov: np.ndarray, corr: bool) -> np.ndarray:
+    """``cov``, or with ``corr`` the correlation matrix it gives (shared by both updaters)."""
+    if not corr:
+        return cov
+    std = np.sqrt(np.diag(cov))
+    return cov / np.outer(std, std)
+
+
+def _chosen_resampler(resampler, resample_a):
+    """The resampler an updater is given, from its ``resampler`` and qinfer's older ``resample_a``."""
+    if isinstance(resampler, (int, float, np.number)) and not isinstance(resampler, bool):
+        raise TypeError(f"resampler must be a resampler, got the number {resampler!r}; the fourth parameter of "
+                        "SMCUpdater is resampler here (qinfer's resample_a goes by keyword: resample_a=0.98)")
+    if resample_a is not None:
+        warnings.warn("The 'resample_a' keyword argument is deprecated; use 'resampler=LiuWestResampler(a)' "
+                      "instead.", DeprecationWarning, stacklevel=3)
+        if resampler is not None:
+            raise ValueError("Both a resample_a and an explicit resampler were provided; please provide only one.")
+        return LiuWestResampler(a=resample_a)
+    return LiuWestResampler(a=0.98) if resampler is None else resampler
+
+
+def _warn_if_tiny(n_ess: float, stacklevel: int) -> None:
+    """qinfer's warning before a resampling check on a cloud of (almost) no effective particles."""
+    if n_ess <= _TINY_N_ESS:
+        warnings.warn(_tiny_n_ess_warning(n_ess), ApproximationWarning, stacklevel=stacklevel)
+
+
+#: qinfer's warning of an effective sample size too small for resampling to work, at or below this size.
+_TINY_N_ESS = 10
+
+
+def _tiny_n_ess_warning(n_ess: float) -> str:
+    return (f"Extremely small n_ess encountered ({n_ess}). Resampling is likely to fail. Consider adding "
+            "particles, or resampling more often.")
+
+
 class LiuWestResampler:
-    """The resampler of Liu and West (2000), as in qinfer.
+    """The resampler of Liu and West (2001), as in qinfer.
 
     Each new particle is ``a x_j + (1 - a) mu + h S z`` with ``j`` drawn from
     the weights, ``mu`` and ``S S^T`` the weighted mean and covariance, and
@@ -178,65 +222,132 @@ class LiuWestResampler:
         Contraction towards the mean (default 0.98).
     h : float or None, optional
         Kernel width; None gives ``sqrt(1 - a**2)``, which keeps the first two
-        moments.
+        moments (and follows later changes of ``a``, as in qinfer).
     maxiter : int, optional
         Rounds of redrawing invalid particles before giving up with a warning.
+    debug : bool, optional
+        Log each resampling's number of rounds (``logging`` level DEBUG).
+    postselect : bool, optional
+        Redraw invalid particles (default True); False keeps them.
     zero_cov_comp : float, optional
         Variance used on every parameter when the covariance is exactly zero.
+    default_n_particles : int or None, optional
+        Particles to draw when a call does not say; None: as many as given.
+    kernel : callable or None, optional
+        ``kernel(n_modelparams, n)``: an ``(n_modelparams, n)`` array of
+        draws of mean 0 and variance 1 (qinfer's default is
+        ``numpy.random.randn``); None draws standard normals from the
+        generator of the call.
+
+    Notes
+    -----
+    The parameters are qinfer's (of its source; qinfer 1.0's ``debug``,
+    ``postselect`` and ``kernel`` too), in its order. A float given in the
+    place of ``debug`` is taken for ``zero_cov_comp``, the fourth parameter
+    of earlier releases of this package, with a :class:`DeprecationWarning`.
     """
 
-    def __init__(self, a: float = 0.98, h: float | None = None, maxiter: int = 1000,
-                 zero_cov_comp: float = 1e-10):
+    def __init__(self, a: float = 0.98, h: float | None = None, maxiter: int = 1000, debug: bool = False,
+                 postselect: bool = True, zero_cov_comp: float = 1e-10, default_n_particles: int | None = None,
+                 kernel=None):
+        if isinstance(debug, float):
+            warnings.warn("LiuWestResampler's fourth parameter is now debug (as in qinfer); "
+                          "give zero_cov_comp by keyword", DeprecationWarning, stacklevel=2)
+            debug, zero_cov_comp = False, debug
+        self._override_h = h is not None
         self.a = float(a)
-        self.h = float(np.sqrt(1 - self.a**2)) if h is None else float(h)
+        if h is not None:
+            self.h = float(h)
         self.maxiter = int(maxiter)
+        self.debug = bool(debug)
+        self.postselect = bool(postselect)
         self.zero_cov_comp = float(zero_cov_comp)
+        self.default_n_particles = None if default_n_particles is None else int(default_n_particles)
+        self.kernel = kernel
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name == "a" and not self.__dict__.get("_override_h", False):
+            super().__setattr__("h", float(np.sqrt(1 - value**2)))  # qinfer: h follows a unless it was given
+        elif name == "h":
+            super().__setattr__("_override_h", True)
 
     def __repr__(self) -> str:
         return f"LiuWestResampler(a={self.a}, h={self.h}, maxiter={self.maxiter})"
 
-    def __call__(self, model, particle_weights, particle_locations,
+    def __call__(self, model, particle_dist, n_particles=None, precomputed_mean=None, precomputed_cov=None, *,
                  rng: np.random.Generator | None = None):
         """Resample a particle approximation.
+
+        Two forms: qinfer's, ``resampler(model, particle_dist)``, returns a
+        :class:`~mpi_qinfer.smc.particles.ParticleDistribution` (and, as
+        qinfer's, leaves canonicalising to the updater); the form of qinfer
+        1.0 and of earlier releases of this package,
+        ``resampler(model, weights, locations)``, returns the pair
+        ``(weights, locations)``, canonicalised by the model.
 
         Parameters
         ----------
         model : Model
-            Judges validity (``are_models_valid``) and canonicalises the result.
-        particle_weights : numpy.ndarray, shape (n_particles,)
-        particle_locations : numpy.ndarray, shape (n_particles, n_modelparams)
+            Judges validity (``are_models_valid``).
+        particle_dist : ParticleDistribution or updater, or numpy.ndarray
+            The cloud to resample (anything with ``particle_weights`` and
+            ``particle_locations``); or its weights, shape (n_particles,),
+            with the locations next.
+        n_particles : int or None, optional
+            Particles to draw (None: ``default_n_particles``, else as many as
+            given). In the second form, the locations, shape
+            (n_particles, n_modelparams), come here.
+        precomputed_mean, precomputed_cov : numpy.ndarray or None, optional
+            The cloud's mean and covariance, if known.
         rng : numpy.random.Generator or None, optional
             Source of randomness; None uses a fresh ``numpy.random.default_rng()``.
 
         Returns
         -------
-        new_weights : numpy.ndarray, shape (n_particles,)
-            Uniform weights.
-        new_locations : numpy.ndarray, shape (n_particles, n_modelparams)
+        ParticleDistribution, or (new_weights, new_locations)
+            Uniform weights; the new locations, shape (n_new, n_modelparams).
         """
+        if hasattr(particle_dist, "particle_weights") and hasattr(particle_dist, "particle_locations"):
+            weights, locations = self._resample(model, particle_dist.particle_weights, particle_dist.particle_locations,
+                                                n_particles, precomputed_mean, precomputed_cov, rng)
+            return ParticleDistribution(particle_locations=locations, particle_weights=weights)
+        weights, locations = self._resample(model, particle_dist, n_particles, None, precomputed_mean, precomputed_cov,
+                                            rng)
+        return weights, _canonicalize(model, locations)
+
+    def _resample(self, model, particle_weights, particle_locations, n_particles=None, precomputed_mean=None,
+                  precomputed_cov=None, rng=None):
+        """The new ``(weights, locations)``, not canonicalised (the updater does that, if asked to)."""
         rng = np.random.default_rng(rng)
         w = np.asarray(particle_weights, dtype=np.float64)
         x = np.asarray(particle_locations, dtype=np.float64)
-        n_particles, n_mp = x.shape
+        n_mp = x.shape[1]
+        if n_particles is None:
+            n_particles = x.shape[0] if self.default_n_particles is None else self.default_n_particles
 
-        mean = _weighted_mean(w, x)
-        cov = _weighted_covariance(w, x)
+        mean = _weighted_mean(w, x) if precomputed_mean is None else np.asarray(precomputed_mean, dtype=np.float64)
+        cov = _weighted_covariance(w, x) if precomputed_cov is None else np.asarray(precomputed_cov, dtype=np.float64)
         if np.linalg.norm(cov, "fro") == 0:
             warnings.warn(
                 "Covariance has zero norm; adding in small covariance in resampler. "
                 "Consider increasing n_particles to improve covariance estimates.",
                 ResamplerWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             cov = self.zero_cov_comp * np.eye(n_mp)
         scale = self.h * _covariance_factor(cov)
 
         js = _draw_indices(w, n_particles, rng)
         mus = self.a * x[js] + (1 - self.a) * mean
-        new_locs = np.empty_like(x)
+        new_locs = np.empty_like(mus)
         todo = np.arange(n_particles)
-        for _ in range(self.maxiter):
-            new_locs[todo] = mus[todo] + rng.standard_normal((todo.size, n_mp)) @ scale.T
+        rounds = 0
+        for rounds in range(1, self.maxiter + 1):  # noqa: B007 - the count is reported below
+            new_locs[todo] = mus[todo] + self._noise(rng, todo.size, n_mp) @ scale.T
+            if not self.postselect:
+                todo = todo[:0]
+                break
             valid = np.asarray(model.are_models_valid(new_locs[todo]), dtype=bool).reshape(-1)
             todo = todo[~valid]
             if todo.size == 0:
@@ -246,11 +357,19 @@ class LiuWestResampler:
                 f"Liu-West resampling failed to find valid models for {todo.size} "
                 f"particles within {self.maxiter} iterations.",
                 ResamplerWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
+        if self.debug:
+            logger.debug("LW resampling completed in %d iterations.", rounds)
 
         new_weights = np.full(n_particles, 1.0 / n_particles)
-        return new_weights, _canonicalize(model, new_locs)
+        return new_weights, new_locs
+
+    def _noise(self, rng, n: int, n_mp: int) -> np.ndarray:
+        """``(n, n_mp)`` kernel draws: the generator's standard normals, or ``kernel(n_mp, n).T``."""
+        if self.kernel is None:
+            return rng.standard_normal((n, n_mp))
+        return np.asarray(self.kernel(n_mp, n), dtype=np.float64).T
 
 
 class _Step(NamedTuple):
@@ -261,6 +380,10 @@ class _Step(NamedTuple):
     #: ``(outcome, normalisation)`` to append to the records, or None.
     record: tuple | None
     resampled: bool
+    #: The effective sample size the update left before any resampling (for ``min_n_ess``), or None.
+    n_ess: float | None = None
+    #: The divergence of the resampled cloud from the one before (``track_resampling_divergence``), or None.
+    divergence: float | None = None
 
 
 class UpdaterRecord:
@@ -298,8 +421,22 @@ class UpdaterRecord:
         """bool : Whether the last action was a resampling step."""
         return self._just_resampled
 
+    @property
+    def min_n_ess(self) -> float:
+        """float : The smallest effective sample size an update has left, before resampling (at first n_particles)."""
+        return getattr(self, "_min_n_ess", float(self.n_particles))  # also for updaters pickled without one
 
-class SMCUpdater(UpdaterRecord):
+    @property
+    def resampling_divergences(self) -> list | None:
+        """list of float or None : The divergence of each resampled cloud from the one before.
+
+        Recorded with ``track_resampling_divergence=True`` (see
+        :meth:`est_kl_divergence`); otherwise None.
+        """
+        return getattr(self, "_resampling_divergences", None)
+
+
+class SMCUpdater(UpdaterEstimates, UpdaterRecord):
     """Sequential Monte Carlo approximation of a posterior (qinfer's ``SMCUpdater``).
 
     Parameters
@@ -333,6 +470,19 @@ class SMCUpdater(UpdaterRecord):
     zero_weight_thresh : float or None, optional
         The total weight at or below which the policy applies; None uses the
         class attribute :attr:`zero_weight_thresh`.
+    resample_a : float or None, optional
+        qinfer's older way to say ``resampler=LiuWestResampler(a=resample_a)``
+        (with a :class:`DeprecationWarning`, as in qinfer); not with ``resampler``.
+    debug_resampling : bool, optional
+        Log how each resampling moved the mean and covariance (``logging``,
+        level DEBUG).
+    track_resampling_divergence : bool, optional
+        Record in :attr:`resampling_divergences` the divergence of each
+        resampled cloud from the one before (costs ``n_particles**2``
+        distances per resampling).
+    canonicalize : bool, optional
+        Map the particles to the model's canonical parameters after drawing
+        them from the prior and after resampling (default True).
 
     Attributes
     ----------
@@ -356,28 +506,38 @@ class SMCUpdater(UpdaterRecord):
 
     def __init__(self, model, n_particles: int, prior, resampler=None,
                  resample_thresh: float = 0.5, rng=None, zero_weight_policy: str = "error",
-                 zero_weight_thresh: float | None = None):
+                 zero_weight_thresh: float | None = None, resample_a: float | None = None,
+                 debug_resampling: bool = False, track_resampling_divergence: bool = False,
+                 canonicalize: bool = True):
         self.zero_weight_policy = zero_weight_policy  # checked by the setter, before anything else
         self.model = model
         self.n_particles = int(n_particles)
         self.prior = prior
-        self.resampler = LiuWestResampler(a=0.98) if resampler is None else resampler
+        self.resampler = _chosen_resampler(resampler, resample_a)
         self.resample_thresh = float(resample_thresh)
         self.rng = np.random.default_rng(rng)
         if zero_weight_thresh is not None:
             self.zero_weight_thresh = float(zero_weight_thresh)
+        self._debug_resampling = bool(debug_resampling)
+        self._canonicalize = bool(canonicalize)
 
         self._data_record = []
         self._normalization_record = []
         self._resample_count = 0
         self._just_resampled = False
+        self._min_n_ess = float(self.n_particles)
+        self._resampling_divergences = [] if track_resampling_divergence else None
 
         self.particle_locations = self._sample_prior(self.n_particles)
         self.particle_weights = np.full(self.n_particles, 1.0 / self.n_particles)
 
     def _sample_prior(self, n: int) -> np.ndarray:
         """``n`` canonical particles from the prior, drawn with the updater's generator when it takes one."""
-        return _prior_sample(self.prior, self.model, n, self.rng, other_width="warn")
+        return _prior_sample(self.prior, self.model, n, self.rng, canonical=getattr(self, "_canonicalize", True),
+                             other_width="warn")
+
+    def _cloud(self):
+        return self.particle_weights, self.particle_locations
 
     @property
     def zero_weight_policy(self) -> str:
@@ -406,15 +566,19 @@ class SMCUpdater(UpdaterRecord):
 
     def _snapshot(self) -> tuple:
         # Updates replace the arrays instead of writing into them, so references suffice.
+        divergences = self.resampling_divergences
         return (self.particle_weights, self.particle_locations, self.n_particles, len(self._data_record),
                 len(self._normalization_record), self._resample_count, self._just_resampled,
-                self.rng.bit_generator.state)
+                self.rng.bit_generator.state, self.min_n_ess, None if divergences is None else len(divergences))
 
     def _restore(self, snapshot: tuple) -> None:
         (self.particle_weights, self.particle_locations, self.n_particles, n_data, n_norms,
-         self._resample_count, self._just_resampled, self.rng.bit_generator.state) = snapshot
+         self._resample_count, self._just_resampled, self.rng.bit_generator.state, self._min_n_ess,
+         n_divergences) = snapshot
         del self._data_record[n_data:]
         del self._normalization_record[n_norms:]
+        if n_divergences is not None:
+            del self._resampling_divergences[n_divergences:]
 
     def _commit(self, step: _Step) -> None:
         if step.record is not None:
@@ -425,8 +589,12 @@ class SMCUpdater(UpdaterRecord):
         self.particle_locations = step.locations
         self.n_particles = step.weights.shape[0]
         self._just_resampled = step.resampled
+        if step.n_ess is not None and step.n_ess <= self.min_n_ess:
+            self._min_n_ess = step.n_ess
         if step.resampled:
             self._resample_count += 1
+            if step.divergence is not None and self.resampling_divergences is not None:
+                self._resampling_divergences.append(step.divergence)
             self._clear_model_cache()
 
     def _clear_model_cache(self) -> None:
@@ -551,9 +719,13 @@ class SMCUpdater(UpdaterRecord):
             self.particle_locations if timestep is None
             else timestep(self.particle_locations, expparams)[:, :, 0]
         )
-        step = _Step(weights, locations, (outcome, norm), False)
-        if check_for_resample and self._needs_resample(weights):
-            step = self._resampled(step)
+        with np.errstate(divide="ignore"):  # all-zero weights (policy "warn"): n_ess is inf, as in qinfer
+            n_ess = float(1 / np.sum(weights**2))
+        step = _Step(weights, locations, (outcome, norm), False, n_ess)
+        if check_for_resample:
+            _warn_if_tiny(n_ess, stacklevel=4)
+            if self._needs_resample(weights):
+                step = self._resampled(step)
         return step
 
     def batch_update(self, outcomes, expparams, resample_interval: int = 5) -> None:
@@ -588,6 +760,7 @@ class SMCUpdater(UpdaterRecord):
             return 1 / np.sum(weights**2) < weights.shape[0] * self.resample_thresh
 
     def _maybe_resample(self) -> None:
+        _warn_if_tiny(self.n_ess, stacklevel=4)
         if self._needs_resample(self.particle_weights):
             self.resample()
 
@@ -609,9 +782,24 @@ class SMCUpdater(UpdaterRecord):
 
     def _resampled(self, step: _Step) -> _Step:
         """``step`` followed by a resampling step, computed without changing the updater."""
-        weights, locations = self.resampler(self.model, step.weights, step.locations, rng=self.rng)
-        return _Step(np.asarray(weights, dtype=np.float64), np.asarray(locations, dtype=np.float64),
-                     step.record, True)
+        if type(self.resampler).__call__ is LiuWestResampler.__call__:
+            weights, locations = self.resampler._resample(self.model, step.weights, step.locations, rng=self.rng)
+        else:  # any other callable (a subclass's own __call__ too) in this package's form: (model, weights, locations)
+            weights, locations = self.resampler(self.model, step.weights, step.locations, rng=self.rng)
+        weights, locations = np.asarray(weights, dtype=np.float64), np.asarray(locations, dtype=np.float64)
+        if getattr(self, "_canonicalize", True):
+            locations = _canonicalize(self.model, locations)
+        divergence = None
+        if getattr(self, "_resampling_divergences", None) is not None:
+            divergence = kl_divergence(weights, locations, step.weights, step.locations,
+                                       scale=self._divergence_scale())
+        if getattr(self, "_debug_resampling", False):
+            old_mean, old_cov = _weighted_mean(step.weights, step.locations), \
+                _weighted_covariance(step.weights, step.locations)
+            logger.debug("Resampling changed mean by %s. Norm change in cov: %s.",
+                         old_mean - _weighted_mean(weights, locations),
+                         np.linalg.norm(_weighted_covariance(weights, locations) - old_cov))
+        return _Step(weights, locations, step.record, True, step.n_ess, divergence)
 
     def reset(self, n_particles: int | None = None, only_params=None, reset_weights: bool = True) -> None:
         """Draw the particles afresh from the prior (qinfer's ``reset``).
@@ -641,7 +829,7 @@ class SMCUpdater(UpdaterRecord):
             if only_params is not None:
                 locations = self.particle_locations.copy()
                 locations[:, only_params] = fresh[:, only_params]
-                fresh = _canonicalize(self.model, locations)
+                fresh = _canonicalize(self.model, locations) if getattr(self, "_canonicalize", True) else locations
         except BaseException:
             self.rng.bit_generator.state = rng_state
             raise
@@ -783,14 +971,20 @@ class SMCUpdater(UpdaterRecord):
         """
         return _weighted_mean(self.particle_weights, self.particle_locations)
 
-    def est_covariance_mtx(self) -> np.ndarray:
+    def est_covariance_mtx(self, corr: bool = False) -> np.ndarray:
         """The posterior covariance.
+
+        Parameters
+        ----------
+        corr : bool, optional
+            Return the correlation matrix instead (the covariance divided by
+            the outer product of the standard deviations).
 
         Returns
         -------
         numpy.ndarray, shape (n_modelparams, n_modelparams)
         """
-        return _weighted_covariance(self.particle_weights, self.particle_locations)
+        return _correlation(_weighted_covariance(self.particle_weights, self.particle_locations), corr)
 
     def est_entropy(self) -> float:
         r"""The entropy :math:`-\sum_i w_i \log w_i` of the particle weights (zero weights omitted).
