@@ -29,6 +29,7 @@ extensions = [
     "numpydoc",
     "cli_help",  # docs/_ext/cli_help.py: `python -m mpi_qinfer ... --help` output, run at build time
     "updater_members",  # docs/_ext/updater_members.py: both updaters' members, tabled from the classes
+    "qinfer_names",  # docs/_ext/qinfer_names.py: which of qinfer's names mpi_qinfer has, looked up in the package
 ]
 
 # Offline build: no intersphinx (it would download inventories and warn without a network).

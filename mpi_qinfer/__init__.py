@@ -32,6 +32,8 @@ import importlib.util as _importlib_util
 import sys as _sys
 import warnings as _warnings
 
+from . import models as _models_layer
+from . import smc as _smc_layer
 from ._version import __version__
 from .distributed.updater import DistributedSMCUpdater
 from .errors import (
@@ -42,6 +44,7 @@ from .errors import (
     RemoteError,
     SpawnError,
 )
+from .models import utils  # qinfer.utils's functions, also as ``from mpi_qinfer.utils import ...``
 from .models.base import DerivedModel, DifferentiableModel, FiniteOutcomeModel, Model, Simulatable
 from .models.builtin import (
     BinomialModel,
@@ -80,6 +83,13 @@ from .smc.perf_testing import load_perf_trials, perf_test, perf_test_multiple, t
 from .smc.simple_est import simple_est_prec, simple_est_rb
 from .smc.updater import LiuWestResampler, SMCUpdater
 
+# Every public name of the model and SMC layers too, as their __init__ modules list them (qinfer's users
+# write mpi_qinfer.BetaDistribution, mpi_qinfer.Heuristic, mpi_qinfer.SimplePrecessionModel, ...).
+_LAYER_NAMES = list(_models_layer.__all__) + list(_smc_layer.__all__)
+for _name in _LAYER_NAMES:
+    globals().setdefault(_name, getattr(_models_layer if _name in _models_layer.__all__ else _smc_layer, _name))
+del _name
+
 #: The public names whose modules import mpi4py.MPI, and those modules.
 _NEEDS_MPI = {
     "MPIParallelizedModel": "parallel.proxy",
@@ -106,6 +116,9 @@ def __dir__():
     return sorted(set(globals()) | set(_NEEDS_MPI))
 
 
+#: Modules importable under a second name for qinfer's users, without a warning: ``mpi_qinfer.<name>``.
+_ALIASES = {"utils": "models.utils"}
+
 #: Where the modules of the flat layout of releases up to 0.1 live now (``mpi_qinfer.<old>``).
 _MOVED = {
     "model": "models.base", "distributions": "models.distributions", "interop": "models.interop",
@@ -131,14 +144,16 @@ class _MovedModuleFinder(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
 
     def find_spec(self, fullname, path=None, target=None):
         package, _, old = fullname.partition(".")
-        if package != __name__ or old not in _MOVED:
+        if package != __name__ or (old not in _MOVED and old not in _ALIASES):
             return None
         return _importlib_util.spec_from_loader(fullname, self)
 
     def create_module(self, spec):
-        new = f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}"
-        _warnings.warn(f"{spec.name} is now {new}; the old name will go in a later release",
-                       DeprecationWarning, stacklevel=3)
+        old = spec.name.partition(".")[2]
+        new = f"{__name__}.{_ALIASES.get(old) or _MOVED[old]}"
+        if old not in _ALIASES:
+            _warnings.warn(f"{spec.name} is now {new}; the old name will go in a later release",
+                           DeprecationWarning, stacklevel=3)
         module = _importlib.import_module(new)
         spec.loader_state = module.__spec__
         return module
@@ -217,5 +232,7 @@ __all__ = [
     "timing",
     "load_perf_trials",
     "TrialFarm",
+    "utils",
     "__version__",
 ]
+__all__ += [name for name in _LAYER_NAMES if name not in __all__]

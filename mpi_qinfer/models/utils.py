@@ -272,7 +272,7 @@ def in_ellipsoid(x, A, c):
 
     Returns
     -------
-    numpy.ndarray of bool, shape (n_points,); a numpy.bool_ for one point
+    numpy.ndarray of bool, shape (n_points,); a ``numpy.bool_`` for one point
     """
     x = np.asarray(x)
     inverse = np.linalg.inv(A)

@@ -241,7 +241,7 @@ class ParticleEstimates:
         Returns
         -------
         numpy.ndarray of bool, shape (n_points,)
-            A numpy.bool_ for a single point of shape (n_mps,), as in qinfer.
+            A ``numpy.bool_`` for a single point of shape (n_mps,), as in qinfer.
         """
         columns = np.s_[:] if modelparam_slice is None else modelparam_slice
         inside = in_region(
