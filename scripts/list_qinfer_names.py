@@ -54,8 +54,8 @@ def _star_imports(tree: ast.Module, package: str) -> list[str]:
     return found
 
 
-def collect(checkout: Path) -> list[tuple[str, str]]:
-    """``(module users reach it by, name)`` for every public name, in module order."""
+def definitions(checkout: Path) -> list[tuple[str, str, str]]:
+    """``(module defining it, module users reach it by, name)`` for every public name, in module order."""
     root = checkout / "src" / "qinfer"
     if not (root / "__init__.py").is_file():
         raise SystemExit(f"list_qinfer_names: {root / '__init__.py'} not found; give a checkout of qinfer's source")
@@ -72,17 +72,22 @@ def collect(checkout: Path) -> list[tuple[str, str]]:
     for package in sorted(packages, key=lambda name: name.count(".")):
         for module in _star_imports(trees[package], package):
             reached_by[module] = reached_by.get(package, package)
-    rows, seen = [], set()
+    rows = []
     for module, tree in trees.items():
-        if module.rpartition(".")[2].startswith("_"):  # private (_due); _exceptions counts: qinfer star-imports it
-            if module not in reached_by:
-                continue
+        if module.rpartition(".")[2].startswith("_") and module not in reached_by:
+            continue  # private (_due); _exceptions counts: qinfer star-imports it
         names, _ = _public_names(tree)
-        where = reached_by.get(module, module)
-        for name in names:
-            if (where, name) not in seen:
-                seen.add((where, name))
-                rows.append((where, name))
+        rows.extend((module, reached_by.get(module, module), name) for name in names)
+    return rows
+
+
+def collect(checkout: Path) -> list[tuple[str, str]]:
+    """``(module users reach it by, name)`` for every public name, once each, in module order."""
+    rows, seen = [], set()
+    for _, where, name in definitions(checkout):
+        if (where, name) not in seen:
+            seen.add((where, name))
+            rows.append((where, name))
     return rows
 
 

@@ -98,6 +98,14 @@ def test_discrete_uniform_draws_qinfers_integers_as_a_column():
     np.testing.assert_array_equal(got[:, 0], expected)
 
 
+def test_multivariate_normal_is_qinfers_to_rounding():
+    # The same draws through the symmetric square root of the covariance (ours from eigh, qinfer's sqrtm).
+    mean, cov = np.array([2.0, 3, 5, 7]), np.array([[1, 0, 0, 0.5], [0, 1, 0.2, 0], [0, 0.2, 2, 0], [0.5, 0, 0, 1]])
+    expected = _qinfer_sample(qinfer.MultivariateNormalDistribution(mean, cov), 5000, 3)
+    got = ours.MultivariateNormalDistribution(mean, cov).sample(5000, rng=np.random.RandomState(3))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_haar_states_are_qinfers_to_rounding():
     # The same draws and the same QR; ours contracts with the Pauli matrices in one einsum.

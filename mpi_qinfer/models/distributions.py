@@ -412,7 +412,12 @@ class MultivariateNormalDistribution(Distribution):
     ----------
     mean : array_like, shape (n_rvs,)
     cov : array_like, shape (n_rvs, n_rvs)
-        Symmetric positive-definite covariance matrix.
+        Symmetric positive-semidefinite covariance matrix.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When ``cov`` has a negative eigenvalue.
     """
 
     def __init__(self, mean, cov):
@@ -422,7 +427,11 @@ class MultivariateNormalDistribution(Distribution):
             raise ValueError(
                 f"cov must have shape {(self.mean.size,) * 2}, got {self.cov.shape}"
             )
-        self._chol = np.linalg.cholesky(self.cov)
+        values, vectors = np.linalg.eigh(self.cov)
+        if not np.all(np.isfinite(values)) or values.min() < -1e-12 * max(1.0, abs(values).max()):
+            raise np.linalg.LinAlgError("cov must be symmetric positive semidefinite")
+        # The symmetric square root, as qinfer's (scipy.linalg.sqrtm): its samples are qinfer's to rounding.
+        self._root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
     @property
     def n_rvs(self) -> int:
@@ -435,9 +444,12 @@ class MultivariateNormalDistribution(Distribution):
         return np.linalg.inv(self.cov)
 
     def sample(self, n: int = 1, rng=None) -> np.ndarray:
-        """Draw ``n`` samples (see :meth:`Distribution.sample`)."""
-        rng = random_source(rng)
-        return self.mean + rng.standard_normal((n, self.n_rvs)) @ self._chol.T
+        """Draw ``n`` samples, ``S z + mean`` with ``S`` the symmetric square root of ``cov``.
+
+        See :meth:`Distribution.sample`.
+        """
+        z = random_source(rng).standard_normal((n, self.n_rvs))
+        return np.einsum("ij,nj->ni", self._root, z) + self.mean
 
     def grad_log_pdf(self, x):
         """The gradient of the log density, ``-cov^{-1} (x - mean)``, one row per point of ``x``."""
