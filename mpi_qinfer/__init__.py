@@ -77,6 +77,7 @@ from .models.interop import register_with_qinfer
 from .models.rb import RandomizedBenchmarkingModel
 from .runtime import termination
 from .runtime.progress import Progress
+from .smc import clustering  # qinfer.clustering's functions, also as ``from mpi_qinfer.clustering import ...``
 from .smc.checkpoint import Checkpointer, CheckpointError, load_checkpoint, save_checkpoint
 from .smc.heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
 from .smc.perf_testing import load_perf_trials, perf_test, perf_test_multiple, timing
@@ -117,7 +118,7 @@ def __dir__():
 
 
 #: Modules importable under a second name for qinfer's users, without a warning: ``mpi_qinfer.<name>``.
-_ALIASES = {"utils": "models.utils"}
+_ALIASES = {"utils": "models.utils", "clustering": "smc.clustering"}
 
 #: Where the modules of the flat layout of releases up to 0.1 live now (``mpi_qinfer.<old>``).
 _MOVED = {
@@ -233,6 +234,7 @@ __all__ = [
     "load_perf_trials",
     "TrialFarm",
     "utils",
+    "clustering",
     "__version__",
 ]
 __all__ += [name for name in _LAYER_NAMES if name not in __all__]

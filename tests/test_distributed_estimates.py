@@ -89,6 +89,9 @@ def test_estimates_from_qinfer_agree_with_smc_updater_on_the_same_cloud(world):
         for got, want in zip(updater.posterior_mesh(1, 2, 15, 10, 0.3), twin.posterior_mesh(1, 2, 15, 10, 0.3)):
             np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(updater.risk(1.5), twin.risk(1.5), rtol=1e-10)
+        options = {"eps": 1.5, "min_particles": 5}
+        for got, want in zip(updater.est_cluster_covs(options), twin.est_cluster_covs(options)):
+            np.testing.assert_array_equal(got, want)
         assert updater.resampling_divergences is None
 
     on_root(world, (model, 600, MultivariateNormalDistribution(MEAN, COV)), check, rng=2)

@@ -25,9 +25,7 @@ WHY_NOT = {
     "HilbertSchmidtUniform": "qinfer's cannot be made (its _sample is abstract; its sampler draws the Bures "
                              "measure); GinibreUniform(k=2) is the Hilbert-Schmidt measure on a qubit",
     "AcceleratedPrecessionModel": "OpenCL (PyOpenCL); MPIParallelizedModel parallelises any model",
-    "particle_clusters": "needs scikit-learn's DBSCAN",
-    "NOISE": "the cluster label of particle_clusters",
-    "weighted_pairwise_distances": "needs scikit-learn",
+    "weighted_pairwise_distances": "in mpi_qinfer.clustering",
     "read_config": "qinfer's own configuration file",
     "save_config": "qinfer's own configuration file",
 }

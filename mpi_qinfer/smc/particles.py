@@ -2,8 +2,9 @@
 
 :class:`ParticleEstimates` holds the estimates that need only the cloud and
 the class's own mean, covariance and credible region (qinfer's
-``est_meanfn``, ``est_kl_divergence``, ``region_est_hull``,
-``region_est_ellipsoid``, ``in_credible_region``); it is shared by
+``est_meanfn``, ``est_kl_divergence``, ``est_cluster_moments``, ``est_cluster_covs``,
+``est_cluster_metric``, ``region_est_hull``, ``region_est_ellipsoid``,
+``in_credible_region``); it is shared by
 :class:`ParticleDistribution`, :class:`~mpi_qinfer.smc.updater.SMCUpdater`
 and :class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater`, so the
 three answer alike. :class:`UpdaterEstimates` adds what needs an updater's
@@ -171,6 +172,60 @@ class ParticleEstimates:
         other_weights, other_locations = _locations_of(other)
         return kl_divergence(weights, locations, other_weights, other_locations,
                              scale=self._divergence_scale(), kernel=kernel, delta=delta)
+
+    def est_cluster_moments(self, cluster_opts=None):
+        """The clusters of the cloud and their moments (qinfer's ``est_cluster_moments``).
+
+        The clusters are :func:`~mpi_qinfer.smc.clustering.particle_clusters`'s.
+        Each cluster's mean and covariance are those of its particles with their
+        weights normalised within it (qinfer leaves them unnormalised), so that
+        :meth:`est_cluster_covs` adds up to the covariance of the whole cloud.
+
+        Parameters
+        ----------
+        cluster_opts : dict or None, optional
+            Keyword arguments of ``particle_clusters`` (``eps``, ``min_particles``, ``weighted``, ...).
+
+        Yields
+        ------
+        label : int
+            The cluster's label (``NOISE`` for the particles in none).
+        weight : float
+            The cluster's total weight.
+        mean : numpy.ndarray, shape (n_modelparams,)
+        cov : numpy.ndarray, shape (n_modelparams, n_modelparams)
+        """
+        from .clustering import particle_clusters
+
+        weights, locations = self._cloud()
+        for label, members in particle_clusters(locations, weights, **(cluster_opts or {})):
+            w, x = weights[members], locations[members]
+            total = float(np.sum(w))
+            share = w / total if total > 0 else np.full(w.size, 1.0 / w.size)
+            yield label, total, share @ x, particle_covariance_mtx(share, x)
+
+    def est_cluster_covs(self, cluster_opts=None):
+        """The covariance within clusters, between them, and their sum (qinfer's ``est_cluster_covs``).
+
+        Returns
+        -------
+        within, between, total : numpy.ndarray, shape (n_modelparams, n_modelparams)
+            ``within`` is the weighted sum of the clusters' covariances,
+            ``between`` the covariance of their means (weighted by the clusters'
+            weights), ``total = within + between``.
+        """
+        moments = list(self.est_cluster_moments(cluster_opts))
+        weights = np.array([m[1] for m in moments])
+        means = np.array([m[2] for m in moments])
+        covs = np.array([m[3] for m in moments])
+        within = np.sum(weights[:, np.newaxis, np.newaxis] * covs, axis=0)
+        between = particle_covariance_mtx(weights, means)
+        return within, between, within + between
+
+    def est_cluster_metric(self, cluster_opts=None):
+        """How much of each parameter's variance the separation between clusters explains (between / total)."""
+        _, between, total = self.est_cluster_covs(cluster_opts)
+        return np.diag(between) / np.diag(total)
 
     def region_est_hull(self, level=0.95, modelparam_slice=None):
         """The convex hull of the credible region's particles (qinfer's ``region_est_hull``).

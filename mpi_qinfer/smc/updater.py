@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._warnings import ApproximationWarning, ResamplerWarning
 from .particles import ParticleDistribution, UpdaterEstimates, kl_divergence
 from .posterior import credible_region, entropy, marginal
 
@@ -33,13 +34,6 @@ ZERO_WEIGHT_POLICIES = ("error", "warn", "skip", "reset", "ignore")
 #: Largest number of (outcome, experiment, particle, parameter) entries the Bayes risk holds at once.
 _RISK_CHUNK_ENTRIES = 1 << 22
 
-
-class ApproximationWarning(RuntimeWarning):
-    """The particle approximation has degenerated (negative or all-zero weights)."""
-
-
-class ResamplerWarning(RuntimeWarning):
-    """Resampling may not have done what was intended."""
 
 
 def _canonicalize(model, locations: np.ndarray) -> np.ndarray:

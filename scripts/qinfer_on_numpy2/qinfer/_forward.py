@@ -14,7 +14,8 @@ import numpy as np
 RENAMES: dict[str, str] = {}
 
 #: qinfer submodules whose names are looked for in mpi_qinfer's module of the same name first.
-PARALLEL_MODULES = {"utils": "mpi_qinfer.utils", "tomography": "mpi_qinfer.tomography"}
+PARALLEL_MODULES = {"utils": "mpi_qinfer.utils", "clustering": "mpi_qinfer.clustering",
+                    "tomography": "mpi_qinfer.tomography"}
 
 #: qinfer's positional parameters of SMCUpdater after (model, n_particles, prior), in qinfer's order.
 SMC_UPDATER_POSITIONAL = ("resample_a", "resampler", "resample_thresh", "debug_resampling",
