@@ -286,3 +286,77 @@ def test_liu_west_debug_logs_and_an_old_positional_zero_cov_comp_still_works(cap
     with pytest.warns(DeprecationWarning, match="zero_cov_comp"):
         old = LiuWestResampler(0.98, None, 1000, 1e-6)
     assert old.zero_cov_comp == 1e-6 and old.debug is False
+
+
+# ------------------------------------------------------------------ SMCUpdaterBCRB
+from mpi_qinfer.models.distributions import NormalDistribution  # noqa: E402
+from mpi_qinfer.smc.bcrb import SMCUpdaterBCRB  # noqa: E402
+
+
+def _precession_fisher(omegas, ts):
+    """SimplePrecessionModel's Fisher information by hand: t**2 (two outcomes, cos^2(omega t / 2))."""
+    return np.broadcast_to(np.asarray(ts, dtype=float) ** 2, (len(omegas), len(ts)))
+
+
+def test_bcrb_starts_from_the_priors_information_and_adds_each_experiments():
+    prior = NormalDistribution(2.0, 0.04)
+    updater = SMCUpdaterBCRB(SimplePrecessionModel(), 2000, prior, rng=1, adaptive=True)
+    g = -(updater.particle_locations - 2.0) / 0.04
+    np.testing.assert_allclose(updater.current_bim, (g.T @ g) / 2000, rtol=1e-12)
+    np.testing.assert_array_equal(updater.adaptive_bim, updater.current_bim)
+    before_current, before_adaptive = updater.current_bim, updater.adaptive_bim
+    adaptive_gain = updater.particle_weights @ _precession_fisher(updater.particle_locations[:, 0], [3.0])[:, 0]
+    updater.update(1, np.array([3.0]))
+    # The precession model's Fisher information is t**2 whatever omega: the same for prior and posterior.
+    np.testing.assert_allclose(updater.current_bim - before_current, [[9.0]], rtol=1e-10)
+    np.testing.assert_allclose(updater.adaptive_bim - before_adaptive, [[adaptive_gain]], rtol=1e-10)
+    assert updater.track_adaptive
+
+
+def test_bcrb_without_adaptive_and_with_an_initial_bim():
+    updater = SMCUpdaterBCRB(SimplePrecessionModel(), 100, UniformDistribution([0, 1]), rng=2,
+                             initial_bim=np.array([[5.0]]), resample_thresh=0.3)
+    assert updater.resample_thresh == 0.3  # every SMCUpdater argument reaches it
+    np.testing.assert_array_equal(updater.current_bim, [[5.0]])
+    with pytest.raises(ValueError, match="adaptive"):
+        updater.adaptive_bim  # noqa: B018
+    info = updater.prior_bayes_information(np.array([1.0, 2.0]), n_samples=10)
+    assert info.shape == (1, 1, 2)
+    np.testing.assert_allclose(info[0, 0], [1.0, 4.0], rtol=1e-10)
+
+
+def test_bcrb_needs_a_differentiable_model_and_a_failed_update_changes_nothing():
+    class Plain:
+        n_modelparams = 1
+
+        def likelihood(self, outcomes, modelparams, expparams):
+            raise RuntimeError("no")
+
+        def are_models_valid(self, modelparams):
+            return np.ones(len(modelparams), dtype=bool)
+
+    with pytest.raises(ValueError, match="differentiable"):
+        SMCUpdaterBCRB(Plain(), 10, UniformDistribution([0, 1]), rng=0, initial_bim=np.eye(1))
+
+    class Failing(SimplePrecessionModel):
+        def likelihood(self, outcomes, modelparams, expparams):
+            raise RuntimeError("the likelihood failed")
+
+    updater = SMCUpdaterBCRB(Failing(), 50, UniformDistribution([0, 1]), rng=3, adaptive=True,
+                             initial_bim=np.eye(1))
+    state = updater.rng.bit_generator.state
+    with pytest.raises(RuntimeError, match="likelihood failed"):
+        updater.update(0, np.array([1.0]))
+    np.testing.assert_array_equal(updater.current_bim, np.eye(1))
+    np.testing.assert_array_equal(updater.adaptive_bim, np.eye(1))
+    assert updater.rng.bit_generator.state == state and updater.data_record == []
+
+
+def test_bcrb_batch_update_is_atomic_with_its_information():
+    updater = SMCUpdaterBCRB(SimplePrecessionModel(), 200, UniformDistribution([0, 1]), rng=4,
+                             initial_bim=np.eye(1))
+    updater.batch_update(np.array([0, 1]), np.array([1.0, 2.0]))
+    np.testing.assert_allclose(updater.current_bim, [[1 + 1 + 4]], rtol=1e-10)
+    with pytest.raises(RuntimeError, match="not a number"):  # a NaN time: NaN weights, refused
+        updater.batch_update(np.array([0, 1]), np.array([1.0, np.nan]))
+    np.testing.assert_allclose(updater.current_bim, [[6]], rtol=1e-10)

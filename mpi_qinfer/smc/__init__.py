@@ -23,7 +23,9 @@ __all__ = ["LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarn
            "ZERO_WEIGHT_POLICIES", "perf_test", "perf_test_multiple", "timing", "load_perf_trials",
            "PriorDimensionWarning", "simple_est_prec", "simple_est_rb"]
 
+from .bcrb import SMCUpdaterBCRB  # noqa: E402
 from .heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic, Heuristic  # noqa: E402
 from .particles import ParticleDistribution  # noqa: E402
 
-__all__ += ["Heuristic", "ExpSparseHeuristic", "PGH", "BestCandidateHeuristic", "ParticleDistribution"]
+__all__ += ["Heuristic", "ExpSparseHeuristic", "PGH", "BestCandidateHeuristic", "ParticleDistribution",
+            "SMCUpdaterBCRB"]
