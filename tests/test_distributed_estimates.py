@@ -183,3 +183,21 @@ def test_what_a_sharded_cloud_cannot_do_is_refused_on_every_rank_before_any_comm
     with pytest.raises(ValueError, match=match):
         DistributedSMCUpdater(SimplePrecessionModel(), 100, UniformDistribution([0, 1]), comm=world, **kwargs)
     world.Barrier()  # every rank got here: nobody waits in a collective
+
+
+def test_a_cloud_whose_covariance_is_not_finite_raises_resampler_error_as_in_smc_updater(world):
+    from mpi_qinfer.smc.updater import ResamplerError
+
+    class NaNLikelihood(SimplePrecessionModel):
+        def likelihood(self, outcomes, modelparams, expparams):
+            return np.full((len(outcomes), modelparams.shape[0], expparams.shape[0]), np.nan)
+
+    def check(updater):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            updater.update(0, np.array([1.0]), check_for_resample=False)  # policy "ignore": NaN weights kept
+        with pytest.raises(ResamplerError, match="covariance"):
+            updater.resample()
+        assert updater.resample_count == 0
+
+    on_root(world, (NaNLikelihood(), 60, UniformDistribution([0, 1])), check, rng=6, zero_weight_policy="ignore")

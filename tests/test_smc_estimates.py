@@ -360,3 +360,36 @@ def test_bcrb_batch_update_is_atomic_with_its_information():
     with pytest.raises(RuntimeError, match="not a number"):  # a NaN time: NaN weights, refused
         updater.batch_update(np.array([0, 1]), np.array([1.0, np.nan]))
     np.testing.assert_allclose(updater.current_bim, [[6]], rtol=1e-10)
+
+
+# ------------------------------------------------------------------ qinfer's Resampler and ResamplerError
+from mpi_qinfer.smc.updater import Resampler, ResamplerError  # noqa: E402
+
+
+def test_a_qinfer_style_resampler_gets_the_cloud_and_returns_one():
+    class KeepHeaviest(Resampler):
+        """Every new particle is the heaviest old one."""
+
+        def __call__(self, model, particle_dist, n_particles=None, precomputed_mean=None, precomputed_cov=None):
+            best = particle_dist.particle_locations[np.argmax(particle_dist.particle_weights)]
+            n = particle_dist.n_particles
+            return ParticleDistribution(particle_locations=np.tile(best, (n, 1)), particle_weights=np.ones(n))
+
+    updater = SMCUpdater(SimplePrecessionModel(), 30, UniformDistribution([0, 1]), rng=1, resampler=KeepHeaviest())
+    updater.update(1, np.array([2.0]), check_for_resample=False)
+    best = updater.particle_locations[np.argmax(updater.particle_weights)]
+    updater.resample()
+    np.testing.assert_array_equal(updater.particle_locations, np.tile(best, (30, 1)))
+    np.testing.assert_allclose(updater.particle_weights, 1 / 30)
+    with pytest.raises(TypeError):
+        Resampler()  # abstract
+
+
+def test_resampling_a_cloud_of_nan_weights_raises_qinfers_resampler_error():
+    updater = SMCUpdater(SimplePrecessionModel(), 20, UniformDistribution([0, 1]), rng=2)
+    updater.particle_weights = np.full(20, np.nan)
+    before = updater.particle_locations.copy()
+    with pytest.raises(ResamplerError, match="covariance"):
+        updater.resample()
+    np.testing.assert_array_equal(updater.particle_locations, before)
+    assert isinstance(ResamplerError("x"), RuntimeError) and "caused by exception: y" in str(ResamplerError("x", "y"))

@@ -38,6 +38,7 @@ from ..smc.updater import (
     SMCUpdater,
     UpdaterRecord,
     _canonicalize,
+    _check_finite_covariance,
     _chosen_resampler,
     _correlation,
     _covariance_factor,
@@ -711,6 +712,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
         except Exception as exc:  # noqa: BLE001
             error = exc
         mean, cov = sums.moments_from_sums(self._allsum(moments, error, "resample"), shift)
+        _check_finite_covariance(cov)  # the same bits on every rank: every rank raises alike, or none
         if np.linalg.norm(cov, "fro") == 0:
             if self.is_root:
                 warnings.warn("Covariance has zero norm; adding in small covariance in resampler. "

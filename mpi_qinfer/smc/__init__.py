@@ -14,6 +14,8 @@ from .updater import (
     ApproximationWarning,
     LiuWestResampler,
     PriorDimensionWarning,
+    Resampler,
+    ResamplerError,
     ResamplerWarning,
     SMCUpdater,
     UpdaterRecord,
@@ -21,7 +23,7 @@ from .updater import (
 
 __all__ = ["LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
            "ZERO_WEIGHT_POLICIES", "perf_test", "perf_test_multiple", "timing", "load_perf_trials",
-           "PriorDimensionWarning", "simple_est_prec", "simple_est_rb"]
+           "PriorDimensionWarning", "simple_est_prec", "simple_est_rb", "Resampler", "ResamplerError"]
 
 from .bcrb import SMCUpdaterBCRB  # noqa: E402
 from .heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic, Heuristic  # noqa: E402

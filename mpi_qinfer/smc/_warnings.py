@@ -1,12 +1,12 @@
-"""The warnings of the SMC layer, in a module of their own so that every module of the layer can raise them.
+"""The warnings (and qinfer's resampler error) of the SMC layer, in a module every module of the layer can import.
 
 They belong to :mod:`mpi_qinfer.smc.updater`, which re-exports them; their ``__module__`` says so, so
-that they are documented and pickled there, as they always were.
+that they are documented and pickled there, as the warnings always were.
 """
 
 from __future__ import annotations
 
-__all__ = ["ApproximationWarning", "ResamplerWarning"]
+__all__ = ["ApproximationWarning", "ResamplerWarning", "ResamplerError"]
 
 
 class ApproximationWarning(RuntimeWarning):
@@ -17,6 +17,21 @@ class ResamplerWarning(RuntimeWarning):
     """Resampling may not have done what was intended."""
 
 
-for _cls in (ApproximationWarning, ResamplerWarning):
+class ResamplerError(RuntimeError):
+    """A resampler failed beyond repair (qinfer's): e.g. the cloud's covariance is not finite.
+
+    Parameters
+    ----------
+    msg : str
+    cause : BaseException or None, optional
+        Named in the message, as in qinfer.
+    """
+
+    def __init__(self, msg, cause=None):
+        super().__init__(f"{msg}, caused by exception: {cause}" if cause is not None else msg)
+        self._cause = cause
+
+
+for _cls in (ApproximationWarning, ResamplerWarning, ResamplerError):
     _cls.__module__ = "mpi_qinfer.smc.updater"
 del _cls

@@ -10,6 +10,7 @@ its own :class:`numpy.random.Generator`.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import logging
 import warnings
@@ -17,15 +18,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._warnings import ApproximationWarning, ResamplerWarning
+from ._warnings import ApproximationWarning, ResamplerError, ResamplerWarning
 from .particles import ParticleDistribution, UpdaterEstimates, kl_divergence
 from .posterior import credible_region, entropy, marginal
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
-    "ZERO_WEIGHT_POLICIES", "PriorDimensionWarning",
+    "Resampler", "LiuWestResampler", "UpdaterRecord", "SMCUpdater", "ApproximationWarning", "ResamplerWarning",
+    "ResamplerError", "ZERO_WEIGHT_POLICIES", "PriorDimensionWarning",
 ]
 
 #: What :meth:`SMCUpdater.update` may do when a datum leaves every weight zero (qinfer's names).
@@ -187,6 +188,13 @@ def _chosen_resampler(resampler, resample_a):
     return LiuWestResampler(a=0.98) if resampler is None else resampler
 
 
+def _check_finite_covariance(cov: np.ndarray) -> None:
+    """qinfer's refusal to resample from a cloud whose covariance is not finite (NaN or infinite weights)."""
+    if not np.all(np.isfinite(cov)):
+        raise ResamplerError("Infinite error in computing the square root of the covariance matrix. "
+                             "Check that n_ess is not too small.")
+
+
 def _warn_if_tiny(n_ess: float, stacklevel: int) -> None:
     """qinfer's warning before a resampling check on a cloud of (almost) no effective particles."""
     if n_ess <= _TINY_N_ESS:
@@ -202,7 +210,21 @@ def _tiny_n_ess_warning(n_ess: float) -> str:
             "particles, or resampling more often.")
 
 
-class LiuWestResampler:
+class Resampler(abc.ABC):
+    """qinfer's abstract resampler: ``resampler(model, particle_dist)`` returns the resampled cloud.
+
+    A subclass gives ``__call__(model, particle_dist, n_particles=None,
+    precomputed_mean=None, precomputed_cov=None)`` returning a
+    :class:`~mpi_qinfer.smc.particles.ParticleDistribution`; an
+    :class:`SMCUpdater` calls it so (and then canonicalises the particles).
+    """
+
+    @abc.abstractmethod
+    def __call__(self, model, particle_dist, n_particles=None, precomputed_mean=None, precomputed_cov=None):
+        """The resampled cloud (see the class notes)."""
+
+
+class LiuWestResampler(Resampler):
     """The resampler of Liu and West (2001), as in qinfer.
 
     Each new particle is ``a x_j + (1 - a) mu + h S z`` with ``j`` drawn from
@@ -330,6 +352,7 @@ class LiuWestResampler:
                 stacklevel=3,
             )
             cov = self.zero_cov_comp * np.eye(n_mp)
+        _check_finite_covariance(cov)
         scale = self.h * _covariance_factor(cov)
 
         js = _draw_indices(w, n_particles, rng)
@@ -776,10 +799,16 @@ class SMCUpdater(UpdaterEstimates, UpdaterRecord):
 
     def _resampled(self, step: _Step) -> _Step:
         """``step`` followed by a resampling step, computed without changing the updater."""
-        if type(self.resampler).__call__ is LiuWestResampler.__call__:
-            weights, locations = self.resampler._resample(self.model, step.weights, step.locations, rng=self.rng)
+        resampler = self.resampler
+        if type(resampler).__call__ is LiuWestResampler.__call__:
+            weights, locations = resampler._resample(self.model, step.weights, step.locations, rng=self.rng)
+        elif isinstance(resampler, Resampler) and not isinstance(resampler, LiuWestResampler):
+            # qinfer's form: the cloud in, the new cloud out.
+            new = resampler(self.model, ParticleDistribution(particle_locations=step.locations,
+                                                             particle_weights=step.weights))
+            weights, locations = new.particle_weights, new.particle_locations
         else:  # any other callable (a subclass's own __call__ too) in this package's form: (model, weights, locations)
-            weights, locations = self.resampler(self.model, step.weights, step.locations, rng=self.rng)
+            weights, locations = resampler(self.model, step.weights, step.locations, rng=self.rng)
         weights, locations = np.asarray(weights, dtype=np.float64), np.asarray(locations, dtype=np.float64)
         if getattr(self, "_canonicalize", True):
             locations = _canonicalize(self.model, locations)
