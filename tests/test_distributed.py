@@ -930,8 +930,6 @@ def test_posterior_marginal_and_its_plot_are_smc_updaters_on_the_gathered_cloud(
         try:  # (not importorskip: a Skipped raised inside a collective check would become its verdict)
             import matplotlib
         except ImportError:  # the plot needs the [plot] extra; the marginal itself is checked above
-        try:  # the plot half needs the plot extra (importorskip here would be a failed verdict)
-        except ImportError:
             return
         matplotlib.use("Agg")
         from matplotlib.figure import Figure

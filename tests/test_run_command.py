@@ -272,11 +272,10 @@ def program_lines(stderr: str) -> list[str]:
     return lines
 
 
-#: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE) and of PMIx.
-LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)|PMIX ERROR: PMIX_ERR_UNREACH")
-#: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE), and of its
-#: ssh launcher losing the race to set the group of an agent that has already started (across nodes).
-LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)|^\[[^]]+\] plm:ssh: Warning: setpgid\(")
+#: One-line notices of the launcher's event library (libevent, inside Open MPI's PRRTE), of PMIx, and
+#: of its ssh launcher losing the race to set the group of an agent that has already started (nodes).
+LAUNCHER_NOISE = re.compile(r"^\[(warn|err)\] (Epoll|epoll|Event|event)|PMIX ERROR: PMIX_ERR_UNREACH"
+                            r"|^\[[^]]+\] plm:ssh: Warning: setpgid\(")
 
 
 @needs_mpiexec
