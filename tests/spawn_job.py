@@ -71,6 +71,10 @@ def contract(make_proxy, spmd: bool) -> dict:
     with proxy:
         if proxy.is_root:
             check_likelihoods(proxy, serial)
+            modelparams, expparams = np.random.default_rng(3).random((500, 1)), np.linspace(0.5, 5, 3)
+            score, likelihood = proxy.score(np.array([0, 1]), modelparams, expparams, return_L=True)
+            want = serial.score(np.array([0, 1]), modelparams, expparams, return_L=True)
+            assert np.array_equal(score, want[0]) and np.array_equal(likelihood, want[1])  # a differentiable proxy
             simulated = proxy.simulate_experiment(np.full((3000, 1), 0.4), np.array([1.0, 2.0]), repeat=3)
             results["simulate"] = digest(simulated)
             results["n_engines"] = proxy.n_engines

@@ -26,10 +26,9 @@ at the root's request (:meth:`SpawnedEngine.build_on_workers`).
 Leaving (:meth:`SpawnedEngine.shutdown`, at interpreter exit too) follows
 mpi4py.futures: the merged communicator is freed and the intercommunicator
 disconnected (``Disconnect`` of the merged one hangs on Open MPI), then the
-root waits until the worker processes on its host have gone, and ends those
-that have not within a few seconds. Each worker also watches the root's
-process and leaves when it disappears (a kernel killed by its manager), so
-none is left behind.
+root waits until the worker processes on its host have gone. Each worker
+also watches the root's process and leaves when it disappears (a kernel
+killed by its manager), so none is left behind.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ import itertools
 import os
 import pickle
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -255,7 +253,7 @@ class SpawnedEngine(Engine):
             return
         self._merged.Free()
         if not _within(RELEASE_TIMEOUT, self._intercomm.Disconnect, "MPI_Comm_disconnect"):
-            warnings.warn(f"the spawned workers did not disconnect within {RELEASE_TIMEOUT:g} s; ending them",
+            warnings.warn(f"the spawned workers did not disconnect within {RELEASE_TIMEOUT:g} s",
                           RuntimeWarning, stacklevel=3)
         _reap(self._workers, RELEASE_TIMEOUT)
 
@@ -585,7 +583,12 @@ def process_alive(pid: int, start: str | None = None) -> bool:
 
 
 def _reap(workers, seconds: float) -> None:
-    """Wait up to ``seconds`` for the workers on this host to leave, then end the rest (SIGKILL)."""
+    """Wait up to ``seconds`` for the workers on this host to leave; warn about any that did not.
+
+    They are not ended here: MPICH's launcher ends the spawning process too when
+    one of its processes is killed. A worker that lingers leaves when this
+    process does (it watches it; see :mod:`mpi_qinfer.engine.worker`).
+    """
     host = socket.gethostname()
     local = [pid for pid, where in workers if where == host]
     deadline = time.monotonic() + seconds
@@ -593,12 +596,9 @@ def _reap(workers, seconds: float) -> None:
         local = [pid for pid in local if process_alive(pid)]
         if local:
             time.sleep(0.02)
-    for pid in local:
-        if process_alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    if local:
+        warnings.warn(f"spawned worker process(es) {local} still run {seconds:g} s after the shutdown; they leave "
+                      "when this process ends", RuntimeWarning, stacklevel=4)
 
 
 @atexit.register
