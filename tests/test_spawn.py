@@ -228,7 +228,7 @@ def test_bad_arguments_fail_before_anything_starts():
 
 
 # ----------------------------------------------------------------- the notebook
-def test_the_notebook_spawns_checks_and_leaves_nothing_after_a_kernel_restart(can_spawn, tmp_path):
+def test_the_notebook_spawns_checks_and_leaves_nothing_after_a_kernel_restart(can_spawn, tmp_path, monkeypatch):
     """docs/examples/spawn_notebook.ipynb in a real Jupyter kernel of this Python, then a restart."""
     nbformat = pytest.importorskip("nbformat", reason="needs the notebook extra (pip install 'mpi_qinfer[notebook]')")
     pytest.importorskip("nbclient", reason="needs the notebook extra (pip install 'mpi_qinfer[notebook]')")
@@ -240,9 +240,16 @@ def test_the_notebook_spawns_checks_and_leaves_nothing_after_a_kernel_restart(ca
     pids_file = tmp_path / "pids.json"
     # The kernel is this Python, with the environment a Jupyter server would give it (no venv bin on PATH).
     env = job_env(SPAWN_NOTEBOOK_PIDS=str(pids_file), PATH="/usr/bin:/bin")
-    manager = KernelManager(kernel_name="python3")  # ipykernel's own spec: jupyter_client runs it with this Python
+    # A kernel spec of this Python alone, whatever other kernels this machine has.
+    spec = tmp_path / "jupyter" / "kernels" / "mpiq-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "mpi_qinfer test", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    manager = KernelManager(kernel_name="mpiq-test")
     manager.start_kernel(env=env, cwd=str(tmp_path))
-    client = NotebookClient(notebook, km=manager, timeout=240, kernel_name="python3")
+    client = NotebookClient(notebook, km=manager, timeout=240, kernel_name="mpiq-test")
     try:
         with client.setup_kernel(cwd=str(tmp_path)):
             client.execute()  # raises CellExecutionError if any cell fails

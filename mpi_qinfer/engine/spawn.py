@@ -142,7 +142,10 @@ class SpawnedEngine(Engine):
     """
 
     def __init__(self, merged, intercomm, workers, *, idle: str | None = None, backoff_max: float | None = None):
-        super().__init__(merged, 0, idle=idle, backoff_max=backoff_max)
+        with warnings.catch_warnings():
+            # The root of a spawn is a world of one by design, also inside a batch job of many tasks.
+            warnings.filterwarnings("ignore", message=".*this MPI world has 1 process", category=RuntimeWarning)
+            super().__init__(merged, 0, idle=idle, backoff_max=backoff_max)
         self._merged, self._intercomm = merged, intercomm
         self._workers = list(workers or [])
         self._released = False
