@@ -135,6 +135,13 @@ def main(mode: str) -> None:
             time.sleep(600)  # the test kills this process
         globals()["kept"] = proxy  # alive until the interpreter's exit, which stops the workers
         return
+    if mode == "updater-only":  # a distributed updater on a proxy nobody keeps: the engine lives on with it
+        updater = distributed_on(spawned_proxy(SimplePrecessionModel()))
+        import gc
+
+        gc.collect()
+        emit(updater=run_updater(updater))
+        return
     if mode == "drop":  # a proxy dropped without shutdown() (a notebook cell run again) stops its workers
         import gc
 

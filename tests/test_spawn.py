@@ -141,6 +141,13 @@ def test_a_proxy_dropped_without_shutdown_stops_its_workers(can_spawn):
     wait_gone(result["pids"], result["root"])
 
 
+def test_a_distributed_updater_keeps_its_spawned_engine_alive(can_spawn):
+    """DistributedSMCUpdater(MPIParallelizedModel.spawn(...), ...): the proxy is gone, the updater works on."""
+    result, done = run_job("updater-only", workers=2)
+    assert result is not None and done.returncode == 0, done.stderr
+    assert isinstance(result["updater"], str)
+
+
 def test_a_killed_root_leaves_no_worker_behind(can_spawn):
     """SIGKILL (a kernel its manager killed): the workers leave without a word from the root."""
     process = subprocess.Popen([sys.executable, str(JOB), "kill"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -301,7 +301,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
                 engine.build_on_workers(DistributedSMCUpdater, model, dict(
                     n_particles=n_particles, prior=prior, resampler=resampler, resample_thresh=resample_thresh,
                     zero_weight_policy=zero_weight_policy, zero_weight_thresh=zero_weight_thresh, balance=balance,
-                    draws=draws))
+                    draws=draws), owner=self)
         comm = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")

@@ -151,6 +151,7 @@ class SpawnedEngine(Engine):
         self._released = False
         self._pending = None  # root: what the hook in flight works on
         self._kept: list = []  # workers: what was built at the root's request
+        self._owners = 0  # root: objects whose collection would leave the workers unused (see stop_with)
         # Registered in the same order on every rank, before anything else can register.
         self._register_hook = self.register_collective(SpawnedEngine._register_everywhere)
         self._build_hook = self.register_collective(SpawnedEngine._build_everywhere)
@@ -158,8 +159,19 @@ class SpawnedEngine(Engine):
             _open_spawns.add(self)
 
     def stop_with(self, owner) -> None:
-        """Shut down when ``owner`` is garbage-collected (a proxy whose notebook cell was run again)."""
-        weakref.finalize(owner, SpawnedEngine.shutdown, self)
+        """Shut down once ``owner`` and every other owner are garbage-collected (root).
+
+        The owners are the proxy and what was built on it (a distributed
+        updater): a notebook cell that builds them run a second time drops
+        the first ones, and their workers stop.
+        """
+        self._owners += 1
+        weakref.finalize(owner, SpawnedEngine._owner_gone, self)
+
+    def _owner_gone(self) -> None:
+        self._owners -= 1
+        if self._owners <= 0:
+            self.shutdown()
 
     @property
     def workers(self) -> list[tuple[int, str]]:
@@ -186,15 +198,18 @@ class SpawnedEngine(Engine):
         finally:
             self._pending = None
 
-    def build_on_workers(self, factory, model, options: dict) -> None:
+    def build_on_workers(self, factory, model, options: dict, owner=None) -> None:
         """Have every worker call ``factory(its_model, engine=engine, **options)`` (root).
 
         For a collective object whose construction every rank runs together:
         the root calls this, then runs its own construction. ``model`` stands
         for the worker's copy of a registered model (matched by identity), or
-        is sent pickled. ``factory`` and ``options`` are pickled once.
+        is sent pickled. ``factory`` and ``options`` are pickled once. The
+        engine stays up while ``owner`` (the root's object) lives.
         """
         self._check_open()
+        if owner is not None:
+            self.stop_with(owner)
         model_id = next((index for index, known in enumerate(self._models) if known is model), None)
         payload = (factory, model if model_id is None else model_id, model_id is not None, options)
         blob = _pickled(payload, f"the arguments of {getattr(factory, '__name__', factory)}")
