@@ -297,7 +297,7 @@ def _pickled(value, what: str) -> bytes:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # noqa: BLE001 - pickle raises many kinds
         raise SpawnError(f"{what} cannot be pickled ({type(error).__name__}: {error}), and spawned workers get it "
-                         f"pickled. {SPMD_ALTERNATIVE}.") from error
+                         f"pickled; {SPMD_ALTERNATIVE}.") from error
 
 
 def _unpickled(blob):
@@ -447,7 +447,7 @@ def _spawn(python_exe: str, argv: list, n_workers: int, mpi_info, seconds: float
                 f"MPI_Comm_spawn of {n_workers} worker(s) did not complete within {seconds:g} s. The MPI library "
                 "here may not support spawning (a batch step that fills its allocation, a launcher without "
                 "spawn support, a worker that cannot start); this process should be restarted before MPI is "
-                f"used again. {SPMD_ALTERNATIVE}."
+                f"used again; {SPMD_ALTERNATIVE}."
             )
     finally:
         info.Free()
