@@ -478,6 +478,7 @@ def _handshake(intercomm, options: dict, n_workers: int, deadline: float, second
         for request in requests.values():
             request.Cancel()
         intercomm.Free()
+        _stuck.append("the spawn's handshake")  # MPI_Finalize would wait to disconnect from the silent worker
         raise SpawnError(f"{len(requests)} of {n_workers} spawned worker(s) did not answer within {seconds:g} s; "
                          f"{SPMD_ALTERNATIVE}.")
     failed = {rank: answer for rank, answer in answers.items() if answer[0] != "ok"}
