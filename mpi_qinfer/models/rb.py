@@ -145,7 +145,11 @@ class RandomizedBenchmarkingModel(FiniteOutcomeModel, DifferentiableModel):
         super().likelihood(outcomes, modelparams, expparams)
         strength, A, B, m = self._decay(modelparams, expparams)
         pr0 = np.empty((modelparams.shape[0], expparams.shape[0]))
-        pr0[:, :] = 1 - (A * (strength**m) + B)
+        # Both operands as float64 arrays of the answer's shape: NumPy's power then takes the same
+        # loop for any block of the experiments (broadcast or cast operands change its last bit), so
+        # a block's answer is bitwise the block of the whole call's, as a proxy's split needs.
+        pr0[:, :] = 1 - (A * np.power(np.ascontiguousarray(np.broadcast_to(strength, pr0.shape)),
+                                      np.ascontiguousarray(np.broadcast_to(m, pr0.shape), dtype=np.float64)) + B)
         return self.pr0_to_likelihood_array(outcomes, pr0)
 
     def score(self, outcomes, modelparams, expparams, return_L: bool = False):
