@@ -290,6 +290,8 @@ def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int
         a :class:`~mpi_qinfer.runtime.termination.TerminationRequested` stops it.
     resume : str or os.PathLike, optional
         Continue from this checkpoint (same model, particles, seed, heuristic).
+        ``"auto"``: from ``checkpoint`` when that file exists, else from the
+        start (a job that is resubmitted or requeued resumes by itself).
     checkpoint_every : str
         ``"N"`` updates or ``"Ts"`` seconds (see :func:`~mpi_qinfer.smc.checkpoint.parse_every`).
 
@@ -311,6 +313,7 @@ def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int
     if heuristic not in HEURISTICS:
         raise ValueError(f"heuristic must be one of {HEURISTICS}, got {heuristic!r}")
     check_size(model, particles, qubits)
+    resume = _resume_from(resume, checkpoint)
     saving = {"checkpoint": checkpoint, "resume": resume, "every": parse_every(checkpoint_every)}
     if resume is not None:
         read_metadata(resume)  # a corrupt file fails on every rank, before any communication
@@ -412,6 +415,16 @@ class _NoCheckpoints(contextlib.nullcontext):
 
     def write(self) -> None:
         return None
+
+
+def _resume_from(resume, checkpoint):
+    """The file to resume from: ``resume``, or for ``"auto"`` the checkpoint file if it exists (else None)."""
+    if resume is None or os.fspath(resume) != "auto":
+        return resume
+    if checkpoint is None:
+        raise ValueError("resume='auto' needs a checkpoint file to resume from (--checkpoint FILE)")
+    # Every rank looks: the file is on a file system they share, and no rank writes it before the run starts.
+    return checkpoint if os.path.exists(checkpoint) else None
 
 
 def _checkpoints(saving, proxy, updater, design, data_rng, means, sigmas, run):
@@ -663,8 +676,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", metavar="FILE", default=None,
                         help="save the SMC state to FILE (.npz) periodically and when a signal "
                              "(SIGTERM, SIGINT, SIGUSR1) stops the run")
-    parser.add_argument("--resume", metavar="FILE", default=None,
-                        help="continue the run saved in FILE (same model, particles, seed)")
+    parser.add_argument("--resume", metavar="FILE|auto", default=None,
+                        help="continue the run saved in FILE (same model, particles, seed); auto: from the "
+                        "--checkpoint file if it exists, else from the start (for jobs that are requeued)")
     parser.add_argument("--checkpoint-every", type=_interval, default="10", metavar="N|Ts",
                         help="with --checkpoint: every N updates, or every T seconds (30s, 5m) (default: %(default)s)")
 
@@ -685,6 +699,7 @@ def main(args) -> int:
     """
     try:
         check_size(args.model, args.particles, args.qubits)
+        _resume_from(args.resume, args.checkpoint)
     except ValueError as error:
         print_on_rank_0(f"python -m mpi_qinfer demo: error: {error}\n")
         return 2

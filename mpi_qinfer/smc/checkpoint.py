@@ -799,8 +799,11 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
     path : str or os.PathLike
     updater : SMCUpdater or DistributedSMCUpdater
         Of the same class, model signature and ``n_particles`` as the saved
-        one (a distributed one also on the same number of ranks, its shards
-        then put back where they were: the run continues bitwise).
+        one. A distributed one on the same number of ranks gets its shards
+        back where they were: the run continues bitwise. On another number of
+        ranks the saved cloud is split as this updater splits its particles
+        (re-sharded): the same particle approximation, so the run continues
+        validly, but not bitwise as it would have on the saved number.
     proxy : MPIParallelizedModel, optional
         Gets the saved stream of per-call seeds. Default: the updater's model,
         when it is a proxy.
@@ -816,7 +819,7 @@ def load_checkpoint(path, updater, *, proxy=None, heuristic=None, generators=Non
         prior, or no record of its run (one written before checkpoints
         recorded it). What the state must fit to be usable at all (the
         updater class, ``n_particles``, ``n_modelparams``, ``expparams_dtype``,
-        the resampler's class, the number of ranks) is checked all the same.
+        the resampler's class, a distributed updater's ``draws``) is checked all the same.
         Default False.
 
     Returns
@@ -1100,16 +1103,20 @@ def _plan_distributed(path, arrays, meta, updater, plan) -> None:
     saved = meta.get("distributed")
     _sound(isinstance(saved, dict), path, f"its distributed state is {saved!r}")
     n_ranks, n_mp = int(updater.shard_counts.size), int(updater.model.n_modelparams)
-    _expect(saved.get("n_ranks") == n_ranks, path,
-            f"it holds shards of {saved.get('n_ranks')} ranks, this run has {n_ranks}: a sharded state "
-            "resumes on the same number of ranks")
+    saved_ranks = saved.get("n_ranks")
+    _sound(_is_int(saved_ranks) and saved_ranks >= 1, path, f"its number of ranks is {saved_ranks!r}")
     _expect(saved.get("draws") == updater.draws, path,
             f"it was saved with draws={saved.get('draws')!r}, this updater has draws={updater.draws!r}")
     for name in ("shard_counts", "shift"):
         _sound(name in arrays, path, f"it has no {name}")
     counts, shift = arrays["shard_counts"], arrays["shift"]
-    _sound(counts.shape == (n_ranks,) and counts.dtype.kind in "iu" and int(counts.min()) >= 0
+    _sound(counts.shape == (saved_ranks,) and counts.dtype.kind in "iu" and int(counts.min()) >= 0
            and int(counts.sum()) == updater.n_particles, path, f"its shard counts {counts.tolist()} do not fit")
+    if saved_ranks != n_ranks:
+        # Re-sharded: the cloud is whole and in global order, so any split of it is the same
+        # particle approximation. This run's own split (its balance's) takes the saved one's
+        # place; the run goes on validly, though not bitwise as it would have on the saved count.
+        counts = updater.shard_counts
     _sound(shift.shape == (n_mp,) and shift.dtype.kind == "f", path, "its shift is not one number per model parameter")
     n_ess, just_resampled, resample_count = saved.get("n_ess"), saved.get("just_resampled"), saved.get("resample_count")
     _sound(_possible_ess(n_ess, updater.n_particles), path, f"its effective sample size is {n_ess!r}")
@@ -1217,13 +1224,21 @@ class Checkpointer:
         Caller's JSON data saved with each checkpoint. A callable is called
         when a checkpoint is written (not at every step, which keeps steps
         cheap); it must describe the run as of the last :meth:`step`.
+    resume : bool or "auto", optional
+        Load ``path`` into the run first (:func:`load_checkpoint` with the
+        same ``proxy``, ``heuristic``, ``generators`` and ``run_id``):
+        ``True`` requires the file, ``"auto"`` loads it only if it exists,
+        so that the same script started again (a resubmitted or requeued
+        job) goes on from its last checkpoint by itself. The metadata loaded
+        is :attr:`resumed` (None when nothing was). Default False.
 
     Examples
     --------
     ::
 
-        with Checkpointer("run.npz", updater, heuristic=heuristic, every_updates=50) as checkpoints:
-            for _ in range(n_experiments):
+        with Checkpointer("run.npz", updater, heuristic=heuristic, every_updates=50,
+                          resume="auto") as checkpoints:
+            while len(updater.data_record) < n_experiments:
                 termination.check()
                 updater.update(outcome, expparams)
                 checkpoints.step()
@@ -1231,11 +1246,13 @@ class Checkpointer:
 
     def __init__(self, path, updater, *, proxy=None, heuristic=None, generators=None,
                  every_updates: int | None = None, every_seconds: float | None = None, user=None,
-                 run_id=None):
+                 run_id=None, resume=False):
         if every_updates is not None and int(every_updates) < 1:
             raise ValueError(f"every_updates must be a positive integer, got {every_updates!r}")
         if every_seconds is not None and not float(every_seconds) > 0:
             raise ValueError(f"every_seconds must be > 0, got {every_seconds!r}")
+        if resume not in (False, True, "auto"):
+            raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
         self.path = os.fspath(path)
         self.updater = updater
         self.every_updates = None if every_updates is None else int(every_updates)
@@ -1247,8 +1264,14 @@ class Checkpointer:
         self._written_updates: int | None = None
         self._written_at = time.monotonic()
         self.writes = 0
+        #: The metadata of the checkpoint loaded by ``resume`` (None when none was).
+        self.resumed: dict | None = None
+        if resume is True or (resume == "auto" and os.path.exists(self.path)):
+            self.resumed = load_checkpoint(self.path, updater, proxy=proxy, heuristic=heuristic,
+                                           generators=generators, run_id=run_id)
+            self._written_updates = int(self.resumed["n_updates"])  # that state is on disk already
         if not _is_distributed(updater):
-            self.take()  # a stop before the first update still saves the starting state
+            self.take()  # a stop before the first update still saves the starting (or resumed) state
 
     def take(self) -> Snapshot:
         """Snapshot the run's state now (in memory) and keep it as the latest."""
