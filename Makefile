@@ -123,7 +123,7 @@ test-slurm: $(VENV)/.installed
 # for correctness at rank counts where every root-side loop over the workers runs many times.
 MANY_RANKS ?= 4 6 8
 MANY_RANKS_TESTS ?= tests/test_parallel.py tests/test_faults.py tests/test_smc_mpi.py tests/test_distributed.py \
-    tests/test_checkpoint.py tests/test_answer_transport.py tests/test_balance.py
+    tests/test_checkpoint.py tests/test_resume.py tests/test_answer_transport.py tests/test_balance.py
 test-many-ranks: $(VENV)/.installed
 	@status=0; for n in $(MANY_RANKS); do \
 		OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 scripts/mpi-pytest.sh $(VENV) $$n $(MANY_RANKS_TESTS) || status=1; \

@@ -9,7 +9,8 @@
 #      the checkpoints, one rank per node (every message between ranks crosses the network);
 #   2. the distributed updater and the node checks with one rank more than nodes (n1 holds two
 #      ranks: shared memory and TCP in one job);
-#   3. whole jobs launched across the nodes: dying workers, `run`, the demo's estimate, `info`.
+#   3. whole jobs launched across the nodes: dying workers, `run`, a worker killed mid-run and the run
+#      resumed, a checkpoint re-sharded from 3 ranks to 2 and 4, the demo's estimate, `info`.
 # Exits 0 with "SKIPPED" and the reason where namespaces cannot be made here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,12 +58,13 @@ step() {  # step DESCRIPTION COMMAND...
 }
 
 core=(tests/test_parallel.py tests/test_faults.py tests/test_smc_mpi.py tests/test_distributed.py
-      tests/test_checkpoint.py tests/test_multinode.py)
+      tests/test_checkpoint.py tests/test_resume.py tests/test_multinode.py)
 step "MPI core, one rank per node" scripts/mpi-pytest.sh "$venv" "$nodes" "${core[@]}"
 step "distributed updater and nodes, $((nodes + 1)) ranks" \
     scripts/mpi-pytest.sh "$venv" $((nodes + 1)) tests/test_distributed.py tests/test_multinode.py
 step "jobs launched across the nodes" timeout -k 15 600 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-    tests/test_fault_jobs.py tests/test_run_command.py tests/test_multinode.py::test_info_shows_each_rank_on_its_node \
+    tests/test_fault_jobs.py tests/test_run_command.py tests/test_lost_worker.py tests/test_resume.py \
+    tests/test_multinode.py::test_info_shows_each_rank_on_its_node \
     tests/test_cli.py::test_demo_estimate_is_bitwise_the_same_on_any_number_of_ranks \
     tests/test_cli.py::test_info_under_mpiexec_lists_every_rank
 exit $(( failed > 0 ))
