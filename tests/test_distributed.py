@@ -1235,7 +1235,7 @@ def test_a_sharded_run_resumed_from_a_checkpoint_is_bitwise_the_uninterrupted_on
     assert_collectively(world, verdict_of(compare) if world.Get_rank() == 0 else None)
 
 
-def test_a_sharded_checkpoint_is_refused_on_another_rank_count_or_draws(world, tmp_path):
+def test_a_sharded_checkpoint_is_refused_with_other_draws_and_re_sharded_on_another_rank_count(world, tmp_path):
     from mpi_qinfer.smc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
     path = str(world.bcast(str(tmp_path / "sharded.npz") if world.Get_rank() == 0 else None, 0))
@@ -1250,14 +1250,17 @@ def test_a_sharded_checkpoint_is_refused_on_another_rank_count_or_draws(world, t
             draws="systematic")
     if world.Get_size() == 1:
         return
-    # Written here with this world's shards, read by an updater on one rank only.
+    # Written here with this world's shards, read by an updater on one rank only: the whole cloud on it.
     if world.Get_rank() == 0:
         from mpi4py import MPI
 
         with DistributedSMCUpdater(SimplePrecessionModel(), 300, UniformDistribution([0, 1]),
                                    comm=MPI.COMM_SELF, rng=1) as alone:
-            with pytest.raises(CheckpointError, match="same number of ranks"):
-                load_checkpoint(path, alone)
+            meta = load_checkpoint(path, alone)
+            assert meta["distributed"]["n_ranks"] == world.Get_size() and alone.shard_counts.tolist() == [300]
+            with np.load(path) as saved:
+                assert np.array_equal(alone.gather()[0], saved["particle_weights"])
+                assert np.array_equal(alone.gather()[1], saved["particle_locations"])
 
 
 def test_a_checkpointer_gathers_a_sharded_cloud_only_when_it_writes(world, tmp_path):
