@@ -226,6 +226,10 @@ def _handle(signum, frame) -> None:
     _abort_now(signum)
 
 
+#: How long an abort waits after its last line, so that the launcher forwards it (seconds).
+_ABORT_FORWARD_SECONDS = 0.25
+
+
 def _abort_now(signum: int) -> None:
     """A second request: end the whole job now."""
     status = exit_status(signum)
@@ -238,6 +242,9 @@ def _abort_now(signum: int) -> None:
     prefix = "" if rank is None else f"[rank {rank}] "
     os.write(2, f"{prefix}second {_signal_name(signum)}: aborting the job now (status {status})\n".encode())
     if rank is not None:
+        # A moment for the launcher to forward the line: an abort tears down its output forwarding,
+        # and on a loaded node the line was otherwise lost from the job's log.
+        time.sleep(_ABORT_FORWARD_SECONDS)
         MPI.COMM_WORLD.Abort(status)
     os._exit(status)
 
