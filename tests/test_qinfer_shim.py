@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The stand-in is qinfer for NumPy 2 (where qinfer itself cannot run): its verdicts on NumPy's removed
+# names and its generator handling are NumPy 2's.
+pytestmark = pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="the qinfer stand-in is for NumPy 2")
+
 REPO = Path(__file__).resolve().parents[1]
 SHIM = REPO / "scripts" / "qinfer_on_numpy2"
 
