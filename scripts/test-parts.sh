@@ -18,7 +18,7 @@ mkdir -p "$log_dir"
 
 # Sum the counts of every pytest summary line ("3 failed, 120 passed, 4 skipped in 12.3s") of a log.
 count() {
-    grep -E '^(=+ )?[0-9]+ [a-z]+.* in [0-9.]+s' "$1" \
+    sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^(=+ )?[0-9]+ [a-z]+.* in [0-9.]+s' \
         | grep -oE "[0-9]+ ($2)\b" | awk '{ n += $1 } END { print n + 0 }'
 }
 
