@@ -78,7 +78,7 @@ def test_mpis_shared_memory_nodes_are_the_hosts(comm):
 
 
 # ------------------------------------------------------------- the emulated cluster itself
-CLUSTER = Path(__file__).resolve().parents[1] / "scripts" / "multinode_cluster.sh"
+CLUSTER = Path(__file__).resolve().parents[2] / "scripts" / "multinode_cluster.sh"
 
 
 def _cluster(*args, timeout=60, **kwargs):

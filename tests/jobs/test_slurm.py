@@ -27,7 +27,7 @@ from mpi4py import MPI
 
 from mpi_qinfer.smc.checkpoint import read_metadata
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
 VENV = Path(sys.executable).parent.parent
 N_RANKS = 2

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import mpiexec_command
 
-TESTS = Path(__file__).resolve().parent
-JOB = TESTS / "spawn_job.py"
+TESTS = Path(__file__).resolve().parents[1]
+JOB = TESTS / "support" / "spawn_job.py"
 NOTEBOOK = TESTS.parent / "docs" / "examples" / "spawn_notebook.ipynb"
 MARK = "mpi_qinfer-spawned-worker"
 

@@ -124,7 +124,7 @@ def test_layout_probe_checks_every_way_bitwise_at_three_ranks():
     # The probe behind the floor's layout: every way of gathering, on every shape up
     # to 1 MB, uneven splits included, must return the serial answer bitwise.
     argv, env = mpiexec_command(3, timeout=240)
-    script = Path(__file__).resolve().parents[1] / "scripts" / "layout_probe.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "layout_probe.py"
     done = subprocess.run([*argv, sys.executable, str(script), "--check", "--only", "gather", "--max-mb", "1"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -692,7 +692,7 @@ def _members_table():
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "_ext"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "_ext"))
     try:
         return importlib.import_module("updater_members")
     finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 EXAMPLES = DOCS / "examples"
 MPIEXEC = Path(sys.executable).parent / "mpiexec"

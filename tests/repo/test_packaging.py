@@ -14,7 +14,7 @@ import pytest
 
 tomllib = pytest.importorskip("tomllib")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 #: The first setuptools that reads PEP 639 license expressions and ``license-files``.
 PEP_639_SETUPTOOLS = (77, 0, 3)

@@ -14,7 +14,7 @@ import pytest
 
 import mpi_qinfer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "docs" / "_ext"))
 import qinfer_names as table  # noqa: E402 - docs/_ext/qinfer_names.py
 from qinfer_names import read_names  # noqa: E402

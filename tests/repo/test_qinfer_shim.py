@@ -17,7 +17,7 @@ import pytest
 # names and its generator handling are NumPy 2's.
 pytestmark = pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="the qinfer stand-in is for NumPy 2")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIM = REPO / "scripts" / "qinfer_on_numpy2"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_mpiexec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 STAND_IN_SUITE = '''
 import unittest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import needs_mpiexec, run_mpi_script
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def python_blocks():

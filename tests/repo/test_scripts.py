@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
 BATCH_SCRIPTS = ["slurm_demo.sbatch", "slurm_run.sbatch"]
 SHELL_SCRIPTS = BATCH_SCRIPTS + ["scaling.sh"]
@@ -190,7 +190,7 @@ def test_scaling_with_the_real_benchmark(tmp_path):
 def test_the_package_has_no_import_cycle():
     import subprocess
 
-    script = Path(__file__).parent.parent / "scripts" / "import_cycles.py"
+    script = Path(__file__).parents[2] / "scripts" / "import_cycles.py"
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout
     assert "0 import cycle(s)" in done.stdout
@@ -217,7 +217,7 @@ def test_the_import_rules_catch_a_forbidden_import(tmp_path, module, line, broke
     import shutil
 
     copy = tmp_path / "mpi_qinfer"
-    shutil.copytree(Path(__file__).parent.parent / "mpi_qinfer", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(__file__).parents[2] / "mpi_qinfer", copy, ignore=shutil.ignore_patterns("__pycache__"))
     target = copy / module
     target.write_text(target.read_text() + f"\n{line}\n")
     done = subprocess.run([sys.executable, str(SCRIPTS / "import_rules.py"), str(copy)], capture_output=True,

@@ -1,4 +1,4 @@
-"""Jobs for tests/test_spawn.py, run as ``python tests/spawn_job.py MODE`` (or under mpiexec for ``spmd``).
+"""Jobs for tests/jobs/test_spawn.py, run as ``python tests/support/spawn_job.py MODE`` (or under mpiexec for ``spmd``).
 
 Each prints one JSON line starting with ``RESULT`` that the test reads. The models come from
 fault_models (importable by spawned workers: they get this process's sys.path).
