@@ -104,20 +104,6 @@ print(f"rank {{MPI.COMM_WORLD.Get_rank()}} built the proxy and leaves", flush=Tr
     assert seconds < 60
 
 
-def test_a_singleton_world_under_a_multi_task_launcher_warns(monkeypatch):
-    from mpi4py import MPI
-
-    if MPI.COMM_WORLD.Get_size() != 1:
-        pytest.skip("needs a world of one process")
-    monkeypatch.setenv("SLURM_NTASKS", "64")
-    with pytest.warns(RuntimeWarning, match="SLURM_NTASKS=64"):
-        from mpi_qinfer import MPIParallelizedModel
-        from mpi_qinfer.models.builtin import SimplePrecessionModel
-
-        with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF):
-            pass
-
-
 @pytest.mark.parametrize("idle, n_ranks", [("spin", 2), ("backoff", 2), ("backoff", 3)])
 def test_sigint_to_an_idle_worker_ends_the_job_with_a_report(tmp_path, idle, n_ranks):
     """A worker interrupted between calls cannot rejoin the others: it says so and ends the job."""

@@ -12,8 +12,6 @@ import time
 import pytest
 from conftest import mpiexec_command, needs_mpiexec
 
-from mpi_qinfer.cli import run as runner
-
 TIMEOUT = 60  # seconds per subprocess; a hang fails the test well before the 30 s budget matters
 ABORT_BUDGET = 30  # seconds a failing job may take to end
 
@@ -240,11 +238,6 @@ def test_a_worker_that_ends_without_serving_is_found_at_the_roots_next_call(tmp_
                      "while rank 0 was about to start a collective operation", result.stderr), result.stderr
 
 
-@pytest.mark.parametrize("code, status", [(None, 0), (0, 0), (3, 3), ("message", 1)])
-def test_exit_status(code, status):
-    assert runner.exit_status(code) == status
-
-
 # ------------------------------------------------------------------ a missing target and usage errors
 def launch_run(tmp_path, *argv, n_ranks=2):
     """``mpiexec -n n_ranks python -m mpi_qinfer run argv`` in tmp_path."""
@@ -296,31 +289,3 @@ def test_usage_error_is_printed_once(tmp_path):
     result = launch_run(tmp_path)
     assert result.returncode == 2
     assert program_lines(result.stderr) == ["python -m mpi_qinfer run: error: give a SCRIPT or -m MODULE to run"]
-
-
-class FakeComm:
-    """allgather over the answers every rank would give."""
-
-    def __init__(self, answers):
-        self.answers = answers
-
-    def allgather(self, value):
-        return self.answers
-
-
-def test_target_missing_on_some_ranks_names_them():
-    problem = runner._agree_on_target(FakeComm([None, "no such file: 'a.py'", None, "no such file: 'a.py'"]),
-                                      "a.py", False)
-    assert problem == "no such file: 'a.py' on rank(s) 1, 3"
-    assert runner._agree_on_target(FakeComm([None, None]), "a.py", False) is None
-
-
-def test_missing_target(tmp_path, monkeypatch):
-    script = tmp_path / "job.py"
-    script.write_text("pass\n")
-    assert runner.missing_target(str(script)) is None
-    assert runner.missing_target(str(tmp_path / "nope.py")) == f"no such file: {str(tmp_path / 'nope.py')!r}"
-    assert runner.missing_target("json.tool", is_module=True) is None
-    assert runner.missing_target("json.no_such_module", is_module=True) == "no module named 'json.no_such_module'"
-    assert runner.missing_target("no_such_package.mod", is_module=True) is not None
-    assert runner.missing_target(".relative", is_module=True) is not None

@@ -219,21 +219,6 @@ def test_open_mpi_as_root_without_its_permission_is_a_clear_error():
     assert result["seconds"] < 5
 
 
-def test_bad_arguments_fail_before_anything_starts():
-    from mpi_qinfer import MPIParallelizedModel
-    from mpi_qinfer.models import SimplePrecessionModel
-
-    for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="n_workers"):
-            MPIParallelizedModel.spawn(SimplePrecessionModel(), n_workers=bad)
-    with pytest.raises(ValueError, match="timeout"):
-        MPIParallelizedModel.spawn(SimplePrecessionModel(), n_workers=1, timeout=0)
-    with pytest.raises(ValueError, match="idle"):
-        MPIParallelizedModel.spawn(SimplePrecessionModel(), n_workers=1, idle="sometimes")
-    with pytest.raises(TypeError, match="comm"):
-        MPIParallelizedModel.spawn(SimplePrecessionModel(), n_workers=1, comm=None)
-
-
 # ----------------------------------------------------------------- the notebook
 def test_the_notebook_spawns_checks_and_leaves_nothing_after_a_kernel_restart(can_spawn, tmp_path, monkeypatch):
     """docs/examples/spawn_notebook.ipynb in a real Jupyter kernel of this Python, then a restart."""

@@ -1,4 +1,4 @@
-"""Tests of what is read from the launcher before MPI: this process's rank, and printing on rank 0 only."""
+"""Tests of what is read from the launcher: this process's rank, printing on rank 0 only, a singleton world."""
 
 from __future__ import annotations
 
@@ -42,3 +42,17 @@ def test_print_on_rank_0_reads_os_environ(monkeypatch, capsys):
     monkeypatch.setenv("PMI_RANK", "0")
     assert launcher.print_on_rank_0("shown\n") is True
     assert capsys.readouterr().err == "shown\n"
+
+
+def test_a_singleton_world_under_a_multi_task_launcher_warns(monkeypatch):
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_size() != 1:
+        pytest.skip("needs a world of one process")
+    monkeypatch.setenv("SLURM_NTASKS", "64")
+    with pytest.warns(RuntimeWarning, match="SLURM_NTASKS=64"):
+        from mpi_qinfer import MPIParallelizedModel
+        from mpi_qinfer.models.builtin import SimplePrecessionModel
+
+        with MPIParallelizedModel(SimplePrecessionModel(), comm=MPI.COMM_SELF):
+            pass
