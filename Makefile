@@ -93,16 +93,23 @@ test-newest: $(NEWEST_VENV)/.installed
 test-wheel:
 	PYTHON=$(PYTHON) NP=$(NP) bash scripts/check-wheel.sh
 
+# Of tests/jobs, the jobs whose ending rests on the launcher (failures, aborts, signals, spawned
+# workers), which each MPI library does its own way. The rest of tests/jobs runs with MPICH in test-serial.
+OPENMPI_JOB_TESTS ?= tests/jobs/test_fault_jobs.py tests/jobs/test_run_command.py tests/jobs/test_termination.py \
+    tests/jobs/test_spawn.py
 test-openmpi: $(OPENMPI_VENV)/.installed
-	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_fault_jobs.py tests/test_run_command.py \
-	    tests/test_termination.py tests/test_spawn.py
+	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider $(OPENMPI_JOB_TESTS)
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 2
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 3
 
+# tests/with_qinfer, and two suites of other folders that run on this venv's qinfer and older NumPy too:
+# the checkpoints (whose qinfer tests resume qinfer's updater, serially and at 2 and 3 ranks) and the
+# posterior summaries.
+QINFER_TESTS ?= tests/with_qinfer tests/mpi/test_checkpoint.py
 test-qinfer: $(QINFER_VENV)/.installed
-	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_posterior.py tests/test_qinfer_dropin.py tests/test_checkpoint.py tests/test_qinfer_perf_testing.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 2 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py tests/test_qinfer_perf_testing.py
-	scripts/mpi-pytest.sh $(QINFER_VENV) 3 tests/test_qinfer_interop.py tests/test_qinfer_design.py tests/test_qinfer_dropin.py tests/test_checkpoint.py tests/test_qinfer_perf_testing.py
+	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider $(QINFER_TESTS) tests/unit/test_posterior.py
+	scripts/mpi-pytest.sh $(QINFER_VENV) 2 $(QINFER_TESTS)
+	scripts/mpi-pytest.sh $(QINFER_VENV) 3 $(QINFER_TESTS)
 
 # A one-node Slurm (scripts/slurm_cluster.sh) under a temporary directory, the batch-script suite
 # against it, the daemons stopped again. Skipped, with the reason, only where Slurm cannot be installed.
@@ -115,15 +122,17 @@ test-slurm: $(VENV)/.installed
 	fi; \
 	if [ $$status -eq 0 ]; then \
 		MPI_QINFER_SLURM_CONF="$$dir/slurm.conf" timeout -k 15 900 \
-			$(PY) -m pytest -q -p no:cacheprovider tests/test_slurm.py || status=$$?; \
+			$(PY) -m pytest -q -p no:cacheprovider tests/jobs/test_slurm.py || status=$$?; \
 	fi; \
 	scripts/slurm_cluster.sh down "$$dir"; rm -rf "$$dir"; exit $$status
 
 # The MPI core at more ranks than this machine has cores (oversubscribed, so idle workers back off):
-# for correctness at rank counts where every root-side loop over the workers runs many times.
+# for correctness at rank counts where every root-side loop over the workers runs many times. A part
+# of tests/mpi: the drop-in, hardening and guide-model suites there run at 2 and 3 ranks only.
 MANY_RANKS ?= 4 6 8
-MANY_RANKS_TESTS ?= tests/test_parallel.py tests/test_faults.py tests/test_smc_mpi.py tests/test_distributed.py \
-    tests/test_checkpoint.py tests/test_resume.py tests/test_answer_transport.py tests/test_balance.py
+MANY_RANKS_TESTS ?= tests/mpi/test_parallel.py tests/mpi/test_faults.py tests/mpi/test_smc_mpi.py \
+    tests/mpi/test_distributed.py tests/mpi/test_checkpoint.py tests/mpi/test_resume.py \
+    tests/mpi/test_answer_transport.py tests/mpi/test_balance.py
 test-many-ranks: $(VENV)/.installed
 	@status=0; for n in $(MANY_RANKS); do \
 		OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 scripts/mpi-pytest.sh $(VENV) $$n $(MANY_RANKS_TESTS) || status=1; \

@@ -13,9 +13,9 @@
 # other runtime dependencies (mpi4py, tqdm) are installed explicitly.
 #
 # Usage: scripts/make_qinfer_venv.sh [VENV_DIR]      (default: .venv-qinfer in the repo root)
-# Then:  VENV_DIR/bin/python -m pytest -m qinfer tests/test_qinfer_interop.py
+# Then:  VENV_DIR/bin/python -m pytest -m qinfer tests/with_qinfer/test_qinfer_interop.py
 #        timeout 300 VENV_DIR/bin/mpiexec -n 2 VENV_DIR/bin/python -m mpi4py -m pytest \
-#            --with-mpi tests/test_qinfer_interop.py
+#            --with-mpi tests/with_qinfer/test_qinfer_interop.py
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
