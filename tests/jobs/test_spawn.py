@@ -1,6 +1,6 @@
 """Workers started from a running Python with MPIParallelizedModel.spawn: as a script and a notebook use it.
 
-Every job runs in its own process (tests/spawn_job.py) under a time-out, in its own session so that
+Every job runs in its own process (tests/support/spawn_job.py) under a time-out, in its own session so that
 whatever the MPI library ends on the way out stays inside the job; the worker processes are checked
 to be gone afterwards. Where this MPI library cannot spawn here, the tests skip and say why.
 """

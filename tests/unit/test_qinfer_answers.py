@@ -220,7 +220,7 @@ def test_rb_conversions_are_qinfers():
 #: attributes qinfer 1.0 gets right (its RealDomain.n_members is None, its IntegerDomain cannot have an
 #: infinite end, its MultinomialDomain.example_point has the wrong shape, the example point of the whole real
 #: line is -inf and a complex number makes its IntegerDomain.in_domain raise: fixed in qinfer's later source,
-#: whose answers tests/test_domains.py checks).
+#: whose answers tests/unit/test_domains.py checks).
 _RECORD = np.array([(1, 2.0, b"jump")], dtype=[("foo", "i4"), ("bar", "f4"), ("baz", "S10")])
 _POINT_ATTRIBUTES = ("is_continuous", "is_finite", "is_discrete")
 DOMAINS = [

@@ -3,7 +3,7 @@
 Skipped where qinfer does not import (build an environment where it does with
 ``scripts/make_qinfer_venv.sh``). The MPI tests run as::
 
-    scripts/mpi-pytest.sh .venv-qinfer 2 tests/test_qinfer_design.py
+    scripts/mpi-pytest.sh .venv-qinfer 2 tests/with_qinfer/test_qinfer_design.py
 
 qinfer 1.0 scores one experiment per call; ours scores many at once, so each
 of ours is compared with qinfer's for that experiment alone. Both updaters

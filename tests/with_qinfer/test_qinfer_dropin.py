@@ -8,7 +8,7 @@ Each answer of the proxy is compared bitwise with the serial model's, with
 the proxy always parallel, deciding by itself, and always serial. Skipped
 where qinfer does not import (see ``scripts/make_qinfer_venv.sh``)::
 
-    scripts/mpi-pytest.sh .venv-qinfer 2 tests/test_qinfer_dropin.py
+    scripts/mpi-pytest.sh .venv-qinfer 2 tests/with_qinfer/test_qinfer_dropin.py
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Skipped where qinfer does not import (build an environment where it does with
 ``scripts/make_qinfer_venv.sh``). The MPI tests run as::
 
-    timeout 300 mpiexec -n 2 python -m mpi4py -m pytest --with-mpi tests/test_qinfer_interop.py
+    timeout 300 mpiexec -n 2 python -m mpi4py -m pytest --with-mpi tests/with_qinfer/test_qinfer_interop.py
 
 Every rank runs every test; in an MPI test every rank builds its serial model
 and the proxy, only the root runs qinfer, and the root's verdict (None, or the

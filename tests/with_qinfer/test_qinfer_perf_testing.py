@@ -4,7 +4,7 @@ qinfer's own perf_test_multiple on the same truth; the trial farm on a qinfer mo
 Skipped where qinfer does not import (``scripts/make_qinfer_venv.sh`` builds an environment where it
 does). The MPI test runs as::
 
-    timeout 300 mpiexec -n 2 python -m mpi4py -m pytest --with-mpi -m mpi tests/test_qinfer_perf_testing.py
+    timeout 300 mpiexec -n 2 python -m mpi4py -m pytest --with-mpi -m mpi tests/with_qinfer/test_qinfer_perf_testing.py
 """
 
 from __future__ import annotations
