@@ -28,25 +28,18 @@ import numpy as np
 from ..engine.partition import check_count, displacements, even_counts, weighted_counts
 from ..engine.validation import _fields_match, as_array
 from ..errors import EngineClosedError, ModelMismatchError
+from ..smc._shared import _canonicalize, _correlation, _one_outcome, _prior_sample, _zero_weights_error
 from ..smc.particles import UpdaterEstimates
 from ..smc.posterior import check_marginal_arguments, marginal
-from ..smc.updater import (
+from ..smc.resampler import (
     _TINY_N_ESS,
-    ApproximationWarning,
     LiuWestResampler,
-    ResamplerWarning,
-    SMCUpdater,
-    UpdaterRecord,
-    _canonicalize,
     _check_finite_covariance,
     _chosen_resampler,
-    _correlation,
     _covariance_factor,
-    _one_outcome,
-    _prior_sample,
     _tiny_n_ess_warning,
-    _zero_weights_error,
 )
+from ..smc.updater import ApproximationWarning, ResamplerWarning, SMCUpdater, UpdaterRecord
 from . import resampling, sums
 from .loop import CLOSE, CommandLoop, new_message
 from .region import credible_mask

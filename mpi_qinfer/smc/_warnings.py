@@ -6,7 +6,7 @@ that they are documented and pickled there, as the warnings always were.
 
 from __future__ import annotations
 
-__all__ = ["ApproximationWarning", "ResamplerWarning", "ResamplerError"]
+__all__ = ["ApproximationWarning", "ResamplerWarning", "ResamplerError", "PriorDimensionWarning"]
 
 
 class ApproximationWarning(RuntimeWarning):
@@ -32,6 +32,10 @@ class ResamplerError(RuntimeError):
         self._cause = cause
 
 
-for _cls in (ApproximationWarning, ResamplerWarning, ResamplerError):
+class PriorDimensionWarning(UserWarning):
+    """A prior draws another number of parameters per particle than the model's ``n_modelparams``."""
+
+
+for _cls in (ApproximationWarning, ResamplerWarning, ResamplerError, PriorDimensionWarning):
     _cls.__module__ = "mpi_qinfer.smc.updater"
 del _cls

@@ -88,6 +88,8 @@ _EXPLICIT = {"model", "prior", "resampler", "rng", "particle_locations", "partic
 _SCALARS = (bool, int, float, str, type(None))
 # Attributes of a foreign updater that the freshly built one keeps.
 _FOREIGN_KEPT = {"model", "prior", "resampler"}
+#: The resampler class names that checkpoints of earlier versions (0.1.0) give, by the name the class has now.
+_EARLIER_RESAMPLER_NAMES = {"mpi_qinfer.smc.updater.LiuWestResampler": "mpi_qinfer.smc.resampler.LiuWestResampler"}
 
 
 class CheckpointError(MPIQinferError, ValueError):
@@ -907,7 +909,10 @@ def _check_fit(path, meta, updater) -> None:
         _expect(saved.get(key) == mine[key], path,
                 f"it was saved for a model with {key} {saved.get(key)}, this run's has {mine[key]}")
     resampler = meta.get("resampler") or {}
-    _expect(resampler.get("type") == _qualname(updater.resampler), path,
+    saved_type = resampler.get("type")
+    if isinstance(saved_type, str):
+        saved_type = _EARLIER_RESAMPLER_NAMES.get(saved_type, saved_type)
+    _expect(saved_type == _qualname(updater.resampler), path,
             f"it was saved with a {resampler.get('type')} resampler, this updater has a "
             f"{_qualname(updater.resampler)}")
 

@@ -530,6 +530,21 @@ def test_another_resampler_is_refused(saved):
     _refused(saved, run, match="resampler")
 
 
+def test_the_liu_west_resampler_of_a_0_1_0_checkpoint_is_this_one(saved, tmp_path):
+    with np.load(saved) as archive:
+        assert json.loads(archive["metadata"].tobytes())["resampler"]["type"] == \
+            "mpi_qinfer.smc.resampler.LiuWestResampler"
+    earlier = _edited(saved, tmp_path, _set("resampler", "type", "mpi_qinfer.smc.updater.LiuWestResampler"))
+    runs = [Run(SimplePrecessionModel()) for _ in range(2)]
+    for run, path in zip(runs, (saved, earlier)):
+        load_checkpoint(path, run.updater, **run.parts())
+        run.run(3)
+    assert state_of(runs[1].updater) == state_of(runs[0].updater)
+    renamed = _edited(saved, tmp_path, _set("resampler", "type", "mpi_qinfer.smc.updater.OtherResampler"),
+                      name="other.npz")
+    _refused(renamed, match="resampler")
+
+
 def test_a_missing_generator_is_refused(saved):
     run = Run(SimplePrecessionModel())
     _refused(saved, run, match="generator 'data'", heuristic=run.heuristic, generators={})

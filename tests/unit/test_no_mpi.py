@@ -67,8 +67,9 @@ def test_import_models_smc_and_the_cli_without_initialising_mpi(no_mpi):
         from mpi_qinfer.models.builtin import SimplePrecessionModel
 
         for name in ["cli.main", "cli.demo", "cli.info", "cli.run", "runtime.launcher", "runtime.progress",
-                     "runtime.mpi_library", "runtime.termination", "smc.updater", "smc.heuristics", "smc.posterior",
-                     "smc.checkpoint", "models.builtin", "models.base", "models.distributions", "models.interop",
+                     "runtime.mpi_library", "runtime.termination", "smc.updater", "smc.resampler", "smc.heuristics",
+                     "smc.posterior", "smc.checkpoint", "models.builtin", "models.base", "models.distributions",
+                     "models.interop",
                      "parallel", "parallel.threshold", "parallel.balance", "parallel.routes", "engine",
                      "engine.validation", "engine.partition", "engine.protocol", "engine.operations",
                      "engine.failures", "distributed", "errors"]:
