@@ -14,17 +14,20 @@ likelihood dominates the run; the cheap precession model mostly runs its
 small calls serially (``serial_threshold="auto"``) and gains little.
 
 The pieces, for extension: :func:`add_arguments` (the options),
-:func:`check_size` (refuses runs that cannot fit in memory, before any
-communication), :func:`run_demo` (the collective run: proxy, optional serial
-timing, estimation), :func:`_estimate` (one estimation loop on the root, one
-experiment per iteration), :func:`print_header` and :func:`report` (output).
+:func:`~mpi_qinfer.cli.memory_probe.check_size` (refuses runs that cannot fit
+in memory, before any communication), :func:`run_demo` (the collective run:
+proxy, optional serial timing, estimation), :func:`_estimate` (one estimation
+loop on the root, one experiment per iteration),
+:func:`~mpi_qinfer.cli.demo_report.print_header` and
+:func:`~mpi_qinfer.cli.demo_report.report` (output). The output is
+:mod:`mpi_qinfer.cli.demo_report`'s, the memory check
+:mod:`mpi_qinfer.cli.memory_probe`'s; this module re-exports their names.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import time
@@ -42,6 +45,10 @@ from ..runtime.progress import Progress
 from ..smc.checkpoint import Checkpointer, CheckpointError, load_checkpoint, parse_every, read_metadata
 from ..smc.heuristics import PGH, BestCandidateHeuristic, ExpSparseHeuristic
 from ..smc.updater import SMCUpdater
+
+# The output and the memory check are names of this module as well (re-exported, hence noqa).
+from .demo_report import plot_results, print_header, report, speedup_lines, within_sigmas  # noqa: F401
+from .memory_probe import check_size, format_bytes, memory_estimate, physical_memory  # noqa: F401
 
 __all__ = ["MODELS", "HEURISTICS", "DEFAULT_MODEL", "add_arguments", "check_size", "main", "memory_estimate",
            "print_header", "run_demo", "report", "plot_results"]
@@ -121,119 +128,6 @@ def parameter_names(model) -> list[str]:
     return [name.replace("\\", "") for name in model.modelparam_names]
 
 
-# ------------------------------------------------------------------ what fits in memory
-#: Bytes the SMC loop keeps per particle and model parameter (locations, resampler copies, ...) and per particle.
-_BYTES_PER_PARTICLE_PARAMETER = 32
-_BYTES_PER_PARTICLE = 64
-
-
-def memory_estimate(model: str, particles: int, qubits: int = 3) -> int:
-    """A generous estimate of the bytes one rank needs for the demo problem.
-
-    The Ising chain keeps two dense ``2**qubits`` square matrices and
-    diagonalises a block of up to :attr:`IsingChainModel.block_size`
-    Hamiltonians at a time (the matrices, the eigenvectors and LAPACK's
-    workspace); the SMC loop keeps a few arrays per particle.
-
-    Parameters
-    ----------
-    model : {"precession", "ising"}
-    particles : int
-    qubits : int
-        Ising chain length (ignored for ``precession``).
-
-    Returns
-    -------
-    int
-    """
-    smc = _smc_bytes(model, particles)
-    if model != "ising":
-        return smc
-    matrix = 8 * 4**qubits  # one dense float64 2**q x 2**q matrix
-    rows = min(IsingChainModel.block_size, particles)
-    return smc + matrix * (2 + 3 * rows)
-
-
-def _smc_bytes(model: str, particles: int) -> int:
-    n_params = {"precession": 1, "ising": 2}[model]
-    return particles * (_BYTES_PER_PARTICLE + _BYTES_PER_PARTICLE_PARAMETER * n_params)
-
-
-def physical_memory() -> int | None:
-    """This machine's physical memory in bytes, or None where the OS does not say.
-
-    Returns
-    -------
-    int or None
-    """
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return None
-
-
-def format_bytes(n_bytes: float) -> str:
-    """``1536`` -> ``"1.5 KiB"``.
-
-    Parameters
-    ----------
-    n_bytes : float
-
-    Returns
-    -------
-    str
-    """
-    if n_bytes >= 1024**6:  # beyond PiB, possibly beyond a float's range (--qubits 1000)
-        return f"2**{int(n_bytes).bit_length() - 1} B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n_bytes < 1024:
-            return f"{n_bytes:.3g} {unit}"
-        n_bytes /= 1024
-    return f"{n_bytes:.3g} PiB"
-
-
-def check_size(model: str, particles: int, qubits: int = 3, memory: int | None = None) -> None:
-    """Refuse a demo problem that would exhaust the memory, before anything is allocated.
-
-    Every rank reaches the same verdict on its own, so the check needs no
-    communication. The limit is half the machine's memory, since several
-    ranks usually share a node.
-
-    Parameters
-    ----------
-    model : {"precession", "ising"}
-    particles : int
-    qubits : int
-    memory : int, optional
-        The machine's memory in bytes; default :func:`physical_memory`
-        (no check where that is unknown).
-
-    Raises
-    ------
-    ValueError
-        Naming ``--qubits`` or ``--particles``, the memory needed and what fits.
-    """
-    memory = physical_memory() if memory is None else memory
-    if memory is None:
-        return
-    limit = memory // 2
-    needed = memory_estimate(model, particles, qubits)
-    if needed <= limit:
-        return
-    available = f"more than half of this machine's {format_bytes(memory)} of memory"
-    smc_bytes = _smc_bytes(model, particles)
-    if needed - smc_bytes > smc_bytes:  # the Ising matrices dominate
-        largest = 0  # the estimate grows with the qubits: count up while it fits
-        while largest + 1 < qubits and memory_estimate(model, particles, largest + 1) <= limit:
-            largest += 1
-        fits = f"; the largest that fits is --qubits {largest}" if largest else ""
-        raise ValueError(f"--qubits {qubits} needs about {format_bytes(needed)} per rank (dense "
-                         f"2**{qubits} x 2**{qubits} Hamiltonians), {available}{fits}")
-    most = max(1, int(particles * limit / needed))
-    raise ValueError(f"--particles {particles} needs about {format_bytes(needed)} per rank, {available}; "
-                     f"use at most about {most} particles")
-
-
 # ------------------------------------------------------------------ statistics
 class _TimedLikelihood(DerivedModel):
     """Forwards everything to the model it wraps and times its ``likelihood`` calls."""
@@ -281,7 +175,7 @@ def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int
         First time the same run with the serial model on the root alone,
         to report the speed-up and check that the estimates are bitwise equal.
     header_file : file-like, optional
-        Where the root prints :func:`print_header` before the run starts;
+        Where the root prints :func:`~mpi_qinfer.cli.demo_report.print_header` before the run starts;
         None prints nothing until the end.
     comm : mpi4py.MPI.Intracomm, optional
         Default ``MPI.COMM_WORLD``.
@@ -298,14 +192,14 @@ def run_demo(model: str = DEFAULT_MODEL, particles: int = 4000, experiments: int
     Returns
     -------
     dict or None
-        On the root, the results (see :func:`report` for the keys used);
+        On the root, the results (see :func:`~mpi_qinfer.cli.demo_report.report` for the keys used);
         None on the other ranks.
 
     Raises
     ------
     ValueError
         On every rank, before any communication, for an unknown model or
-        heuristic or a problem too large for the memory (:func:`check_size`).
+        heuristic or a problem too large for the memory (:func:`~mpi_qinfer.cli.memory_probe.check_size`).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -448,169 +342,6 @@ def _checkpoints(saving, proxy, updater, design, data_rng, means, sigmas, run):
 
     return Checkpointer(saving["checkpoint"], updater, proxy=proxy, heuristic=design, generators={"data": data_rng},
                         every_updates=every_updates, every_seconds=every_seconds, user=user)
-
-
-def within_sigmas(results: dict, n_sigma: float = 3.0) -> bool:
-    """Whether every true parameter lies within ``n_sigma`` posterior standard deviations.
-
-    Parameters
-    ----------
-    results : dict
-        From :func:`run_demo`.
-    n_sigma : float
-
-    Returns
-    -------
-    bool
-    """
-    return bool(np.all(np.abs(results["estimate"] - results["truth"]) <= n_sigma * results["sigma"]))
-
-
-# ------------------------------------------------------------------ output
-def print_header(settings: dict, file=None) -> None:
-    """Print what the demo is about to run: the first lines of its output.
-
-    Parameters
-    ----------
-    settings : dict
-        The keys ``model``, ``model_repr``, ``n_ranks``, ``particles``,
-        ``experiments``, ``heuristic``, ``seed``, ``serial_threshold``,
-        ``idle`` (and optionally ``compare_serial``), as in :func:`run_demo`'s results.
-    file : file-like, optional
-        Default ``sys.stdout``.
-    """
-    file = sys.stdout if file is None else file
-    s = settings
-    lines = [
-        f"mpi_qinfer demo: {s['model']} model {s['model_repr']} on {s['n_ranks']} MPI rank(s)",
-        f"  {s['particles']} particles, {s['experiments']} experiments, heuristic {s['heuristic']}, "
-        f"seed {s['seed']}, serial threshold {s['serial_threshold']}, idle workers {s['idle']}",
-    ]
-    if s.get("compare_serial"):
-        lines.append(f"  timing the same run twice: serially on the root, then in parallel on {s['n_ranks']} rank(s)")
-    print("\n".join(lines), file=file, flush=True)
-
-
-def report(results: dict, file=None, header: bool = True) -> None:
-    """Print the results of :func:`run_demo` in a human-readable form.
-
-    The line starting ``estimate (repr):`` holds the estimate at full
-    precision, to compare runs on different numbers of ranks.
-
-    Parameters
-    ----------
-    results : dict
-    file : file-like, optional
-        Default ``sys.stdout``.
-    header : bool
-        Start with :func:`print_header`'s lines (leave them out when they
-        were printed before the run).
-    """
-    file = sys.stdout if file is None else file
-
-    def out(text=""):
-        print(text, file=file)
-
-    r = results
-    if header:
-        print_header(r, file)
-    out()
-    out(f"  {'parameter':<10} {'true':>12} {'estimate':>12} {'sigma':>10} {'|error|/sigma':>14}")
-    for name, true, est, sig in zip(r["names"], r["truth"], r["estimate"], r["sigma"]):
-        z = abs(est - true) / sig if sig > 0 else float("inf")
-        out(f"  {name:<10} {true:>12.6f} {est:>12.6f} {sig:>10.3g} {z:>14.2f}")
-    out(f"  truth within 3 sigma: {'yes' if within_sigmas(r) else 'NO'}")
-    out()
-    out(f"estimate (repr): {[float(x) for x in r['estimate']]!r}")
-    out(f"sigma (repr):    {[float(x) for x in r['sigma']]!r}")
-    out()
-    calls = r["likelihood_calls"]
-    mean_ms = 1e3 * r["likelihood_seconds"] / max(calls, 1)
-    out(f"  wall time: {r['wall_seconds']:.3f} s")
-    out(f"  likelihood: {calls} calls on the root, {mean_ms:.3f} ms per call on average "
-        f"({r['likelihood_seconds']:.3f} s in all); {r['parallel_calls']} ran in parallel on "
-        f"{r['n_ranks']} rank(s), {r['serial_calls']} serially on the root; "
-        f"{r['likelihood_entries']} (outcome, particle, experiment) entries")
-    out(f"  resamples: {r['resample_count']}")
-    if "serial_wall_seconds" in r:
-        out()
-        for line in speedup_lines(r):
-            out(line)
-
-
-def speedup_lines(results: dict) -> list[str]:
-    """The lines comparing the parallel run with the same run serially on the root.
-
-    Parameters
-    ----------
-    results : dict
-        From :func:`run_demo` with ``compare_serial=True``.
-
-    Returns
-    -------
-    list of str
-    """
-    r = results
-    serial, parallel = r["serial_wall_seconds"], r["wall_seconds"]
-    speedup = serial / parallel if parallel > 0 else math.inf
-    lines = [
-        f"  serial on the root: {serial:.3f} s; parallel on {r['n_ranks']} rank(s): {parallel:.3f} s; "
-        f"speed-up {speedup:.2f}x",
-        f"  same estimate as the serial run, bitwise: {'yes' if r['same_as_serial'] else 'NO'}",
-    ]
-    if r["n_ranks"] == 1:
-        lines.append("  (one rank has no one to share the work with: run it under `mpiexec -n 4`)")
-    elif r["parallel_calls"] < r["likelihood_calls"] // 2:
-        costlier = "more --particles or more --qubits" if r.get("model") == "ising" else "--model ising"
-        lines.append("  (most likelihood calls were too small to pay for the communication and ran on the root: "
-                     f"try {costlier})")
-    return lines
-
-
-def plot_results(results: dict, path) -> bool:
-    """Save posterior marginals and error-versus-experiment plots to ``path``.
-
-    Parameters
-    ----------
-    results : dict
-        From :func:`run_demo`.
-    path : str or os.PathLike
-
-    Returns
-    -------
-    bool
-        False (after printing why to stderr) when matplotlib is missing.
-    """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        print("mpi_qinfer demo: matplotlib is not installed, no plot written "
-              "(pip install 'mpi_qinfer[plot]')", file=sys.stderr)
-        return False
-    names = results["names"]
-    n = len(names)
-    # A bare Figure needs no pyplot, so no global backend or GUI state is touched.
-    fig = Figure(figsize=(4.5 * (n + 1), 3.8), layout="constrained")
-    axes = fig.subplots(1, n + 1)
-    for i, name in enumerate(names):
-        ax = axes[i]
-        ax.hist(results["locations"][:, i], bins=60, weights=results["weights"], color="tab:blue", alpha=0.8)
-        ax.axvline(results["truth"][i], color="black", linestyle="--", label="truth")
-        ax.set_xlabel(name)
-        ax.set_title(f"posterior of {name}")
-        ax.legend()
-    ax = axes[n]
-    steps = np.arange(1, results["experiments"] + 1)
-    errors = np.abs(results["history_mean"] - results["truth"])
-    for i, name in enumerate(names):
-        line, = ax.semilogy(steps, errors[:, i], label=f"|error| {name}")
-        ax.semilogy(steps, results["history_sigma"][:, i], linestyle=":", color=line.get_color(),
-                    label=f"sigma {name}")
-    ax.set_xlabel("experiment")
-    ax.set_title("error and posterior sigma")
-    ax.legend()
-    fig.savefig(path, dpi=100)
-    return True
 
 
 # ------------------------------------------------------------------ command line

@@ -13,7 +13,7 @@ from mpi4py import MPI
 from stats import posterior_checks
 
 import mpi_qinfer
-from mpi_qinfer.cli import demo, info
+from mpi_qinfer.cli import demo, info, memory_probe
 from mpi_qinfer.cli import main as cli
 from mpi_qinfer.runtime import launcher
 
@@ -229,7 +229,7 @@ def test_check_size_refuses_too_many_particles():
 
 
 def test_run_demo_refuses_before_any_allocation(monkeypatch):
-    monkeypatch.setattr(demo, "physical_memory", lambda: 16 * GIB)
+    monkeypatch.setattr(memory_probe, "physical_memory", lambda: 16 * GIB)
     monkeypatch.setattr(demo, "make_model", lambda *args: pytest.fail("a model was built"))
     with pytest.raises(ValueError, match="--qubits 20"):
         demo.run_demo("ising", 4000, 10, qubits=20, comm=MPI.COMM_SELF)
