@@ -1065,37 +1065,6 @@ class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
         weights, column = self._send(_Op.GATHER, (np.s_[:, idx_param : idx_param + 1 or None],))
         return marginal(weights, column, 0, res, smoothing=smoothing, range_min=range_min, range_max=range_max)
 
-    def plot_posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
-                                range_min: float | None = None, range_max: float | None = None,
-                                label_xaxis: bool = True, other_plot_args: dict | None = None,
-                                true_model=None, ax=None):
-        """Plot :meth:`posterior_marginal` with matplotlib (the ``plot`` extra), on the root.
-
-        See :func:`mpi_qinfer.smc.plotting.plot_posterior_marginal`.
-
-        Parameters
-        ----------
-        idx_param, res, smoothing, range_min, range_max
-            As for :meth:`posterior_marginal`.
-        label_xaxis : bool, optional
-            Label the x axis with the model's parameter name.
-        other_plot_args : dict or None, optional
-            Keyword arguments of matplotlib's ``plot``.
-        true_model : numpy.ndarray or None, optional
-            A parameter vector to mark with a dashed vertical line.
-        ax : matplotlib.axes.Axes or None, optional
-            Where to draw; None uses ``matplotlib.pyplot.gca()``.
-
-        Returns
-        -------
-        list of matplotlib.lines.Line2D
-        """
-        from ..smc.plotting import plot_posterior_marginal
-
-        return plot_posterior_marginal(self, idx_param, res, smoothing, range_min, range_max,
-                                       label_xaxis=label_xaxis, other_plot_args=other_plot_args,
-                                       true_model=true_model, ax=ax)
-
     # --------------------------------------------------- the whole cloud (costly)
     def _cloud(self):
         """The whole cloud on the root, for the estimates that need every particle (``est_meanfn``,

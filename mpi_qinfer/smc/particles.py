@@ -312,7 +312,7 @@ class UpdaterEstimates(ParticleEstimates):
 
     Shared by :class:`~mpi_qinfer.smc.updater.SMCUpdater` and
     :class:`~mpi_qinfer.distributed.updater.DistributedSMCUpdater`; uses
-    ``self.model``, ``bayes_risk`` and ``est_covariance_mtx``.
+    ``self.model``, ``bayes_risk``, ``est_covariance_mtx`` and ``posterior_marginal``.
     """
 
     def _divergence_scale(self):
@@ -354,6 +354,37 @@ class UpdaterEstimates(ParticleEstimates):
         """
         weights, locations = self._cloud()
         return mesh_density(weights, locations, idx_param1, idx_param2, res1, res2, smoothing)
+
+    def plot_posterior_marginal(self, idx_param: int = 0, res: int = 100, smoothing: float = 0,
+                                range_min: float | None = None, range_max: float | None = None,
+                                label_xaxis: bool = True, other_plot_args: dict | None = None,
+                                true_model=None, ax=None):
+        """Plot :meth:`posterior_marginal` with matplotlib (the ``plot`` extra; a distributed updater's root only).
+
+        See :func:`mpi_qinfer.smc.plotting.plot_posterior_marginal`.
+
+        Parameters
+        ----------
+        idx_param, res, smoothing, range_min, range_max
+            As for :meth:`posterior_marginal`.
+        label_xaxis : bool, optional
+            Label the x axis with the model's parameter name.
+        other_plot_args : dict or None, optional
+            Keyword arguments of matplotlib's ``plot``.
+        true_model : numpy.ndarray or None, optional
+            A parameter vector to mark with a dashed vertical line.
+        ax : matplotlib.axes.Axes or None, optional
+            Where to draw; None uses ``matplotlib.pyplot.gca()``.
+
+        Returns
+        -------
+        list of matplotlib.lines.Line2D
+        """
+        from .plotting import plot_posterior_marginal
+
+        return plot_posterior_marginal(self, idx_param, res, smoothing, range_min, range_max,
+                                       label_xaxis=label_xaxis, other_plot_args=other_plot_args,
+                                       true_model=true_model, ax=ax)
 
     def plot_posterior_contour(self, idx_param1=0, idx_param2=1, res1=100, res2=100, smoothing=0.01, ax=None):
         """Contours of :meth:`posterior_mesh` with matplotlib (the ``plot`` extra).
