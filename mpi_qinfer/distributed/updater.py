@@ -28,7 +28,7 @@ import numpy as np
 from ..engine.partition import check_count, displacements, even_counts, weighted_counts
 from ..engine.validation import _fields_match, as_array
 from ..errors import EngineClosedError, ModelMismatchError
-from ..smc._shared import _canonicalize, _correlation, _one_outcome, _prior_sample, _zero_weights_error
+from ..smc._shared import _canonicalize, _correlation, _one_outcome, _prior_sample, _reset_count, _zero_weights_error
 from ..smc.particles import UpdaterEstimates
 from ..smc.posterior import check_marginal_arguments, marginal
 from ..smc.resampler import (
@@ -823,13 +823,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
             Also make the weights uniform (default True).
         """
         # The serial updater's checks and messages, on the root before any communication.
-        if n_particles is not None and only_params is not None:
-            raise ValueError("give n_particles or only_params, not both")
-        n = self.n_particles if n_particles is None else int(n_particles)
-        if n < 1:
-            raise ValueError(f"n_particles must be positive, got {n_particles!r}")
-        if not reset_weights and n != self.n_particles:
-            raise ValueError("reset_weights=False needs the particle count unchanged")
+        n = _reset_count(n_particles, only_params, reset_weights, self.n_particles)
         if only_params is not None:
             np.zeros((1, self._n_mp))[:, only_params]  # a bad index fails here
         counts = self._counts if n == self.n_particles else _target_counts(self._balance, n, self._size)

@@ -1,7 +1,8 @@
 """What the serial and the distributed updater do and say alike, in one place for both.
 
 Canonical particles, a prior's draws, one outcome's check, the zero-weights
-error and the cloud's moments. Used by :mod:`mpi_qinfer.smc.updater`, :mod:`mpi_qinfer.smc.resampler` and
+error, a reset's arguments and the cloud's moments. Used by
+:mod:`mpi_qinfer.smc.updater`, :mod:`mpi_qinfer.smc.resampler` and
 :mod:`mpi_qinfer.distributed.updater`, so that a prior, an outcome or a dead
 cloud gets the same verdict and the same words from every updater.
 """
@@ -112,6 +113,18 @@ def _zero_weights_error(outcome, total: float) -> RuntimeError:
                 "current posterior.")
     return RuntimeError(what.format(outcome) + " The updater is unchanged; choose zero_weight_policy= "
                         "'skip', 'reset' or 'warn' to carry on anyway.")
+
+
+def _reset_count(n_particles, only_params, reset_weights: bool, current: int) -> int:
+    """The number of particles a ``reset`` leaves, once its arguments are checked (the same words for both)."""
+    if n_particles is not None and only_params is not None:
+        raise ValueError("give n_particles or only_params, not both")
+    n = current if n_particles is None else int(n_particles)
+    if n < 1:
+        raise ValueError(f"n_particles must be positive, got {n_particles!r}")
+    if not reset_weights and n != current:
+        raise ValueError("reset_weights=False needs the particle count unchanged")
+    return n
 
 
 def _weighted_mean(weights: np.ndarray, locations: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from ._shared import (
     _correlation,
     _one_outcome,
     _prior_sample,
+    _reset_count,
     _weighted_covariance,
     _weighted_mean,
     _zero_weights_error,
@@ -494,13 +495,7 @@ class SMCUpdater(UpdaterEstimates, UpdaterRecord):
         reset_weights : bool, optional
             Also make the weights uniform (default True).
         """
-        if n_particles is not None and only_params is not None:
-            raise ValueError("give n_particles or only_params, not both")
-        n = self.n_particles if n_particles is None else int(n_particles)
-        if n < 1:
-            raise ValueError(f"n_particles must be positive, got {n_particles!r}")
-        if not reset_weights and n != self.n_particles:
-            raise ValueError("reset_weights=False needs the particle count unchanged")
+        n = _reset_count(n_particles, only_params, reset_weights, self.n_particles)
         rng_state = self.rng.bit_generator.state
         try:
             fresh = self._sample_prior(n)
