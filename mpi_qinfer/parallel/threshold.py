@@ -50,7 +50,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-__all__ = ["ThresholdPolicy", "SizeClass", "outcome_class", "FOREVER"]
+from ..engine.protocol import Command
+
+__all__ = ["ThresholdPolicy", "SizeClass", "outcome_class", "FOREVER", "SIMULATE_AUTO_THRESHOLD"]
 
 _SMOOTHING = 0.3
 #: A sample above this many times the current estimate counts as this many times it:
@@ -75,17 +77,22 @@ _STEADY, _FAR_OFF, _CHANGED = 0, 1, 2
 FOREVER = 2**62
 _WARMUP_CALLS = 1
 _PARALLEL_SAMPLES = 2
+#: In "auto" mode, simulations go parallel from this many draws: a fixed rule, because which
+#: path runs decides the random streams used (see :meth:`ThresholdPolicy.random_parallel`).
+SIMULATE_AUTO_THRESHOLD = 100_000
+_SIMULATE = int(Command.SIMULATE)
 
 
 class SizeClass:
     """What the policy knows about one size class; the proxy keeps a reference per call shape.
 
-    ``fast_left`` is the settled-serial test of the proxy's hot path: while
-    it is positive, a call of the class runs serially, untimed, and takes one
-    off it. The policy hands a settled serial class's countdown to the next
-    re-check over to ``fast_left`` (``until_probe`` is then 0, so the first
-    call after it is the re-check), and takes it back when parallel wins. A
-    fixed threshold's serial class never runs out.
+    ``fast_left`` is the settled-serial countdown of the proxy's hot path:
+    while it is positive, a call of the class runs serially, untimed, and
+    :meth:`take_settled_serial` takes one off it. The policy hands a settled
+    serial class's countdown to the next re-check over to ``fast_left``
+    (``until_probe`` is then 0, so the first call after it is the re-check),
+    and takes it back when parallel wins. A fixed threshold's serial class
+    never runs out.
     """
 
     __slots__ = ("serial", "parallel", "estimate", "parallel_calls", "until_probe", "interval", "serial_wins",
@@ -106,6 +113,17 @@ class SizeClass:
         self.probing = False  # the call just decided is a re-check's measurement
         self.trends = [0, 0]  # serial, parallel: +1 / -1 when the last re-check sample was far above / below
         self.changing = _STEADY  # what the re-check under way found: a cost far off its estimate, or changed
+
+    def take_settled_serial(self) -> bool:
+        """Whether a call of this class runs serially, untimed (the fast path); if so, it counts on the countdown.
+
+        False once the countdown is spent: the call is then the policy's to
+        decide (:meth:`ThresholdPolicy.decide`), the next re-check's first.
+        """
+        if self.fast_left > 0:
+            self.fast_left -= 1
+            return True
+        return False
 
 
 def outcome_class(n_outcomes: int) -> int:
@@ -171,6 +189,20 @@ class ThresholdPolicy:
     def use_parallel(self, command: int, work: int, *, n_outcomes: int = 1, split: int = 0) -> bool:
         """Whether a call of ``work`` evaluations (and ``n_outcomes`` outcomes, ``split``) should run in parallel."""
         return self.decide(self.size_class(command, work, n_outcomes, split), command)
+
+    def random_parallel(self, command: int, work: int) -> bool:
+        """Whether a call that draws random numbers (``work`` draws) runs in parallel.
+
+        Which path runs decides the random streams used, so timings never
+        decide: a fixed threshold does, and in ``"auto"`` mode a fixed rule,
+        simulations in parallel from :data:`SIMULATE_AUTO_THRESHOLD` draws and
+        other random calls (``update_timestep``) on the root. Nothing is
+        learned or counted.
+        """
+        threshold = self.threshold
+        if self.learns:
+            threshold = SIMULATE_AUTO_THRESHOLD if command == _SIMULATE else None
+        return threshold is not None and work >= threshold
 
     def decide(self, size: SizeClass, command: int) -> bool:
         """:meth:`use_parallel` for a call whose :meth:`size_class` the caller kept."""
@@ -240,10 +272,7 @@ class ThresholdPolicy:
             return work < self.threshold
         size = self._classes.get((command, work.bit_length(),
                                   (n_outcomes - 1).bit_length() if n_outcomes > 1 else 0, split))
-        if size is None or size.fast_left <= 0:
-            return False
-        size.fast_left -= 1
-        return True
+        return size is not None and size.take_settled_serial()
 
     def record(self, command: int, work: int, parallel: bool, seconds: float,
                serial_estimate: float | None = None, *, n_outcomes: int = 1, split: int = 0) -> None:

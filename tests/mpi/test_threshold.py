@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mpi_qinfer.engine.protocol import Command, Split
-from mpi_qinfer.parallel.threshold import ThresholdPolicy, outcome_class
+from mpi_qinfer.parallel.threshold import SIMULATE_AUTO_THRESHOLD, ThresholdPolicy, outcome_class
 
 LIKELIHOOD = int(Command.LIKELIHOOD)
+SIMULATE, TIMESTEP = int(Command.SIMULATE), int(Command.UPDATE_TIMESTEP)
 SPLIT_EXPERIMENTS = int(Split.EXPERIMENTS)
 
 
@@ -33,6 +34,32 @@ def test_fixed_thresholds():
     for bad in (-1, 1.5, True, "fast"):
         with pytest.raises(ValueError, match="serial_threshold"):
             ThresholdPolicy(bad)
+
+
+def test_a_settled_serial_class_hands_out_its_countdown_one_call_at_a_time():
+    policy = ThresholdPolicy()
+    drive(policy, 1000, serial_s=15e-6, parallel_s=30e-6, estimate_s=20e-6, calls=10)
+    size = policy.size_class(LIKELIHOOD, 1000)
+    left, counted = size.fast_left, policy.decisions[LIKELIHOOD, False]
+    assert left > 0
+    for taken in range(1, left + 1):
+        assert size.take_settled_serial()
+        assert size.fast_left == left - taken and policy.decisions[LIKELIHOOD, False] == counted + taken
+    assert not size.take_settled_serial() and size.fast_left == 0  # spent: the next call is the policy's
+    assert policy.decisions[LIKELIHOOD, False] == counted + left
+    assert not policy.size_class(LIKELIHOOD, 5000).take_settled_serial()  # a new class starts in parallel
+
+
+def test_random_calls_follow_a_fixed_rule_whatever_the_timings():
+    auto = ThresholdPolicy()
+    assert not auto.random_parallel(SIMULATE, SIMULATE_AUTO_THRESHOLD - 1)
+    assert auto.random_parallel(SIMULATE, SIMULATE_AUTO_THRESHOLD)
+    assert not auto.random_parallel(TIMESTEP, 10 * SIMULATE_AUTO_THRESHOLD)  # on the root in auto mode
+    fixed = ThresholdPolicy(50)
+    for command in (SIMULATE, TIMESTEP):
+        assert not fixed.random_parallel(command, 49) and fixed.random_parallel(command, 50)
+    assert ThresholdPolicy(0).random_parallel(TIMESTEP, 1)
+    assert not auto.decisions and not fixed.decisions  # nothing learned, nothing counted
 
 
 def test_cheap_calls_settle_on_the_serial_fast_path_and_are_rechecked_rarely():
