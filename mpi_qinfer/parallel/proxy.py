@@ -1,17 +1,23 @@
 """MPIParallelizedModel: the root-side proxy that spreads a serial model's calls over MPI ranks.
 
-Every model call of the proxy goes through one method, :meth:`MPIParallelizedModel._run`,
-which owns the decisions: whether the call can travel at all, serial or
-parallel (the threshold policy), the split and the balance, the seed of a
-random call. A call that runs serially is the serial model's own call with the
-caller's own arguments, so on that path the proxy returns and raises exactly
-what the serial model does; the parallel path returns the same answer bitwise
-and re-raises the serial model's own exceptions.
+Serial or parallel is decided by the call's :class:`~mpi_qinfer.parallel.routes.Route`,
+which asks the threshold policy and describes the parallel call. There are two
+ways in. A ``likelihood`` call on plain arrays takes the route the proxy keeps
+for its shapes (made on the shapes' first call): a size class settled on serial
+goes straight to the serial model, any other call is the route's to decide.
+Every other call, and a likelihood call of arrays the kept route cannot take
+(strided ones, say), goes through :meth:`MPIParallelizedModel._run`, which
+checks whether the arrays can travel at all, makes the call's route and draws
+the seed of a random call. A call that runs serially is the serial model's
+own call with the caller's own arguments, so on that path the proxy returns
+and raises exactly what the serial model does; the parallel path returns the
+same answer bitwise and re-raises the serial model's own exceptions.
 """
 
 from __future__ import annotations
 
 import inspect
+import operator
 import sys
 import time
 import warnings
@@ -38,9 +44,8 @@ _VALID, _CLEAR = int(Command.ARE_MODELS_VALID), int(Command.CLEAR_CACHE)
 _BY_MODELS, _BY_EXPERIMENTS = int(Split.MODELS), int(Split.EXPERIMENTS)
 _NDARRAY = np.ndarray
 
-#: In "auto" threshold mode, simulations go parallel from this many draws:
-#: a fixed rule, because which path runs decides the random streams used.
-_SIMULATE_AUTO_THRESHOLD = 100_000
+#: The answer of a parallel call of most commands: its first gathered answer.
+_first = operator.itemgetter(0)
 
 
 def _is_differentiable(model) -> bool:
@@ -341,17 +346,22 @@ class MPIParallelizedModel(DerivedModel):
             raise EngineClosedError("the proxy has been shut down; no more parallel calls can be made")
         return engine
 
-    # ------------------------------------------------------- the one path
+    # ------------------------------------------------------ the general path
     def _run(self, command: int, serial, modelparams, expparams=None, outcomes=None, *, repeat=None,
              return_likelihood: bool = False, random: bool = False, answer_hint=None, split: int | None = None,
-             asked: bool = False):
-        """Run one model call: ``serial()`` on the root, or ``command`` on every rank.
+             asked: bool = False, unpack=_first):
+        """Run one model call, ``serial()`` on the root or ``command`` on every rank; return its answer.
 
         ``serial`` calls the serial model with the caller's own arguments, so
-        the serial path is exactly the serial model. The parallel path needs
-        arrays that can travel (see :func:`~mpi_qinfer.engine.validation.transportable`);
-        anything else runs serially, where the serial model accepts or
-        rejects it as it would without the proxy.
+        the serial path is exactly the serial model, and its value is the
+        answer. The parallel path needs arrays that can travel (see
+        :func:`~mpi_qinfer.engine.validation.transportable`); anything else
+        runs serially, where the serial model accepts or rejects it as it
+        would without the proxy. For arrays that can travel, the call's
+        :class:`~mpi_qinfer.parallel.routes.Route` decides, and ``unpack``
+        makes the answer of the gathered answers (by default the first).
+        ``asked``: the caller's kept route found its size class not settled
+        on serial already (that question counts toward the next re-check).
         """
         engine = self._live_root_engine()
         if engine is None or self._alone or (command == _LIKELIHOOD and self._likelihood_on_root):
@@ -378,49 +388,41 @@ class MPIParallelizedModel(DerivedModel):
             return self._serially(serial, random)
         if split is None:
             split = self._choose_split(n_models, n_exp, expparams)
-        size = None
-        if random:
-            # Which path runs decides the random streams used, so the choice never
-            # depends on timings: a fixed threshold decides, or in auto mode a fixed rule.
-            threshold = self._policy.threshold
-            if policy.learns:
-                threshold = _SIMULATE_AUTO_THRESHOLD if command == _SIMULATE else None
-            if threshold is None or work < threshold:
-                return self._serially(serial, random)
-        else:
-            size = policy.size_class(command, work, _answer_values(command, outcomes, modelparams.shape[1]), split)
-            if not policy.decide(size, command):
-                return self._timed_serially(serial, size, work)
-        n_rows = n_models if split == _BY_MODELS else n_exp
-        counts = self._balance.counts(n_rows)
-        spec = engine.describe(
-            command, self._model_id, split, outcomes=outcomes, modelparams=modelparams, expparams=expparams,
-            repeat=repeat, return_likelihood=return_likelihood, explicit_counts=counts is not None,
-            seed=self._draw_seed() if random else 0, answer_hint=answer_hint,
-        )
+        values = _answer_values(command, outcomes, modelparams.shape[1])
+        size = None if random else policy.size_class(command, work, values, split)
+        # (By position: keyword arguments cost more than the rest of the construction.)
+        route = Route(engine, self._underlying_model, policy, command, 0, size, False, work, values, split,
+                      n_models if split == _BY_MODELS else n_exp)
+        if not route.parallel():
+            return self._serially(serial, random) if random else self._timed_serially(serial, route)
+        counts = self._balance.counts(route.n_rows)
+        spec = route.describe(self._model_id, outcomes, modelparams, expparams, counts is not None, repeat=repeat,
+                              return_likelihood=return_likelihood, seed=self._draw_seed() if random else 0,
+                              answer_hint=answer_hint)
         arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
-        return self._parallel(engine, spec, arrays, size, work, n_rows)
+        return unpack(self._parallel(route, spec, arrays))
 
-    def _timed_serially(self, serial, size, work: int):
+    def _timed_serially(self, serial, route: Route):
         """The serial model's own call, timed for a learning policy."""
         policy = self._policy
         if not policy.learns:
             return serial()
         start = time.perf_counter()
         result = serial()
-        policy.record_class(size, work, False, time.perf_counter() - start)
+        policy.record_class(route.size, route.work, False, time.perf_counter() - start)
         return result
 
-    def _parallel(self, engine: Engine, spec: CallSpec, arrays: dict, size, work: int, n_rows: int) -> list:
-        """The call on every rank; what it cost goes to the threshold policy (``size``) and the balance."""
-        learns = size is not None and self._policy.learns
+    def _parallel(self, route: Route, spec: CallSpec, arrays: dict) -> list:
+        """The call on every rank; what it cost goes to the policy (the route's size class) and the balance."""
+        engine, work, n_rows = route.engine, route.work, route.n_rows
+        learns = route.size is not None and self._policy.learns
         start = time.perf_counter() if learns else 0.0
         answers = engine.call(spec, arrays)
         if learns:
             elapsed = time.perf_counter() - start
             root_rows, root_seconds = engine.root_share
             estimate = root_seconds * n_rows / root_rows if root_rows else None
-            self._policy.record_class(size, work, True, elapsed, estimate)
+            self._policy.record_class(route.size, work, True, elapsed, estimate)
         if self._balance.learns:
             self._balance.record(engine.last_counts, work // n_rows, engine.compute_seconds)
         return answers
@@ -449,48 +451,47 @@ class MPIParallelizedModel(DerivedModel):
         a model that decorates one), so that the answer is the serial
         model's own draw.
         """
-        under = self._underlying_model
+        # The hot path of SMC updates and experiment design: the route of this call shape
+        # (mpi_qinfer.parallel.routes), in as few steps as Python allows, so that a settled
+        # serial call costs what the serial model costs. Routes are kept only on the root
+        # of an open engine.
         route = None
         if type(modelparams) is _NDARRAY and type(expparams) is _NDARRAY and type(outcomes) is _NDARRAY:
-            # The hot path of SMC updates and experiment design: what the proxy decided
-            # about this call shape before (mpi_qinfer.parallel.routes), in as few steps as Python
-            # allows (the proxy's own attributes are slow to read: it has __getattr__), so
-            # that a settled serial call costs what the serial model costs. Routes exist
-            # only on the root of an engine, and only while the engine is open.
-            route = self._routes.get((modelparams.shape, expparams.shape, outcomes.shape))
-            if route is None and self._is_root and self._engine is not None and not self._engine._closed:
-                route = self._new_route(outcomes, modelparams, expparams)
-        if route is not None and not route.engine._closed:
-            route.calls += 1
-            size = route.size
-            if size.fast_left > 0:  # a settled serial class: the serial model, untimed
-                size.fast_left -= 1
-                return under.likelihood(outcomes, modelparams, expparams)
-            if route.direct and modelparams.flags.c_contiguous and expparams.flags.c_contiguous and (
-                    outcomes.flags.c_contiguous):
-                return self._likelihood_on_route(route, outcomes, modelparams, expparams)
-            asked = True
-        else:
+            route = self._routes.get((modelparams.shape, expparams.shape, outcomes.shape)) or self._new_route(
+                outcomes, modelparams, expparams)
+        if route is None or route.engine.closed:  # the general path counts, checks and decides
             self._call_count += _evaluations(modelparams, expparams, np.size(outcomes))
-            asked = False
-        answers = self._run(_LIKELIHOOD, lambda: under.likelihood(outcomes, modelparams, expparams),
-                            modelparams, expparams, outcomes, asked=asked)
-        return answers[0] if type(answers) is list else answers
+            under = self._underlying_model
+            return self._run(_LIKELIHOOD, lambda: under.likelihood(outcomes, modelparams, expparams),
+                             modelparams, expparams, outcomes)
+        route.calls += 1
+        if route.size.take_settled_serial():  # a settled serial class: the serial model, untimed
+            return route.model.likelihood(outcomes, modelparams, expparams)
+        return self._likelihood_on_route(route, outcomes, modelparams, expparams)
 
-    def _new_route(self, outcomes, modelparams, expparams) -> Route:
-        """The :class:`~mpi_qinfer.parallel.routes.Route` of a likelihood call on arrays of these shapes."""
+    def _new_route(self, outcomes, modelparams, expparams) -> Route | None:
+        """The :class:`~mpi_qinfer.parallel.routes.Route` of a likelihood call on arrays of these shapes, kept.
+
+        None where no route is kept: on a worker, without an engine, or once the engine is closed.
+        """
+        engine = self._engine
+        if not self._is_root or engine is None or engine.closed:
+            return None
+        under, policy = self._underlying_model, self._policy
         evaluations = _evaluations(modelparams, expparams, outcomes.size)
         if modelparams.ndim != 2 or expparams.ndim != 1 or outcomes.ndim > 1:
-            route = Route(self._engine, evaluations, fixed_class(False))  # the general path decides
+            # the general path decides
+            route = Route(engine, under, policy, _LIKELIHOOD, evaluations, fixed_class(False))
         elif self._alone or self._likelihood_on_root or len(modelparams) * len(expparams) == 0:
-            route = Route(self._engine, evaluations, fixed_class(True))  # the general path would run it serially
+            # the general path would run it serially
+            route = Route(engine, under, policy, _LIKELIHOOD, evaluations, fixed_class(True))
         else:
             n_models, n_exp = len(modelparams), len(expparams)
             split = self._choose_split(n_models, n_exp, expparams)
             work, values = n_models * n_exp, outcomes.size
-            route = Route(self._engine, evaluations, self._policy.size_class(_LIKELIHOOD, work, values, split),
-                          direct=True, work=work, values=values, split=split,
-                          n_rows=n_models if split == _BY_MODELS else n_exp)
+            route = Route(engine, under, policy, _LIKELIHOOD, evaluations,
+                          policy.size_class(_LIKELIHOOD, work, values, split), direct=True, work=work, values=values,
+                          split=split, n_rows=n_models if split == _BY_MODELS else n_exp)
         if len(self._routes) >= MAX_ROUTES:
             self._drop_routes()
         self._routes[modelparams.shape, expparams.shape, outcomes.shape] = route
@@ -507,28 +508,21 @@ class MPIParallelizedModel(DerivedModel):
         return self._call_count + sum(route.calls * route.evaluations for route in self._routes.values())
 
     def _likelihood_on_route(self, route: Route, outcomes, modelparams, expparams):
-        """A likelihood call of a known shape on C-contiguous arrays: the policy decides, the route has the rest."""
-        under = self._underlying_model
-        if (modelparams.dtype, expparams.dtype, outcomes.dtype) != route.dtypes:
-            route.dtypes = (modelparams.dtype, expparams.dtype, outcomes.dtype)
-            route.travels = transportable(under, modelparams, expparams, outcomes) is not None
-            route.spec = None
-        if not route.travels:  # the serial model decides what such arrays mean
+        """A likelihood call of a kept route that is not settled serial: the route decides and describes the call."""
+        under = route.model
+        if not (route.direct and modelparams.flags.c_contiguous and expparams.flags.c_contiguous
+                and outcomes.flags.c_contiguous):
+            # The general path, which copies such arrays; the size class was asked already.
+            return self._run(_LIKELIHOOD, lambda: under.likelihood(outcomes, modelparams, expparams),
+                             modelparams, expparams, outcomes, asked=True)
+        if not route.travels_with(outcomes, modelparams, expparams):  # the serial model decides what they mean
             return under.likelihood(outcomes, modelparams, expparams)
-        size = route.size
-        if not self._policy.decide(size, _LIKELIHOOD):
-            return self._timed_serially(lambda: under.likelihood(outcomes, modelparams, expparams), size, route.work)
-        engine = self._engine
+        if not route.parallel():
+            return self._timed_serially(lambda: under.likelihood(outcomes, modelparams, expparams), route)
         counts = self._balance.counts(route.n_rows)
-        spec = route.spec
-        if spec is None or route.version != engine._answer_dtypes_version or (
-                spec.explicit_counts != (counts is not None)):
-            spec = route.spec = engine.describe(_LIKELIHOOD, self._model_id, route.split, outcomes=outcomes,
-                                                modelparams=modelparams, expparams=expparams,
-                                                explicit_counts=counts is not None)
-            route.version = engine.answer_dtypes_version
+        spec = route.kept_spec(self._model_id, outcomes, modelparams, expparams, counts is not None)
         arrays = {"outcomes": outcomes, "modelparams": modelparams, "expparams": expparams, "counts": counts}
-        return self._parallel(engine, spec, arrays, size, route.work, route.n_rows)[0]
+        return self._parallel(route, spec, arrays)[0]
 
     def simulate_experiment(self, modelparams, expparams, repeat: int = 1, split_by_modelparams: bool = True):
         """Simulated outcomes, shape ``(repeat, n_models, n_expparams)`` (a scalar if one element).
@@ -547,14 +541,10 @@ class MPIParallelizedModel(DerivedModel):
         """
         under = self._underlying_model
         self._sim_count += _evaluations(modelparams, expparams, repeat)
-        answers = self._run(_SIMULATE, lambda: under.simulate_experiment(modelparams, expparams, repeat=repeat),
-                            modelparams, expparams, repeat=repeat, random=True,
-                            answer_hint=_outcome_dtype(under, expparams),
-                            split=_BY_MODELS if split_by_modelparams else _BY_EXPERIMENTS)
-        if type(answers) is not list:
-            return answers
-        outcomes = answers[0]
-        return outcomes[0, 0, 0] if outcomes.size == 1 else outcomes
+        return self._run(_SIMULATE, lambda: under.simulate_experiment(modelparams, expparams, repeat=repeat),
+                         modelparams, expparams, repeat=repeat, random=True,
+                         answer_hint=_outcome_dtype(under, expparams),
+                         split=_BY_MODELS if split_by_modelparams else _BY_EXPERIMENTS, unpack=_simulated)
 
     def score(self, outcomes, modelparams, expparams, return_L: bool = False):
         """The serial model's score (and likelihood), computed across all ranks.
@@ -564,20 +554,16 @@ class MPIParallelizedModel(DerivedModel):
         under = self._underlying_model
         if not hasattr(under, "score"):
             raise AttributeError(f"{type(under).__name__} has no score(); it is not a DifferentiableModel")
-        answers = self._run(_SCORE, lambda: under.score(outcomes, modelparams, expparams, return_L=return_L),
-                            modelparams, expparams, outcomes, return_likelihood=return_L)
-        if type(answers) is not list:
-            return answers
-        return tuple(answers) if return_L else answers[0]
+        return self._run(_SCORE, lambda: under.score(outcomes, modelparams, expparams, return_L=return_L),
+                         modelparams, expparams, outcomes, return_likelihood=return_L,
+                         unpack=tuple if return_L else _first)
 
     def fisher_information(self, modelparams, expparams):
         """The serial model's Fisher information, ``(n_mp, n_mp, n_models, n_expparams)``, across all ranks."""
         under = self._underlying_model
         if not hasattr(under, "fisher_information"):
             raise AttributeError(f"{type(under).__name__} has no fisher_information()")
-        answers = self._run(_FISHER, lambda: under.fisher_information(modelparams, expparams),
-                            modelparams, expparams)
-        return answers[0] if type(answers) is list else answers
+        return self._run(_FISHER, lambda: under.fisher_information(modelparams, expparams), modelparams, expparams)
 
     def update_timestep(self, modelparams, expparams):
         """The serial model's ``update_timestep``, ``(n_models, n_modelparams, n_expparams)``.
@@ -595,15 +581,13 @@ class MPIParallelizedModel(DerivedModel):
             self._live_root_engine()
             return under.update_timestep(modelparams, expparams)
         modelparams_dtype = getattr(modelparams, "dtype", None)
-        answers = self._run(_TIMESTEP, lambda: under.update_timestep(modelparams, expparams),
-                            modelparams, expparams, random=True, answer_hint=modelparams_dtype)
-        return answers[0] if type(answers) is list else answers
+        return self._run(_TIMESTEP, lambda: under.update_timestep(modelparams, expparams),
+                         modelparams, expparams, random=True, answer_hint=modelparams_dtype)
 
     def are_models_valid(self, modelparams):
         """The serial model's ``are_models_valid``, one answer per model."""
         under = self._underlying_model
-        answers = self._run(_VALID, lambda: under.are_models_valid(modelparams), modelparams)
-        return answers[0] if type(answers) is list else answers
+        return self._run(_VALID, lambda: under.are_models_valid(modelparams), modelparams)
 
     def clear_cache(self) -> None:
         """Clear the serial model's cache on every rank."""
@@ -713,6 +697,12 @@ def _answer_values(command: int, outcomes, n_modelparams: int) -> int:
     if command == _FISHER:
         return n_modelparams * n_modelparams
     return 1
+
+
+def _simulated(answers: list):
+    """The answer of a parallel ``simulate_experiment``: its outcomes, a scalar when there is one."""
+    outcomes = answers[0]
+    return outcomes[0, 0, 0] if outcomes.size == 1 else outcomes
 
 
 def _evaluations(modelparams, expparams, factor) -> int:
