@@ -15,6 +15,11 @@ shared engine
     :meth:`Engine.run_collective <mpi_qinfer.engine.core.Engine.run_collective>`,
     so the engine's worker loop serves it between model calls.
 
+A subclass lists its commands in ``_OPERATIONS``, a table from operation
+code to method. The workers' loop, the checks of construction and the end of
+a worker that fails between commands are the engine's
+(:mod:`mpi_qinfer.engine.command_loop`).
+
 A failure inside a command never desynchronises the ranks: each rank catches
 its own, the failure travels with the command's sums (:meth:`_allsum`), and
 the root raises the model's exception with a
@@ -32,6 +37,7 @@ import weakref
 
 import numpy as np
 
+from ..engine.command_loop import CommandLoopBase, agreed_root, duplicate
 from ..engine.failures import describe_failure, pickled_exception, raise_failure
 from ..errors import EngineClosedError
 from ..runtime import termination
@@ -63,17 +69,20 @@ def _release_workers_at_exit():
             pass
 
 
-class CommandLoop:
+class CommandLoop(CommandLoopBase):
     """Base of a collective object driven from the root (see the module's description).
 
     A subclass sets, on every rank: ``_MPI`` (the ``mpi4py.MPI`` module),
-    ``_comm`` (its own duplicated communicator), ``_root``, ``_rank``,
-    ``_size``, ``_closed = False``, ``_engine`` (an engine or None) and, with
-    an engine, ``_hook`` (from ``engine.register_collective(self._engine_command)``);
+    ``_engine`` (an engine or None), then calls ``_open(comm, root)`` (its
+    own duplicated communicator, ``_root``, ``_rank``, ``_size``), and, with
+    an engine, sets ``_hook`` (from ``engine.register_collective(self._engine_command)``);
     without one ``_message`` (:func:`new_message`), ``_idle``,
     ``_backoff_max`` and ``_wait_for_message`` (:func:`mpi_qinfer.engine.idle.broadcast_message`).
-    It calls ``_opened()`` once built, and implements ``_run(op, args)``.
+    It calls ``_opened()`` once built, and lists its commands in ``_OPERATIONS``.
     """
+
+    #: Operation code to the method (taking the command's arguments) that runs every rank's part of it.
+    _OPERATIONS: dict = {}
 
     @property
     def comm(self):
@@ -120,14 +129,7 @@ class CommandLoop:
             raise RuntimeError("serve() runs on the workers; the root sends the commands and calls close()")
         if self._engine is not None:
             raise RuntimeError("this loop is served by its engine's worker loop")
-        try:
-            while not self._closed:
-                self._serve_one()
-        except BaseException as error:  # noqa: BLE001 - out of step with the root: end the job rather than hang it
-            sys.stderr.write(f"mpi_qinfer: rank {self._rank} failed outside the model while serving a "
-                             f"{type(self).__name__}; ending the job.\n{describe_failure(error)}")
-            sys.stderr.flush()
-            self._comm.Abort(1)
+        self._serve_commands()
 
     def close(self) -> None:
         """Release the workers and free the communicator (root; idempotent)."""
@@ -150,12 +152,18 @@ class CommandLoop:
         if not self._MPI.Is_finalized():
             self._comm.Free()
 
-    def _join(self, comm) -> None:
-        """Before the first collective of construction: every rank of ``comm`` is there.
+    def _open(self, comm, root) -> None:
+        """The first collectives of construction: set up this loop's own duplicate of ``comm``.
 
-        See :func:`mpi_qinfer.runtime.termination.join`.
+        Every rank of ``comm`` is there (:func:`mpi_qinfer.runtime.termination.join`),
+        and passed the same root (:func:`~mpi_qinfer.engine.command_loop.agreed_root`).
         """
-        termination.join(comm, f"builds a {type(self).__name__}")
+        termination.join(comm, f"builds a {type(self).__name__}")  # under run: a rank that has ended raises
+        self._root = agreed_root(comm, root)
+        self._comm = duplicate(comm)
+        self._rank = self._comm.Get_rank()
+        self._size = self._comm.Get_size()
+        self._closed = False
 
     # ------------------------------------------------------------ commands
     def _streams(self, seed: int):
@@ -209,10 +217,8 @@ class CommandLoop:
             pass
         return None
 
-    def _serve_one(self) -> None:
-        """Worker: receive one command and run this rank's part of it."""
-        if self._closed:
-            return
+    def _receive_command(self) -> tuple[int, bytes]:
+        """Worker (own loop): wait for the root's next command; its operation code and pickled arguments."""
         self._broadcast()
         op, length = (int(v) for v in self._message[:_HEADER_BYTES].view(np.int64))
         if length <= _INLINE_BYTES:
@@ -221,6 +227,10 @@ class CommandLoop:
             buffer = np.empty(length, dtype=np.uint8)
             self._comm.Bcast([buffer, self._MPI.BYTE], self._root)
             payload = buffer.tobytes()
+        return op, payload
+
+    def _dispatch(self, op: int, payload: bytes) -> None:
+        """Worker (own loop): run this rank's part of command ``op``; ``CLOSE`` frees the loop."""
         if op == CLOSE:
             self._free()
             return
@@ -231,7 +241,7 @@ class CommandLoop:
 
     def _run(self, op: int, args):
         """Run this rank's part of command ``op`` (every rank alike); the root's result is returned."""
-        raise NotImplementedError
+        return self._OPERATIONS[op](self, *args)
 
     def _allsum(self, terms, error: BaseException | None, name: str, everywhere: bool = False) -> np.ndarray:
         """The sum over ranks of ``terms`` (identical bits on every rank); raises if any rank failed.

@@ -298,14 +298,7 @@ class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
         comm = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
-        if not (isinstance(root, (int, np.integer)) and 0 <= root < comm.Get_size()):
-            raise ValueError(f"root must be a rank of comm (0..{comm.Get_size() - 1}), got {root!r}")
-        self._join(comm)  # under run: a rank that has ended raises, not a hang
-        self._comm = comm.Dup()
-        self._root = int(root)
-        self._rank = self._comm.Get_rank()
-        self._size = self._comm.Get_size()
-        self._closed = False
+        self._open(comm, root)
         self._message = new_message()
         self._hook = None
         try:
@@ -380,9 +373,6 @@ class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
         self._n_ess = float(self.n_particles)
         self._min_n_ess = float(self.n_particles)
         self._resampling_divergences = None  # never tracked here (see track_resampling_divergence)
-
-    def _run(self, op: int, args):
-        return getattr(self, f"_op_{_Op(op).name.lower()}")(*args)
 
     # -------------------------------------------------------------- state
     @property
@@ -1154,3 +1144,19 @@ class DistributedSMCUpdater(CommandLoop, UpdaterEstimates, UpdaterRecord):
         comm.Gatherv([mine, MPI.DOUBLE],
                      [locations, row_counts, row_displs, MPI.DOUBLE] if self.is_root else None, root)
         return weights, locations
+
+    #: Every command of the updater: its code and the method that runs each rank's part of it.
+    _OPERATIONS = {
+        _Op.UPDATE: _op_update,
+        _Op.RESAMPLE: _op_resample,
+        _Op.MOMENTS: _op_moments,
+        _Op.ENTROPY: _op_entropy,
+        _Op.DESIGN: _op_design,
+        _Op.PICK: _op_pick,
+        _Op.GATHER: _op_gather,
+        _Op.CREDIBLE: _op_credible,
+        _Op.RESTORE: _op_restore,
+        _Op.BATCH: _op_batch,
+        _Op.RESET: _op_reset,
+        _Op.HYPOTHETICAL: _op_hypothetical,
+    }

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import atexit
 import pickle
-import sys
 import threading
 import time
 import warnings
@@ -45,6 +44,7 @@ from ..errors import EngineClosedError, ModelMismatchError
 from ..runtime import termination
 from ..runtime.launcher import check_launcher
 from . import idle as idle_wait
+from .command_loop import CommandLoopBase, agreed_root, duplicate, out_of_communicators
 from .failures import describe_failure, pickled_exception, raise_failure
 from .operations import OPERATIONS
 from .partition import displacements
@@ -120,7 +120,7 @@ class _AnswerDtypeChanged(Exception):
 
 
 # -------------------------------------------------------------------- engine
-class Engine:
+class Engine(CommandLoopBase):
     """Owns a duplicated communicator and runs parallel model calls on it.
 
     Construction is collective over ``comm``. Most users never build one
@@ -150,18 +150,10 @@ class Engine:
         comm = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
-        size = comm.Get_size()
         termination.join(comm, "builds an Engine")  # under run: a rank that has ended raises, not a hang
-        valid_root = isinstance(root, (int, np.integer)) and not isinstance(root, bool) and 0 <= root < size
-        # Every rank must agree on the root before any rooted collective (a
-        # disagreement would otherwise hang the first call). allgather has no root.
-        roots = comm.allgather(int(root) if valid_root else None)
-        if not valid_root:
-            raise ValueError(f"root must be a rank of comm (0..{size - 1}), got {root!r}")
-        if len(set(roots)) != 1:
-            raise ValueError(f"every rank must pass the same root; the ranks passed {roots}")
-        self._comm = _duplicate(comm)
-        self._root = int(root)
+        root = agreed_root(comm, root)
+        self._comm = duplicate(comm)
+        self._root = root
         self._rank = self._comm.Get_rank()
         self._size = self._comm.Get_size()
         self._models: list = []
@@ -192,7 +184,7 @@ class Engine:
             try:
                 oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
             except MPI.Exception as error:
-                raise _out_of_communicators(error) from error
+                raise out_of_communicators(error) from error
             oversubscribed = self._comm.allreduce(oversubscribed, op=MPI.LOR)
             settings = None
             if self.is_root:
@@ -346,40 +338,31 @@ class Engine:
         if self.is_root:
             raise RuntimeError("serve() runs on the workers; the root calls the model and shutdown()")
         self._check_open()
-        try:
-            while True:
-                self._broadcast_message()
-                spec = unpack_spec(self._message)
-                if spec.command == _SHUTDOWN:
-                    break
-                self._serve_one(spec)
-        except BaseException as error:  # noqa: BLE001 - ends the job rather than hang it
-            self._abort_job(error)
-        finally:
-            self._free()
+        self._serve_commands()
 
-    def _serve_one(self, spec: CallSpec) -> None:
-        command = spec.command
-        if command == _DEFINE_DTYPE:
-            self._receive_dtype(spec)
-        elif command == _SYNC_MODEL:
-            self._receive_model(spec)
-        elif command == _COLLECTIVE:
-            self._calls += 1
-            argument = self._comm.bcast(None, self._root)
-            self._collectives[spec.model_id](self, argument)
-        else:
-            self._execute(spec, self._plan(spec), None)
+    _ABORT_CONTEXT = "failed outside the serial model and cannot stay in step with the other ranks"
 
-    def _abort_job(self, error: BaseException) -> None:
-        text = describe_failure(error)
-        sys.stderr.write(
-            f"mpi_qinfer: rank {self._rank} failed outside the serial model and cannot stay in step "
-            f"with the other ranks; ending the job.\n{text}"
-        )
-        sys.stderr.flush()
-        time.sleep(0.2)  # let the launcher forward the report before the job is torn down
-        self._comm.Abort(1)
+    def _receive_command(self) -> tuple[int, CallSpec]:
+        """Worker: wait for the root's next message; its command and spec."""
+        self._broadcast_message()
+        spec = unpack_spec(self._message)
+        return spec.command, spec
+
+    def _dispatch(self, command: int, spec: CallSpec) -> None:
+        """Worker: serve ``command`` through :attr:`_COMMANDS`."""
+        self._COMMANDS[command](self, spec)
+
+    def _serve_shutdown(self, spec: CallSpec) -> None:
+        self._free()
+
+    def _serve_call(self, spec: CallSpec) -> None:
+        """Worker: this rank's part of a model call."""
+        self._execute(spec, self._plans.get(spec), None)
+
+    def _serve_collective(self, spec: CallSpec) -> None:
+        self._calls += 1
+        argument = self._comm.bcast(None, self._root)
+        self._collectives[spec.model_id](self, argument)
 
     def shutdown(self) -> None:
         """Release the workers and free the communicator (root; idempotent)."""
@@ -608,10 +591,16 @@ class Engine:
             self._comm.bcast(argument, self._root)
             return self._collectives[function_id](self, argument)
 
-    # ------------------------------------------------------------ the plan
-    def _plan(self, spec: CallSpec) -> Plan:
-        return self._plans.get(spec)
+    #: The handler of each command on a worker (see :meth:`_dispatch`).
+    _COMMANDS = {
+        _SHUTDOWN: _serve_shutdown,
+        _DEFINE_DTYPE: _receive_dtype,
+        _SYNC_MODEL: _receive_model,
+        _COLLECTIVE: _serve_collective,
+        **dict.fromkeys(map(int, OPERATIONS), _serve_call),
+    }
 
+    # ------------------------------------------------------------ the plan
     def _grow(self, name: str, nbytes: int) -> np.ndarray:
         buffer = getattr(self, name)
         if buffer.nbytes < nbytes:
@@ -885,22 +874,6 @@ class Engine:
             failures = {rank: (None, describe_failure(error)) if rank == self._root
                         else self._comm.recv(source=rank, tag=_REPORT_TAG) for rank in failed}
             raise_failure(name, error, failures)
-
-
-def _duplicate(comm: MPI.Intracomm) -> MPI.Intracomm:
-    """``comm.Dup()``, with a hint when the MPI library has run out of communicators."""
-    try:
-        return comm.Dup()
-    except MPI.Exception as error:
-        raise _out_of_communicators(error) from error
-
-
-def _out_of_communicators(error: Exception) -> RuntimeError:
-    return RuntimeError(
-        f"could not create a communicator ({str(error).strip()}); the MPI library may have run out of "
-        "communicators: each MPIParallelizedModel owns one unless it shares an Engine "
-        "(pass engine=Engine(comm) to several proxies)"
-    )
 
 
 def _as_bytes(data: bytes) -> np.ndarray:

@@ -50,7 +50,7 @@ from collections import deque
 import numpy as np
 from mpi4py import MPI
 
-from ..engine.core import _duplicate
+from ..engine.command_loop import duplicate
 from ..engine.failures import describe_failure, pickled_exception, raise_failure
 from ..runtime import termination
 from ..smc.perf_testing import (
@@ -235,7 +235,7 @@ class _Run:
 
     # ----------------------------------------------------------- the whole run
     def go(self, seed, trial_file, resume, progressbar):
-        self.comm = _duplicate(self.farm._comm)
+        self.comm = duplicate(self.farm._comm)
         self.comm_rank = self.comm.Get_rank()
         try:
             sequence = self._agree(seed)

@@ -107,9 +107,10 @@ _FIRST_SLEEP = 1e-6
 _DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 #: The classes whose methods the root runs collectively (module, class name): a Ctrl-C is held inside them.
-_COLLECTIVE_CLASSES = (("mpi_qinfer.engine.core", "Engine"), ("mpi_qinfer.distributed.loop", "CommandLoop"))
+#: The base of the engine and of the distributed command loop: its subclasses are found from it.
+_COLLECTIVE_CLASSES = (("mpi_qinfer.engine.command_loop", "CommandLoopBase"),)
 #: Their methods that only workers run: a worker interrupted there ends the job, as it always did.
-_SERVING_METHODS = frozenset({"serve", "_serve_one"})
+_SERVING_METHODS = frozenset({"serve", "_serve_commands", "_serve_one"})
 
 
 class TerminationRequested(BaseException):

@@ -541,6 +541,16 @@ def test_bad_constructor_arguments_raise_on_every_rank_without_communicating(wor
                               **arguments)
 
 
+def test_a_bool_root_or_ranks_passing_different_roots_fail_on_every_rank(world):
+    prior = UniformDistribution([0, 1])
+    with pytest.raises(ValueError, match="root must be a rank of comm"):
+        DistributedSMCUpdater(SimplePrecessionModel(), 10, prior, comm=world, root=True)
+    if world.Get_size() > 1:
+        with pytest.raises(ValueError, match="same root"):
+            DistributedSMCUpdater(SimplePrecessionModel(), 10, prior, comm=world, root=world.Get_rank())
+    on_root(world, (SimplePrecessionModel(), 10, prior), lambda updater: updater.update(0, np.array([1.0])))
+
+
 class _FailingPrior:
     """A prior whose sampling fails on the last rank only."""
 
