@@ -110,7 +110,8 @@ def main(argv=None) -> int:
 
     log, starts = [], []
     proxy = MPIParallelizedModel(model, serial_threshold=0)
-    proxy.engine._comm = StampedComm(proxy.engine._comm, log)
+    stamped = StampedComm(proxy.engine._comm, log)
+    proxy.engine._comm = proxy.engine._exchange._comm = stamped  # the message, and steps 2-7
     if proxy.is_root:
         medians["proxy"] = time_root_calls(lambda: proxy.likelihood(outcomes, modelparams, expparams),
                                            args.calls, starts, log)

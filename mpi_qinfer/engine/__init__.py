@@ -1,9 +1,10 @@
 """The collective engine: one likelihood call moved over the ranks (broadcast, scatter, compute,
 gather) and the command loop the workers serve in.
 
-Beside :mod:`~mpi_qinfer.engine.core`: the shared worker loop, the wire format, call plans, MPI
-datatypes, input checks, failure reports, idle waiting and partitions; ``protocol``,
-``operations``, ``partition``, ``validation``, ``failures`` and ``command_loop`` are MPI-free.
+Beside :mod:`~mpi_qinfer.engine.core`: the exchange of one call, the shared worker loop, the wire
+format, call plans, MPI datatypes, input checks, failure reports, idle waiting and partitions;
+``protocol``, ``operations``, ``partition``, ``validation``, ``failures`` and ``command_loop`` are
+MPI-free.
 """
 
 import importlib as _importlib

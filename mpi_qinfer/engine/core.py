@@ -1,7 +1,8 @@
-"""The engine: a duplicated communicator, the call both sides run, and the worker loop.
+"""The engine: a duplicated communicator, models and commands, and the worker loop that serves them.
 
 One call is the same sequence of steps on every rank (root and workers run
-the same code, so they cannot disagree on it)::
+the same code, so they cannot disagree on it); the engine sends step 1 and
+its :class:`~mpi_qinfer.engine.exchange.Exchange` runs steps 2-7::
 
     1. Bcast    the message: the packed CallSpec, small arrays inline
     2. Bcast    the rest of the payload, only when it did not fit inline
@@ -33,7 +34,6 @@ from __future__ import annotations
 import atexit
 import pickle
 import threading
-import time
 import warnings
 import weakref
 
@@ -45,10 +45,9 @@ from ..runtime import termination
 from ..runtime.launcher import check_launcher
 from . import idle as idle_wait
 from .command_loop import CommandLoopBase, agreed_root, duplicate, out_of_communicators
-from .failures import describe_failure, pickled_exception, raise_failure
+from .exchange import AnswerDtypesChanged, Exchange
 from .operations import OPERATIONS
-from .partition import displacements
-from .plans import Plan, PlanCache, array_at, place_staged
+from .plans import Plan, PlanCache
 from .protocol import (
     HEADER_LEN,
     MESSAGE_BYTES,
@@ -60,20 +59,12 @@ from .protocol import (
     pack_spec,
     unpack_spec,
 )
-from .validation import answer_travels, untravelable_answer
+from .validation import answer_travels
 
 __all__ = ["Engine"]
 
-_REPORT_TAG = 77
-_ANSWER_TAG = 80  # + the answer's index
 _NOT_A_MODEL = "<not a model>"
 _PAYLOAD_INDEX = CallSpec._fields.index("payload_bytes")
-
-# Status records (one int64 row per rank, step 5).
-_OK, _FAILED, _OTHER_DTYPE = 0, 1, 2
-_UNKNOWN_DTYPE = -2  # a dtype the rank's table does not have: it sends the dtype itself
-_STATE, _NANOSECONDS, _DTYPES = 0, 1, 2  # columns; the answer dtypes fill columns 2 and 3
-_STATUS_LEN = 4
 
 # Plain ints for the hot path: attribute access on an Enum class is slow in Python 3.11.
 _SHUTDOWN, _SYNC_MODEL = int(Command.SHUTDOWN), int(Command.SYNC_MODEL)
@@ -113,10 +104,6 @@ def _model_signature(model) -> tuple:
         int(model.n_modelparams),
         str(np.dtype(model.expparams_dtype)),
     )
-
-
-class _AnswerDtypeChanged(Exception):
-    """Step 5 found ranks whose answers have another dtype than expected: call again."""
 
 
 # -------------------------------------------------------------------- engine
@@ -164,22 +151,13 @@ class Engine(CommandLoopBase):
         self._dtypes = DtypeTable()
         self._answer_dtypes: dict[tuple[int, int], tuple[int, int]] = {}  # root: (model_id, command) -> ids
         self._answer_dtypes_version = 0  # root: changes whenever _answer_dtypes does
-        self._last_counts = np.zeros(0, dtype=np.int64)
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
         self._packed: CallSpec | None = None  # root: the spec the header holds now
-        self._inline = self._message[8 * HEADER_LEN :]
-        self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root, inline=self._inline)
-        self._payload = np.empty(0, dtype=np.uint8)
-        self._split_buffer = np.empty(0, dtype=np.uint8)
-        self._staging = np.empty(0, dtype=np.uint8)
-        self._scratch = np.empty(0, dtype=np.uint8)
-        self._any_not_ok = False  # root: whether the last status exchange found a rank not ok
-        self._last_answer_dtypes: list = []
-        self._statuses = np.zeros((self._size, _STATUS_LEN), dtype=np.int64)
-        self._states = self._statuses[:, _STATE]
-        # This rank's status record; on the root, its row of the table the workers' records fill.
-        self._status = self._statuses[self._rank] if self.is_root else np.zeros(_STATUS_LEN, dtype=np.int64)
+        inline = self._message[8 * HEADER_LEN :]
+        self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root, inline=inline)
+        # Steps 2-7 of every call, with the buffers they reuse; it shares the models list.
+        self._exchange = Exchange(self._comm, self._root, self._dtypes, self._models, inline)
         try:
             try:
                 oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
@@ -248,19 +226,17 @@ class Engine(CommandLoopBase):
     @property
     def last_counts(self) -> np.ndarray:
         """Rows each rank got in the last call."""
-        return self._last_counts
+        return self._exchange.last_counts
 
     @property
     def root_share(self) -> tuple[int, float]:
         """Rows the root computed in the last call, and its seconds in the serial model."""
-        return int(self._last_counts[self._root]), self._statuses[self._root, _NANOSECONDS] * 1e-9
+        return int(self._exchange.last_counts[self._root]), self._exchange.seconds_of(self._root)
 
     @property
     def compute_seconds(self) -> np.ndarray:
         """Seconds each rank spent in the serial model during the last call (root; -1: failed)."""
-        seconds = self._statuses[:, _NANOSECONDS] * 1e-9
-        seconds[self._statuses[:, _STATE] != _OK] = -1.0
-        return seconds
+        return self._exchange.compute_seconds()
 
     @property
     def calls(self) -> int:
@@ -357,7 +333,8 @@ class Engine(CommandLoopBase):
 
     def _serve_call(self, spec: CallSpec) -> None:
         """Worker: this rank's part of a model call."""
-        self._execute(spec, self._plans.get(spec), None)
+        self._calls += 1
+        self._exchange.run(spec, self._plans.get(spec), None)
 
     def _serve_collective(self, spec: CallSpec) -> None:
         self._calls += 1
@@ -479,25 +456,49 @@ class Engine(CommandLoopBase):
                 arrays["counts"] = self._checked_counts(arrays["counts"], spec)
             try:
                 return self._call_once(spec, arrays)
-            except _AnswerDtypeChanged:
-                # The serial model answers in another dtype than expected: now
-                # known, and the call is repeated in it (a random call repeats
-                # its draws, its seed being in the spec).
-                ids = self._answer_dtypes[(spec.model_id, spec.command)]
-                spec = spec._replace(answer_dtype=ids[0], second_answer_dtype=ids[1])
-                try:
-                    return self._call_once(spec, arrays)
-                except _AnswerDtypeChanged:
-                    raise TypeError(
-                        f"the serial model's {OPERATIONS[spec.command].name} answered in different dtypes "
-                        "on different ranks; it must return one dtype for a given call"
-                    ) from None
+            except AnswerDtypesChanged as changed:
+                report = changed
+            # The serial model answers in another dtype than expected: now
+            # known, and the call is repeated in it (a random call repeats
+            # its draws, its seed being in the spec).
+            spec = self._learn_answer_dtypes(spec, report)
+            try:
+                return self._call_once(spec, arrays)
+            except AnswerDtypesChanged as changed:
+                report = changed
+            self._learn_answer_dtypes(spec, report)
+            raise TypeError(
+                f"the serial model's {OPERATIONS[spec.command].name} answered in different dtypes "
+                "on different ranks; it must return one dtype for a given call"
+            )
 
     def _call_once(self, spec: CallSpec, arrays: dict) -> list:
         plan = self._plans.get(spec)
         self._pack_payload(plan, spec, arrays)
         self._broadcast_message()
-        return self._execute(spec, plan, arrays)
+        self._calls += 1
+        return self._exchange.run(spec, plan, arrays)
+
+    def _learn_answer_dtypes(self, spec: CallSpec, changed: AnswerDtypesChanged) -> CallSpec:
+        """Expect the answer dtypes the ranks reported from now on; the spec in them (root).
+
+        Raises ``TypeError`` when the ranks answered in different dtypes.
+        """
+        other_dtypes = changed.found
+        dtypes = {tuple(found) for found in other_dtypes.values()}
+        if len(dtypes) > 1:
+            raise TypeError(
+                f"the serial model's {changed.operation} answered in different dtypes on different ranks: "
+                + ", ".join(f"rank {rank}: {[str(d) for d in found if d is not None]}"
+                            for rank, found in sorted(other_dtypes.items()))
+            )
+        (found,) = dtypes
+        ids = tuple(self.dtype_id(dtype) if dtype is not None else old
+                    for dtype, old in zip(found, (spec.answer_dtype, spec.second_answer_dtype)))
+        ids = (ids + (-1, -1))[:2]
+        self._answer_dtypes[(spec.model_id, spec.command)] = ids
+        self._answer_dtypes_version += 1
+        return spec._replace(answer_dtype=ids[0], second_answer_dtype=ids[1])
 
     def _checked_counts(self, counts, spec: CallSpec) -> np.ndarray:
         n_rows = spec.rows
@@ -520,7 +521,7 @@ class Engine(CommandLoopBase):
             for name, view in plan.inline_views:
                 view[...] = arrays[name]
             return
-        target = self._grow("_payload", plan.payload_bytes)
+        target = self._exchange.payload(plan.payload_bytes)
         for name, _shape, dtype, offset in plan.broadcast:
             if dtype.itemsize:
                 array = arrays[name]
@@ -545,7 +546,7 @@ class Engine(CommandLoopBase):
             return self._dtypes.add(dtype)
 
     def _receive_dtype(self, spec: CallSpec) -> None:
-        data = self._grow("_payload", spec.payload_bytes)
+        data = self._exchange.payload(spec.payload_bytes)
         self._comm.Bcast([data, len(data), MPI.BYTE], self._root)
         self._dtypes.add(pickle.loads(data))
 
@@ -559,18 +560,18 @@ class Engine(CommandLoopBase):
             self._comm.Bcast([data, data.nbytes, MPI.BYTE], self._root)
             self._models[model_id] = model
             self._forget_answers(model_id)
-            self._finish_without_answers("sync_model", None)
+            self._exchange.finish_without_answers("sync_model", None)
 
     def _receive_model(self, spec: CallSpec) -> None:
         self._calls += 1
-        data = self._grow("_payload", spec.payload_bytes)
+        data = self._exchange.payload(spec.payload_bytes)
         self._comm.Bcast([data, len(data), MPI.BYTE], self._root)
         error = None
         try:
             self._models[spec.model_id] = pickle.loads(data)
         except BaseException as exc:  # noqa: BLE001 - reported to the root
             error = exc
-        self._finish_without_answers("sync_model", error)
+        self._exchange.finish_without_answers("sync_model", error)
 
     def _forget_answers(self, model_id: int) -> None:
         for key in [key for key in self._answer_dtypes if key[0] == model_id]:
@@ -599,281 +600,6 @@ class Engine(CommandLoopBase):
         _COLLECTIVE: _serve_collective,
         **dict.fromkeys(map(int, OPERATIONS), _serve_call),
     }
-
-    # ------------------------------------------------------------ the plan
-    def _grow(self, name: str, nbytes: int) -> np.ndarray:
-        buffer = getattr(self, name)
-        if buffer.nbytes < nbytes:
-            buffer = np.empty(max(nbytes, 2 * buffer.nbytes), dtype=np.uint8)
-            setattr(self, name, buffer)
-        return buffer[:nbytes]
-
-    # -------------------------------------------------------- one call, both sides
-    def _execute(self, spec: CallSpec, plan: Plan, arrays: dict | None) -> list:
-        """The collective sequence of one call (steps 2-7); ``arrays`` is None on workers."""
-        self._calls += 1
-        is_root = arrays is not None
-        inputs = self._receive_broadcast(spec, plan, arrays)  # 2
-        counts, displs = self._partition(plan, inputs)
-        rows = int(counts[self._rank])
-        share = self._scatter(plan, inputs, counts, displs, rows)  # 3
-        if not is_root:
-            # Copies, not views into the reused buffers: a model may keep its input.
-            # Made after step 3, so that a worker is ready for the scatter sooner.
-            inputs = {name: view.copy() for name, view in inputs.items()}
-            results, error = self._compute(spec, plan, inputs, share, rows)  # 4
-            self._send_results(plan, results, rows, counts)  # 5, 6
-            if self._status[_STATE] != _OK:
-                self._report(plan, spec, error, None)  # 7
-            return []
-        results, error = self._compute(spec, plan, inputs, share, rows)  # 4
-        answers = self._receive_results(plan, results, rows, counts, displs)  # 5, 6
-        if self._any_not_ok:
-            self._report(plan, spec, error, self._statuses)  # 7: raises
-        return answers
-
-    def _receive_broadcast(self, spec: CallSpec, plan: Plan, arrays: dict | None) -> dict:
-        """Step 2: the payload beyond the message; on workers, views of the broadcast arrays in it."""
-        if plan.inline:
-            source = self._inline
-        else:
-            source = self._grow("_payload", plan.payload_bytes)
-            self._comm.Bcast([source, plan.payload_bytes, MPI.BYTE], self._root)
-        if arrays is not None:
-            return arrays
-        if plan.inline_views is not None:
-            return dict(plan.inline_views)
-        return {name: array_at(source, offset, shape, dtype) for name, shape, dtype, offset in plan.broadcast}
-
-    def _partition(self, plan: Plan, inputs: dict):
-        if plan.even_counts is not None:
-            counts, displs = plan.even_counts, plan.even_displs
-        else:
-            counts = np.array(inputs["counts"], dtype=np.int64)  # not a view into the reused message
-            displs = displacements(counts)
-        self._last_counts = counts
-        return counts, displs
-
-    def _scatter(self, plan: Plan, inputs: dict, counts, displs, rows: int) -> np.ndarray | None:
-        """Step 3: each rank's rows of the split input, as a read-only array."""
-        if plan.split_input is None:
-            return None
-        rank, root, comm = self._rank, self._root, self._comm
-        if rank == root:
-            whole = inputs[plan.split_input]
-            if plan.row_type is not None:
-                comm.Scatterv([whole, counts, displs, plan.row_type], MPI.IN_PLACE, root)
-            start = int(displs[rank])
-            share = whole[start : start + rows].view()
-        elif plan.row_type is not None:
-            buffer = self._grow("_split_buffer", rows * plan.row_bytes)
-            comm.Scatterv(None, [buffer, rows, plan.row_type], root)
-            share = buffer.view(plan.split_dtype).reshape((rows, *plan.split_row_shape))
-        else:  # rows of zero bytes (a dtype without fields): nothing to move
-            share = np.empty((rows, *plan.split_row_shape), plan.split_dtype)
-        share.flags.writeable = False
-        return share
-
-    def _compute(self, spec: CallSpec, plan: Plan, inputs: dict, share, rows: int):
-        """Step 4: the serial model on this rank's share; a failure is kept, not raised."""
-        status = self._status
-        status[_STATE] = _OK
-        status[_NANOSECONDS] = 0
-        status[_DTYPES], status[_DTYPES + 1] = plan.answer_ids
-        if rows == 0 and plan.split_input is not None:
-            return (), None
-        modelparams, expparams = inputs.get("modelparams"), inputs.get("expparams")
-        if plan.split_input == "modelparams":
-            modelparams = share
-        elif plan.split_input == "expparams":
-            expparams = share
-        started = time.perf_counter_ns()
-        try:
-            results = plan.operation.compute(
-                self._models[spec.model_id], spec, inputs.get("outcomes"), modelparams, expparams, self._rank
-            )
-            results = self._checked_results(plan, results, rows)
-        except BaseException as error:  # noqa: BLE001 - every rank must finish the call
-            status[_STATE] = _FAILED
-            return (), error
-        finally:
-            status[_NANOSECONDS] = time.perf_counter_ns() - started
-        return results, None
-
-    def _checked_results(self, plan: Plan, results, rows: int) -> tuple:
-        """The answers as C-contiguous arrays of the expected shapes; notes other dtypes in the status."""
-        answers = plan.answers
-        if type(results) is tuple and len(results) == 1 == len(answers):  # the common case, in a few reads
-            result, answer = results[0], answers[0]
-            if (type(result) is np.ndarray and result.dtype is answer.dtype and result.flags.c_contiguous
-                    and result.shape == (answer.even_shape or answer.local_shape(rows))):
-                return results
-        if not isinstance(results, tuple) or len(results) != len(answers):
-            raise TypeError(f"expected {len(answers)} result array(s), got {type(results).__name__}")
-        checked = []
-        for index, (answer, result) in enumerate(zip(answers, results)):
-            result = np.asarray(result)
-            if not answer_travels(result.dtype):  # pointers: this rank fails the call rather than send them
-                raise untravelable_answer(plan.operation.name, result.dtype)
-            expected = answer.even_shape if answer.even_shape is not None else answer.local_shape(rows)
-            if result.shape != expected:
-                raise ValueError(f"the serial model returned shape {result.shape}, expected {expected}")
-            if result.dtype != answer.dtype:
-                self._last_answer_dtypes = [np.asarray(r).dtype for r in results]
-                known = self._dtypes.id_of(result.dtype)
-                self._status[_STATE] = _OTHER_DTYPE
-                self._status[_DTYPES + index] = _UNKNOWN_DTYPE if known is None else known
-            checked.append(result if result.flags.c_contiguous else np.ascontiguousarray(result))
-        return tuple(checked)
-
-    def _send_results(self, plan: Plan, results: tuple, rows: int, counts) -> None:
-        """Steps 5 and 6 on a worker: the status record, and this rank's share of every answer.
-
-        A rank without a good answer (its model failed, or answered in
-        another dtype) still takes part in every gather: it sends placeholder
-        bytes of the share's size to a gather, an empty message where the
-        root receives point to point. The root reads the statuses before it
-        keeps any answer.
-        """
-        comm, root = self._comm, self._root
-        requests = [comm.Igather([self._status, MPI.INT64_T], None, root)]
-        good = rows > 0 and bool(results) and self._status[_STATE] == _OK
-        staged = plan.staged(counts)
-        for index, answer in enumerate(plan.answers):
-            if not answer.moves:
-                continue
-            share = results[index] if good else None
-            if answer.n_blocks == 1:
-                buffer = share if good else self._placeholder(rows * answer.post_bytes)
-                requests.append(comm.Igatherv([buffer, rows, answer.row_type], None, root))
-            elif staged[index]:
-                nbytes = rows * answer.n_blocks * answer.post_bytes
-                buffer = share if good else self._placeholder(nbytes)
-                requests.append(comm.Igatherv([buffer, nbytes, MPI.BYTE], None, root))
-            elif rows:
-                message = [share, share.nbytes, MPI.BYTE] if good else [self._scratch[:0], 0, MPI.BYTE]
-                requests.append(comm.Isend(message, root, _ANSWER_TAG + index))
-        MPI.Request.Waitall(requests)
-
-    def _placeholder(self, nbytes: int) -> np.ndarray:
-        """``nbytes`` bytes sent in place of a share this rank does not have (the root discards them)."""
-        return self._grow("_scratch", nbytes)
-
-    def _receive_results(self, plan: Plan, results: tuple, rows: int, counts, displs) -> list:
-        """Steps 5 and 6 on the root: every rank's status, and every answer in place.
-
-        Everything is posted at once, right after the root's own compute: the
-        statuses' ``Igather``; per answer an ``Igatherv`` of contiguous rows
-        (one block), one receive per worker whose vector datatype places its
-        share (several blocks), or an ``Igatherv`` into a staging buffer
-        (short blocks; see :class:`~mpi_qinfer.engine.plans.Receives`). The root
-        copies its own share while they progress, waits once, and then reads
-        the statuses. Where each share goes is worked out once per plan for
-        the even split.
-        """
-        comm, root = self._comm, self._root
-        receives = plan.receives(counts, displs, root)
-        requests = [comm.Igather(MPI.IN_PLACE, [self._statuses, MPI.INT64_T], root)]
-        staging = self._grow("_staging", receives.staging_bytes)
-        wholes = []
-        for index, answer in enumerate(plan.answers):
-            whole = np.empty(answer.shape, dtype=answer.dtype)
-            wholes.append(whole)
-            if receives.gathered[index] is not None:  # the root's rows are not touched (IN_PLACE)
-                counts_rows, displs_rows = receives.gathered[index]
-                requests.append(comm.Igatherv(MPI.IN_PLACE, [whole, counts_rows, displs_rows, answer.row_type], root))
-            elif receives.staged[index] is not None:
-                base, sizes, offsets, _ = receives.staged[index]
-                requests.append(comm.Igatherv(MPI.IN_PLACE, [staging[base:], sizes, offsets, MPI.BYTE], root))
-            elif receives.placed[index] is not None:
-                raw = whole.reshape(-1).view(np.uint8)
-                tag = _ANSWER_TAG + index
-                for rank, datatype in receives.placed[index]:  # the datatype starts at the share's offset
-                    requests.append(comm.Irecv([raw, 1, datatype], rank, tag))
-        if rows and results and self._status[_STATE] == _OK:  # into bytes no receive writes
-            start = int(displs[self._rank])
-            for index, answer in enumerate(plan.answers):
-                if answer.moves:
-                    self._copy_share(answer, results[index], rows, wholes[index], start)
-        MPI.Request.Waitall(requests)
-        self._any_not_ok = any(self._states.tolist())  # (ndarray.any costs ten times more on a few values)
-        if not self._any_not_ok:
-            for index, answer in enumerate(plan.answers):
-                if receives.staged[index] is not None:
-                    base, _, _, runs = receives.staged[index]
-                    place_staged(answer, staging[base:], runs, wholes[index])
-        return wholes
-
-    @staticmethod
-    def _copy_share(answer, share, rows, whole, start) -> None:
-        if rows:
-            blocks = whole.reshape(answer.n_blocks, answer.n_rows, -1)
-            np.copyto(blocks[:, start : start + rows], share.reshape(answer.n_blocks, rows, -1))
-
-    def _report(self, plan: Plan, spec: CallSpec, error, statuses) -> None:
-        """Step 7: failed ranks send their exception; ranks with other answer dtypes, unknown ones."""
-        comm, root = self._comm, self._root
-        state = int(self._status[_STATE])
-        if statuses is None:  # a worker: send what the root will ask for
-            if state == _FAILED:
-                comm.send((pickled_exception(error), describe_failure(error)), dest=root, tag=_REPORT_TAG)
-            elif state == _OTHER_DTYPE and (self._status[_DTYPES:] == _UNKNOWN_DTYPE).any():
-                comm.send(self._answer_dtypes_of_last(plan), dest=root, tag=_REPORT_TAG)
-            return
-        states = statuses[:, _STATE]
-        if not states.any():
-            return
-        failures, other_dtypes = {}, {}
-        for rank in np.flatnonzero(states).tolist():
-            unknown = (statuses[rank, _DTYPES:] == _UNKNOWN_DTYPE).any()
-            if states[rank] == _FAILED:
-                failures[rank] = (None, describe_failure(error)) if rank == root else comm.recv(
-                    source=rank, tag=_REPORT_TAG)
-            elif rank == root:
-                other_dtypes[rank] = self._answer_dtypes_of_last(plan)
-            elif unknown:
-                other_dtypes[rank] = comm.recv(source=rank, tag=_REPORT_TAG)
-            else:
-                other_dtypes[rank] = tuple(
-                    self._dtypes[i] if i >= 0 else None for i in statuses[rank, _DTYPES:].tolist()
-                )
-        if failures:
-            raise_failure(plan.operation.name, error, failures)
-        self._learn_answer_dtypes(spec, plan, other_dtypes)
-
-    def _answer_dtypes_of_last(self, plan: Plan) -> tuple:
-        """The dtypes this rank's last answers really had (for a status of ``_OTHER_DTYPE``), two entries."""
-        return (tuple(self._last_answer_dtypes) + (None, None))[:2]
-
-    def _learn_answer_dtypes(self, spec: CallSpec, plan: Plan, other_dtypes: dict) -> None:
-        dtypes = {tuple(found) for found in other_dtypes.values()}
-        if len(dtypes) > 1:
-            raise TypeError(
-                f"the serial model's {plan.operation.name} answered in different dtypes on different ranks: "
-                + ", ".join(f"rank {rank}: {[str(d) for d in found if d is not None]}"
-                            for rank, found in sorted(other_dtypes.items()))
-            )
-        (found,) = dtypes
-        ids = tuple(self.dtype_id(dtype) if dtype is not None else old
-                    for dtype, old in zip(found, (spec.answer_dtype, spec.second_answer_dtype)))
-        self._answer_dtypes[(spec.model_id, spec.command)] = (ids + (-1, -1))[:2]
-        self._answer_dtypes_version += 1
-        raise _AnswerDtypeChanged
-
-    def _finish_without_answers(self, name: str, error: BaseException | None) -> None:
-        """Steps 5 and 7 for a command that has no answers (sync_model)."""
-        self._status[:] = (_FAILED if error is not None else _OK, 0, -1, -1)
-        statuses = self._statuses if self.is_root else None
-        self._comm.Gather(MPI.IN_PLACE if self.is_root else self._status, statuses, self._root)
-        if statuses is None:
-            if error is not None:
-                self._comm.send((pickled_exception(error), describe_failure(error)), dest=self._root, tag=_REPORT_TAG)
-            return
-        failed = np.flatnonzero(statuses[:, _STATE] == _FAILED).tolist()
-        if failed:
-            failures = {rank: (None, describe_failure(error)) if rank == self._root
-                        else self._comm.recv(source=rank, tag=_REPORT_TAG) for rank in failed}
-            raise_failure(name, error, failures)
 
 
 def _as_bytes(data: bytes) -> np.ndarray:
