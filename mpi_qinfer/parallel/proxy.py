@@ -675,8 +675,9 @@ def _static_timestep(model) -> bool:
 
     for _ in range(32):  # a chain of derived models, followed to its end
         step = getattr(type(model), "update_timestep", None)
-        if step is DerivedModel.update_timestep and getattr(model, "_underlying_model", None) is not None:
-            model = model._underlying_model
+        under = getattr(model, "underlying_model", None) if step is DerivedModel.update_timestep else None
+        if under is not None:
+            model = under
             continue
         qualname = getattr(step, "__qualname__", "")
         return step is Simulatable.update_timestep or (
