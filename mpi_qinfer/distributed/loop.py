@@ -46,6 +46,7 @@ __all__ = ["CommandLoop", "CLOSE"]
 
 #: The operation code that ends the loop on every rank.
 CLOSE = 0
+_OPERATION = -1  # in _COMMANDS: every other code, its message the code and the pickled arguments
 _MESSAGE_BYTES = 1024
 _HEADER_BYTES = 16  # int64 operation, int64 payload length
 _INLINE_BYTES = _MESSAGE_BYTES - _HEADER_BYTES
@@ -217,8 +218,8 @@ class CommandLoop(CommandLoopBase):
             pass
         return None
 
-    def _receive_command(self) -> tuple[int, bytes]:
-        """Worker (own loop): wait for the root's next command; its operation code and pickled arguments."""
+    def _receive_command(self) -> tuple[int, tuple | None]:
+        """Worker (own loop): wait for the root's next command: ``CLOSE``, or an operation and its message."""
         self._broadcast()
         op, length = (int(v) for v in self._message[:_HEADER_BYTES].view(np.int64))
         if length <= _INLINE_BYTES:
@@ -227,17 +228,20 @@ class CommandLoop(CommandLoopBase):
             buffer = np.empty(length, dtype=np.uint8)
             self._comm.Bcast([buffer, self._MPI.BYTE], self._root)
             payload = buffer.tobytes()
-        return op, payload
+        return (CLOSE, None) if op == CLOSE else (_OPERATION, (op, payload))
 
-    def _dispatch(self, op: int, payload: bytes) -> None:
-        """Worker (own loop): run this rank's part of command ``op``; ``CLOSE`` frees the loop."""
-        if op == CLOSE:
-            self._free()
-            return
+    def _serve_close(self, message: None) -> None:
+        self._free()
+
+    def _serve_operation(self, message: tuple[int, bytes]) -> None:
+        """Worker (own loop): run this rank's part of an operation; a failure is the root's to raise."""
+        op, payload = message
         try:
             self._run(op, pickle.loads(payload))
         except Exception:  # noqa: BLE001 - _Failed, or an error every rank met alike: the root raises it
             pass
+
+    _COMMANDS = {CLOSE: _serve_close, _OPERATION: _serve_operation}
 
     def _run(self, op: int, args):
         """Run this rank's part of command ``op`` (every rank alike); the root's result is returned."""

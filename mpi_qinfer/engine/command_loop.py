@@ -4,8 +4,8 @@ A collective object driven from the root (:class:`~mpi_qinfer.engine.core.Engine
 :class:`~mpi_qinfer.distributed.loop.CommandLoop`) is built the same way on
 every rank, with :func:`agreed_root` and :func:`duplicate`, and its workers
 serve it with :meth:`CommandLoopBase._serve_commands`: receive a command,
-dispatch it through the subclass's explicit table, until a command closes the
-loop. The root sends each command and runs its own part of it, so both sides
+dispatch it through the subclass's explicit table of commands, until a
+command closes the loop. The root sends each command and runs its own part of it, so both sides
 run the same collectives. No MPI at import: the distributed updater imports
 this module before it loads MPI.
 """
@@ -68,13 +68,16 @@ def out_of_communicators(error: Exception) -> RuntimeError:
 class CommandLoopBase:
     """The workers' side of a collective object driven from the root: one command at a time.
 
-    A subclass sets ``_comm``, ``_rank`` and ``_closed`` and implements
-    :meth:`_receive_command` (wait for the root's next command),
-    :meth:`_dispatch` (serve it through the subclass's table of commands, a
-    dict from code to method built once; a command that closes the loop
-    frees the communicator) and ``_free``. Its public ``serve`` checks that
-    this rank may serve, then calls :meth:`_serve_commands`.
+    A subclass sets ``_comm``, ``_rank`` and ``_closed``, implements
+    :meth:`_receive_command` (wait for the root's next command) and
+    ``_free``, and lists its commands in :attr:`_COMMANDS`. Its public
+    ``serve`` checks that this rank may serve, then calls
+    :meth:`_serve_commands`.
     """
+
+    #: Command code to the method that serves it on a worker, ``method(self, message)``, with
+    #: the message :meth:`_receive_command` returned; a command that closes the loop frees it.
+    _COMMANDS: dict = {}
 
     #: What a rank that fails between commands did, in the report before the job ends ({kind}: the class).
     _ABORT_CONTEXT = "failed outside the model while serving a {kind}"
@@ -95,16 +98,12 @@ class CommandLoopBase:
             self._free()
 
     def _serve_one(self) -> None:
-        """Worker: receive one command and dispatch it."""
+        """Worker: receive one command and dispatch it through :attr:`_COMMANDS`."""
         code, message = self._receive_command()
-        self._dispatch(code, message)
+        self._COMMANDS[code](self, message)
 
     def _receive_command(self) -> tuple:
-        """Worker: wait for the root's next command; its code and what the handler needs of it."""
-        raise NotImplementedError
-
-    def _dispatch(self, code: int, message) -> None:
-        """Worker: run this rank's part of command ``code``."""
+        """Worker: wait for the root's next command; its code in :attr:`_COMMANDS` and its message."""
         raise NotImplementedError
 
     def _abort_job(self, error: BaseException) -> None:

@@ -324,10 +324,6 @@ class Engine(CommandLoopBase):
         spec = unpack_spec(self._message)
         return spec.command, spec
 
-    def _dispatch(self, command: int, spec: CallSpec) -> None:
-        """Worker: serve ``command`` through :attr:`_COMMANDS`."""
-        self._COMMANDS[command](self, spec)
-
     def _serve_shutdown(self, spec: CallSpec) -> None:
         self._free()
 
@@ -592,7 +588,7 @@ class Engine(CommandLoopBase):
             self._comm.bcast(argument, self._root)
             return self._collectives[function_id](self, argument)
 
-    #: The handler of each command on a worker (see :meth:`_dispatch`).
+    #: The handler of each command on a worker, given the command's spec.
     _COMMANDS = {
         _SHUTDOWN: _serve_shutdown,
         _DEFINE_DTYPE: _receive_dtype,
