@@ -46,6 +46,7 @@ from ..runtime.launcher import check_launcher
 from . import idle as idle_wait
 from .command_loop import CommandLoopBase, agreed_root, duplicate, out_of_communicators
 from .exchange import AnswerDtypesChanged, Exchange
+from . import recovery
 from .operations import OPERATIONS
 from .plans import Plan, PlanCache
 from .protocol import (
@@ -131,9 +132,16 @@ class Engine(CommandLoopBase):
     backoff_max : float, optional
         Longest sleep of a backing-off worker in seconds (default 1 ms, or
         ``MPI_QINFER_BACKOFF_MAX``).
+    fault_tolerance : {"off", "ulfm"}, optional
+        ``"ulfm"``: a worker lost to a signal does not end the run; the ranks
+        left shrink the communicator and the root repeats the interrupted
+        call on them (Open MPI under ``mpirun --with-ft ulfm`` only; see
+        :mod:`mpi_qinfer.engine.recovery`). Default: the ``MPI_QINFER_FT``
+        environment variable, else ``"off"``. The root's choice holds on every rank.
     """
 
-    def __init__(self, comm=None, root: int = 0, *, idle: str | None = None, backoff_max: float | None = None):
+    def __init__(self, comm=None, root: int = 0, *, idle: str | None = None, backoff_max: float | None = None,
+                 fault_tolerance: str | None = None):
         comm = MPI.COMM_WORLD if comm is None else comm
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
@@ -158,6 +166,7 @@ class Engine(CommandLoopBase):
         self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root, inline=inline)
         # Steps 2-7 of every call, with the buffers they reuse; it shares the models list.
         self._exchange = Exchange(self._comm, self._root, self._dtypes, self._models, inline)
+        self._recovery = None  # recovery hook: a recovery.Recovery in fault-tolerant mode
         try:
             try:
                 oversubscribed = idle_wait.node_is_oversubscribed(self._comm)
@@ -166,14 +175,15 @@ class Engine(CommandLoopBase):
             oversubscribed = self._comm.allreduce(oversubscribed, op=MPI.LOR)
             settings = None
             if self.is_root:
-                settings = self._root_settings(idle, backoff_max, oversubscribed)
+                settings = self._root_settings(idle, backoff_max, oversubscribed, fault_tolerance)
             settings = self._comm.bcast(settings, self._root)
             if isinstance(settings, BaseException):
                 raise settings
+            self._recovery = recovery.attach(self, settings[2])  # recovery hook (collective when on)
         except BaseException:
             self._free()
             raise
-        self._idle, self._backoff_max = settings
+        self._idle, self._backoff_max, _ = settings
         if self.is_root:
             _open_roots.add(self)
             misslaunched = check_launcher()
@@ -181,9 +191,10 @@ class Engine(CommandLoopBase):
                 warnings.warn(misslaunched, RuntimeWarning, stacklevel=2)
 
     @staticmethod
-    def _root_settings(idle, backoff_max, oversubscribed):
+    def _root_settings(idle, backoff_max, oversubscribed, fault_tolerance=None):
         try:
-            return idle_wait.resolve_idle_mode(idle, oversubscribed), idle_wait.resolve_backoff_max(backoff_max)
+            return (idle_wait.resolve_idle_mode(idle, oversubscribed), idle_wait.resolve_backoff_max(backoff_max),
+                    recovery.resolve_mode(fault_tolerance))
         except ValueError as error:  # reaches every rank, not only the root
             return error
 
@@ -237,6 +248,11 @@ class Engine(CommandLoopBase):
     def compute_seconds(self) -> np.ndarray:
         """Seconds each rank spent in the serial model during the last call (root; -1: failed)."""
         return self._exchange.compute_seconds()
+
+    @property
+    def recovery(self) -> "recovery.Recovery | None":
+        """What survives a lost worker (see :mod:`mpi_qinfer.engine.recovery`); None with the mode off."""
+        return self._recovery
 
     @property
     def calls(self) -> int:
@@ -300,7 +316,10 @@ class Engine(CommandLoopBase):
         ``function(engine, argument)`` on every rank; the function may use
         :attr:`comm` for collectives of its own. This lets other components
         (a distributed updater, say) share this engine's worker loop.
+        Refused (on every rank) with ``fault_tolerance="ulfm"``, which covers the model calls only.
         """
+        if self._recovery is not None:  # recovery hook: collectives cannot be repeated on fewer ranks
+            self._recovery.refuse_collectives()
         self._collectives.append(function)
         return len(self._collectives) - 1
 
@@ -324,8 +343,19 @@ class Engine(CommandLoopBase):
         spec = unpack_spec(self._message)
         return spec.command, spec
 
+    def _serve_one(self) -> None:
+        """Worker: one command; in fault-tolerant mode a lost rank is survived here (recovery hook)."""
+        if self._recovery is None:
+            return super()._serve_one()
+        try:
+            super()._serve_one()
+        except MPI.Exception as error:  # a lost rank: the ranks left shrink and go on serving
+            if not self._recovery.recovered(error):
+                raise
+
     def _serve_shutdown(self, spec: CallSpec) -> None:
-        self._free()
+        if self._recovery is None or self._recovery.shutdown_agreed():  # recovery hook: every worker has it
+            self._free()
 
     def _serve_call(self, spec: CallSpec) -> None:
         """Worker: this rank's part of a model call."""
@@ -345,7 +375,10 @@ class Engine(CommandLoopBase):
             if self._closed:
                 return
             _open_roots.discard(self)
-            self._send_message(CallSpec(_SHUTDOWN))
+            if self._recovery is None:
+                self._send_message(CallSpec(_SHUTDOWN))
+            else:  # recovery hook: sent until every worker has it
+                self._recovery.shutdown(lambda: self._send_message(CallSpec(_SHUTDOWN)))
             self._free()
 
     def close_collectively(self) -> None:
@@ -353,6 +386,16 @@ class Engine(CommandLoopBase):
         if not self._closed:
             _open_roots.discard(self)
             self._free()
+
+    def _use_communicator(self, comm, root: int) -> None:
+        """Rebuild what depends on the communicator for ``comm`` (after lost ranks: engine/recovery.py)."""
+        inline = self._message[8 * HEADER_LEN :]
+        self._plans.free()
+        self._comm, self._root = comm, root
+        self._rank, self._size = comm.Get_rank(), comm.Get_size()
+        self._plans = PlanCache(self._dtypes, self._size, self._rank, root, inline=inline)
+        self._exchange = Exchange(comm, root, self._dtypes, self._models, inline)
+        self._packed = None
 
     def _free(self) -> None:
         if self._closed:
@@ -451,6 +494,8 @@ class Engine(CommandLoopBase):
             if spec.explicit_counts:
                 arrays["counts"] = self._checked_counts(arrays["counts"], spec)
             try:
+                if self._recovery is not None:  # recovery hook: repeated on the ranks left after a lost rank
+                    return self._recovery.call(self._call_once, spec, arrays)
                 return self._call_once(spec, arrays)
             except AnswerDtypesChanged as changed:
                 report = changed
@@ -459,6 +504,8 @@ class Engine(CommandLoopBase):
             # its draws, its seed being in the spec).
             spec = self._learn_answer_dtypes(spec, report)
             try:
+                if self._recovery is not None:  # recovery hook, as above
+                    return self._recovery.call(self._call_once, spec, arrays)
                 return self._call_once(spec, arrays)
             except AnswerDtypesChanged as changed:
                 report = changed
@@ -534,6 +581,8 @@ class Engine(CommandLoopBase):
 
     def _announce_dtype(self, dtype: np.dtype) -> int:
         """Add ``dtype`` to every rank's table (collective command; root)."""
+        if self._recovery is not None and not self._recovery.repeating:  # recovery hook: repeated after a loss
+            return self._recovery.command(self._announce_dtype, dtype)
         with self._lock:
             self._check_root()
             data = _as_bytes(pickle.dumps(np.dtype(dtype), protocol=pickle.HIGHEST_PROTOCOL))
@@ -548,6 +597,8 @@ class Engine(CommandLoopBase):
 
     def sync_model(self, model_id: int, model) -> None:
         """Send the root's ``model`` to every worker, replacing its copy (pickled once)."""
+        if self._recovery is not None and not self._recovery.repeating:  # recovery hook: repeated after a loss
+            return self._recovery.command(self.sync_model, model_id, model)
         with self._lock:
             self._check_root()
             data = _as_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))

@@ -34,6 +34,10 @@ class Balance:
         """The current fraction of rows each rank gets (None: even)."""
         return None
 
+    def for_ranks(self, ranks) -> "Balance":
+        """The policy for a communicator of these of the current ranks, in this order (after lost ranks)."""
+        return self
+
 
 EvenBalance = Balance
 
@@ -50,6 +54,10 @@ class WeightedBalance(Balance):
 
     def counts(self, n_rows):
         return weighted_counts(n_rows, self._shares)
+
+    def for_ranks(self, ranks):
+        weights = self._shares[list(ranks)]
+        return WeightedBalance(weights, len(weights)) if weights.sum() > 0 else Balance()
 
     @property
     def shares(self):
@@ -82,6 +90,14 @@ class AdaptiveBalance(Balance):
 
     def counts(self, n_rows):
         return None if self._shares is None else weighted_counts(n_rows, self._shares)
+
+    def for_ranks(self, ranks):
+        ranks = list(ranks)
+        kept = AdaptiveBalance(len(ranks), self._smoothing, self._tolerance, self._min_seconds)
+        kept._rates = self._rates[ranks]
+        if self._shares is not None:
+            kept._shares = self._shares[ranks] / self._shares[ranks].sum()
+        return kept
 
     def record(self, counts, evaluations_per_row, seconds):
         seconds = np.asarray(seconds, dtype=np.float64)

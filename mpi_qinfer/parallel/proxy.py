@@ -159,6 +159,8 @@ class MPIParallelizedModel(DerivedModel):
         try:
             self._balance = make_balance(balance, engine.size)
             self._model_id = engine.register(serial_model)
+            if engine.recovery is not None and engine.is_root:  # recovery hook: follow the engine onto the ranks left
+                engine.recovery.follow(self._ranks_left)
         except BaseException:
             if self._owns_engine:
                 engine.close_collectively()
@@ -294,6 +296,11 @@ class MPIParallelizedModel(DerivedModel):
         """
         self._seeded = True
         self._seeds = np.random.default_rng(seed)
+
+    def _ranks_left(self, survivors: list) -> None:
+        """After lost ranks (engine/recovery.py): split over ``survivors``, their ranks before the loss."""
+        self._alone = self._engine.size == 1
+        self._balance = self._balance.for_ranks(survivors)
 
     def _draw_seed(self) -> int:
         return int(self._seeds.integers(0, 2**63 - 1))

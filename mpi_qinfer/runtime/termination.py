@@ -416,6 +416,11 @@ def watching() -> bool:
     return _state.installed
 
 
+def watching_exits() -> bool:
+    """Whether this rank tells and watches for ranks whose program has ended (:func:`watch_exits`, under ``run``)."""
+    return _state.exit_comm is not None
+
+
 def requested() -> int | None:
     """The signal this rank received, or None."""
     return _state.signum
