@@ -94,9 +94,9 @@ test-wheel:
 	PYTHON=$(PYTHON) NP=$(NP) bash scripts/check-wheel.sh
 
 # Of tests/jobs, the jobs whose ending rests on the launcher (failures, aborts, signals, spawned
-# workers), which each MPI library does its own way. The rest of tests/jobs runs with MPICH in test-serial.
+# workers, a lost worker survived under ULFM), which each MPI library does its own way. The rest of tests/jobs runs with MPICH in test-serial.
 OPENMPI_JOB_TESTS ?= tests/jobs/test_fault_jobs.py tests/jobs/test_run_command.py tests/jobs/test_termination.py \
-    tests/jobs/test_spawn.py
+    tests/jobs/test_spawn.py tests/jobs/test_ulfm.py
 test-openmpi: $(OPENMPI_VENV)/.installed
 	$(OPENMPI_VENV)/bin/python -m pytest -q -p no:cacheprovider $(OPENMPI_JOB_TESTS)
 	scripts/mpi-pytest.sh $(OPENMPI_VENV) 2
