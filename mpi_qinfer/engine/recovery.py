@@ -33,11 +33,21 @@ launcher ends the job), the root's own loss (the workers end the job), and
 collective commands of other components (a
 :class:`~mpi_qinfer.DistributedSMCUpdater`, a spawned engine), which are
 refused with the mode on; those keep the checkpoint and ``resume="auto"`` path.
+
+In a process that built an engine under ``mpirun --with-ft ulfm`` (either
+mode), ``MPI_Finalize`` runs at exit under a watchdog: after a lost rank, Open
+MPI 5.0's ``MPI_Finalize`` can wait forever in the survivors (in its final
+PMIx fence, now and then, also in a plain mpi4py program), so a process still
+in it :data:`FINALIZE_GRACE_SECONDS` later is ended with ``SIGKILL``, a line on
+its standard error saying so, rather than hold the job until its time limit;
+a program that ended with an uncaught exception exits with status 1 at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import subprocess
 import sys
 import time
 import weakref
@@ -45,10 +55,13 @@ from typing import NamedTuple
 
 from mpi4py import MPI
 
-__all__ = ["MODES", "ENV_FT", "resolve_mode", "why_unsupported", "attach", "Recovery", "Loss"]
+__all__ = ["MODES", "ENV_FT", "FINALIZE_GRACE_SECONDS", "resolve_mode", "why_unsupported", "attach", "Recovery",
+           "Loss"]
 
 MODES = ("off", "ulfm")
 ENV_FT = "MPI_QINFER_FT"
+#: Seconds ``MPI_Finalize`` may take at exit under ULFM before the watchdog ends the process.
+FINALIZE_GRACE_SECONDS = 30
 
 # The classes that mean a lost rank (or a revocation because of one). ERR_IN_STATUS is a
 # wait on several requests, one of which failed: the shrink then tells whether a rank was lost.
@@ -94,12 +107,14 @@ def attach(engine, mode: str) -> "Recovery | None":
     RuntimeError
         On every rank, when a rank's MPI library cannot report a lost rank.
     """
+    reason = why_unsupported()
+    if reason is None:
+        _finalize_watch["armed"] = True
     if mode == "off":
         return None
     from ..runtime import termination
 
     comm = engine._comm
-    reason = why_unsupported()
     if reason is None and termination.watching_exits():
         # Under `python -m mpi_qinfer run` ended ranks say so on a communicator of the whole job,
         # which a lost rank leaves unusable (and its final wait could never end).
@@ -121,7 +136,7 @@ def attach(engine, mode: str) -> "Recovery | None":
 class Loss(NamedTuple):
     """One recovery: which ranks were lost, and what it took."""
 
-    lost: tuple  #: the lost ranks, numbered as in the communicator before the shrink
+    lost: tuple  #: the lost ranks, numbered as in the engine's first communicator
     size: int  #: ranks left
     error: str  #: the MPI error that revealed it
     detected: float  #: when this rank caught that error (``time.time()``)
@@ -144,6 +159,7 @@ class Recovery:
     def __init__(self, engine):
         self._engine = engine
         self._followers: list = []
+        self._first_ranks = list(range(engine._size))  # each rank's rank in the engine's first communicator
         self.losses: list[Loss] = []
         self.repeating = False  # root: inside command(), the engine's method runs its body
 
@@ -235,11 +251,11 @@ class Recovery:
 
     # ---------------------------------------------------------- both sides
     def _recover(self, started: float, error, agreed: bool = False) -> tuple:
-        """Revoke, agree, shrink, rebuild, resynchronise; return the lost ranks (of the first communicator)."""
+        """Revoke, agree, shrink, rebuild, resynchronise; return the lost ranks (in the first communicator)."""
         detected = time.time() - (time.perf_counter() - started)
         engine = self._engine
         size_before, root_before = engine._size, engine._root
-        survivors = list(range(size_before))  # ranks of the first communicator, by rank in the current one
+        survivors = list(range(size_before))  # the ranks kept, numbered as before this recovery
         while True:
             comm = engine._comm
             comm.Revoke()
@@ -253,7 +269,8 @@ class Recovery:
             if root == MPI.UNDEFINED:
                 engine._comm = new
                 raise RuntimeError(
-                    f"the root (rank {root_before}) was lost; a worker cannot go on without it: ending the job "
+                    f"the root (rank {self._first_ranks[root_before]}) was lost; a worker cannot go on without it: "
+                    "ending the job "
                     "(a Checkpointer with resume='auto' resumes the run)"
                 )
             engine._use_communicator(new, root)
@@ -266,7 +283,9 @@ class Recovery:
             if _agree(new, ok):
                 break
             agreed = True  # every rank is past the same agreement
-        lost = tuple(sorted(set(range(size_before)) - set(survivors)))
+        kept = set(survivors)
+        lost = tuple(self._first_ranks[rank] for rank in range(size_before) if rank not in kept)
+        self._first_ranks = [self._first_ranks[rank] for rank in survivors]
         if lost:
             self._report(lost, error, detected, time.perf_counter() - started)
         if engine.is_root:
@@ -337,3 +356,35 @@ def _translate(old, new, old_root: int):
         old_group.Free()
         new_group.Free()
     return list(old_ranks), root
+
+
+_finalize_watch = {"armed": False}
+
+
+@atexit.register
+def _finalize_under_watchdog() -> None:
+    # Registered when the engine is first imported, so it runs after the exit hooks registered
+    # later (the engine's own release of its workers among them) and before mpi4py's MPI_Finalize,
+    # which then finds MPI finalized. Only in a process that built an engine under ULFM.
+    if not _finalize_watch["armed"] or MPI.Is_finalized() or not MPI.Is_initialized():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed stream: nothing to flush
+            pass
+    if getattr(sys, "last_value", None) is not None:
+        # The program ended with an uncaught exception (its traceback is printed): exit with status 1
+        # now, not in an MPI_Finalize that may hang and be ended by a signal, which the launcher of a
+        # fault-tolerant job does not count as a failure.
+        os._exit(1)
+    notice = (f"mpi_qinfer: MPI_Finalize did not return within {FINALIZE_GRACE_SECONDS} s (Open MPI after a "
+              f"lost rank); ending process {os.getpid()} with SIGKILL")
+    watchdog = subprocess.Popen(
+        ["/bin/sh", "-c", f'sleep {FINALIZE_GRACE_SECONDS}; echo "{notice}" >&2; kill -KILL {os.getpid()}'],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        MPI.Finalize()
+    finally:
+        watchdog.kill()
+        watchdog.wait()
