@@ -335,6 +335,7 @@ class Engine(CommandLoopBase):
         self._check_open()
         self._serve_commands()
 
+    #: What a worker that fails outside a model call says before it ends the job.
     _ABORT_CONTEXT = "failed outside the serial model and cannot stay in step with the other ranks"
 
     def _receive_command(self) -> tuple[int, CallSpec]:
