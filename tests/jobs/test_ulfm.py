@@ -43,9 +43,11 @@ class DoomedRamsey(RamseyModel):
 
     def likelihood(self, outcomes, modelparams, expparams):
         DoomedRamsey.calls += 1
-        if how == "in-call" and world.Get_rank() == 1 and DoomedRamsey.calls == kill_at:
+        if how in ("in-call", "segfault", "exit-0") and world.Get_rank() == 1 and DoomedRamsey.calls == kill_at:
             print(f"rank 1 killed in a likelihood call at {{time.time()!r}}", flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+            if how == "exit-0":
+                os._exit(0)
+            os.kill(os.getpid(), signal.SIGSEGV if how == "segfault" else signal.SIGKILL)  # SIGKILL: an OOM kill
         return super().likelihood(outcomes, modelparams, expparams)
 
 
@@ -64,6 +66,8 @@ def run(m):
         if how == "between-calls" and k == kill_at and m is not model:
             print(f"rank 1 killed between calls at {{time.time()!r}}", flush=True)
             os.kill(pids[1], signal.SIGKILL)
+        if how == "root" and k == kill_at and m is not model:
+            os.kill(os.getpid(), signal.SIGKILL)
         updater.update(outcomes[k], expparams[k:k + 1])
     return {{"data": [int(x) for x in updater.data_record], "mean": updater.est_mean().tolist(),
             "weights": updater.particle_weights.tolist(), "locations": updater.particle_locations.tolist()}}
@@ -173,7 +177,8 @@ def _killed_at(done) -> float:
     return float(line.split()[-1])
 
 
-@pytest.mark.parametrize("how, kill_at", [("in-call", 10), ("in-call", 1), ("between-calls", 12)])
+@pytest.mark.parametrize("how, kill_at", [("in-call", 10), ("in-call", 1), ("between-calls", 12), ("segfault", 10),
+                                         ("exit-0", 10)])
 def test_a_worker_killed_mid_run_is_left_behind_and_the_run_ends_as_the_serial_one(tmp_path, how, kill_at):
     done, result = _run_job(tmp_path, how, "ulfm", kill_at)
     assert done.returncode == 0 and result is not None, done.stdout + done.stderr
@@ -187,6 +192,12 @@ def test_a_worker_killed_mid_run_is_left_behind_and_the_run_ends_as_the_serial_o
     assert parallel["weights"] == serial["weights"] and parallel["locations"] == serial["locations"]  # bitwise
     assert parallel["mean"] == serial["mean"]
     assert sorted(line for line in done.stdout.splitlines() if line.endswith(" done")) == ["rank 0 done", "rank 2 done"]
+
+
+def test_the_roots_loss_ends_the_job(tmp_path):
+    done, result = _run_job(tmp_path, "root", "ulfm", 12)
+    assert done.returncode != 0 and result is None, done.stdout + done.stderr
+    assert "the root (rank 0) was lost" in done.stderr, done.stderr
 
 
 def test_with_the_mode_off_a_killed_worker_ends_the_job(tmp_path):
