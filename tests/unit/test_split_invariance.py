@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_parallel import N_MODELS, SERIAL_MODELS, all_outcomes, random_expparams, random_modelparams
+from parity_models import N_MODELS, SERIAL_MODELS, all_outcomes, random_expparams, random_modelparams
 
 from mpi_qinfer.engine.partition import displacements, even_counts
 
