@@ -44,9 +44,9 @@ from ..errors import EngineClosedError, ModelMismatchError
 from ..runtime import termination
 from ..runtime.launcher import check_launcher
 from . import idle as idle_wait
+from . import recovery
 from .command_loop import CommandLoopBase, agreed_root, duplicate, out_of_communicators
 from .exchange import AnswerDtypesChanged, Exchange
-from . import recovery
 from .operations import OPERATIONS
 from .plans import Plan, PlanCache
 from .protocol import (

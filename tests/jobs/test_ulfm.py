@@ -78,7 +78,8 @@ with MPIParallelizedModel(BinomialModel(DoomedRamsey()), serial_threshold=0, eng
     if proxy.is_root:
         parallel = run(proxy)
         recovery = proxy.engine.recovery
-        losses = [[list(loss.lost), loss.size, loss.detected, loss.seconds] for loss in recovery.losses] if recovery else []
+        losses = [[list(loss.lost), loss.size, loss.detected, loss.seconds]
+                  for loss in (recovery.losses if recovery else [])]
         n_left = proxy.n_engines
 if world.Get_rank() == 0:
     serial = run(model)  # the same seed, no MPI
