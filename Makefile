@@ -16,7 +16,8 @@ PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install -q --disable-pip-version-check
 
 .PHONY: help venv demo test test-mpich test-mpich-mpi test-openmpi test-qinfer test-serial test-simd test-oldest \
-	test-newest test-wheel test-slurm test-many-ranks test-multinode test-multinode-openmpi bench docs lint clean
+	test-newest test-wheel test-slurm test-many-ranks test-multinode test-multinode-openmpi bench bench-ab coverage \
+	mutation docs lint clean
 
 help:
 	@echo "make demo        run the demo: mpiexec -n $(NP) python -m mpi_qinfer demo (MPICH wheel)"
@@ -31,6 +32,9 @@ help:
 	@echo "make test-many-ranks  the MPI core at 4, 6 and 8 ranks (more than the cores: oversubscribed)"
 	@echo "make test-multinode  the MPI core across 3 emulated nodes (namespaces here), MPICH; -openmpi: Open MPI"
 	@echo "make bench       the benchmark at NP ranks: ratios proxy/floor/serial/pickle"
+	@echo "make bench-ab BEFORE=REV  the benchmark of revision REV and of this tree, alternated, compared per shape"
+	@echo "make coverage    line coverage by plain pytest and the MPI tests (the processes they start measured too)"
+	@echo "make mutation    mutation testing of the MPI core (mutmut; long: tens of minutes)"
 	@echo "make docs        build the Sphinx docs with warnings as errors"
 	@echo "make clean       remove venvs, builds and caches"
 
@@ -156,6 +160,22 @@ test:
 bench: $(VENV)/.installed
 	timeout -k 15 1800 $(VENV)/bin/mpiexec -n $(NP) $(PY) -m mpi_qinfer bench $(BENCH_ARGS)
 
+BEFORE ?= HEAD~1
+BENCH_AB_ARGS ?= --pairs 4 -- --quick
+bench-ab: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" timeout -k 15 3600 $(PY) scripts/bench_ab.py --before $(BEFORE) --after . \
+		--ranks $(NP) $(BENCH_AB_ARGS)
+
+COVERAGE_PARTS ?= all
+coverage: $(VENV)/.installed
+	$(PY) $(PIP_INSTALL) 'coverage>=7.10'
+	bash scripts/coverage.sh $(VENV) $(COVERAGE_PARTS)
+
+mutation: $(VENV)/.installed
+	$(PY) $(PIP_INSTALL) 'mutmut>=3.8'
+	$(VENV)/bin/mutmut run
+	$(VENV)/bin/mutmut results
+
 docs: $(VENV)/.installed
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
@@ -164,5 +184,5 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check mpi_qinfer tests scripts
 
 clean:
-	rm -rf $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) $(OLDEST_VENV) $(NEWEST_VENV) .venv-wheel-check docs/_build build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf mutants .coverage .coverage.* $(VENV) $(OPENMPI_VENV) $(QINFER_VENV) $(OLDEST_VENV) $(NEWEST_VENV) .venv-wheel-check docs/_build build dist *.egg-info .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

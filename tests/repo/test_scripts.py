@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
 BATCH_SCRIPTS = ["slurm_demo.sbatch", "slurm_run.sbatch"]
 SHELL_SCRIPTS = BATCH_SCRIPTS + ["scaling.sh"]
-CLUSTER_SCRIPTS = ["slurm_cluster.sh", "multinode_cluster.sh", "multinode-tests.sh", "mpi-pytest.sh"]
+CLUSTER_SCRIPTS = ["slurm_cluster.sh", "multinode_cluster.sh", "multinode-tests.sh", "mpi-pytest.sh", "coverage.sh"]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 pytestmark = pytest.mark.skipif(
@@ -253,3 +253,41 @@ def test_root_costs_models_the_per_worker_terms():
             done.stdout.splitlines()[2:]}
     assert set(rows) == {"receives (hit)", "receives (built)", "post", "staged"}
     assert all(value >= 0 for value in rows["post"][:2])
+
+
+def _bench_ab():
+    """scripts/bench_ab.py as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_ab", SCRIPTS / "bench_ab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_ab_alternates_which_version_runs_first():
+    assert _bench_ab().order(3) == ["before", "after", "after", "before", "before", "after"]
+
+
+def test_bench_ab_compares_pairs_by_their_ratio_and_the_fastest_calls():
+    bench_ab = _bench_ab()
+    result = {"cases": [{"name": "c", "proxy_median_s": 2e-6, "floor_median_s": 1e-6, "proxy_min_s": 1e-6}],
+              "smc": None}
+    before = bench_ab.times(result)
+    assert before == {"c:proxy_median": 2e-6, "c:floor_median": 1e-6, "c:proxy_min": 1e-6, "c:proxy/floor": 2.0}
+    # Two pairs on a machine that runs the second pair twice as slow: the pairs' ratios are 1.1 each.
+    slow = {name: 2 * value for name, value in before.items()}
+    runs = [("before", before), ("after", {k: 1.1 * v for k, v in before.items()}),
+            ("after", {k: 1.1 * v for k, v in slow.items()}), ("before", slow)]
+    lines, worst = bench_ab.table(runs)
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert rows["c:proxy_median"][2] == "1.100" and rows["c:proxy_median"][3] == "1.100-1.100"
+    assert rows["c:proxy_min"][:3] == ["1.00", "1.10", "1.100"]  # the fastest of each version
+    assert worst == pytest.approx(1.1)
+
+
+def test_bench_ab_unpacks_a_git_revision(tmp_path):
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    tree = _bench_ab().source_tree("HEAD", str(tmp_path))
+    assert (Path(tree) / "mpi_qinfer" / "__init__.py").is_file()
+    assert _bench_ab().source_tree(str(REPO), str(tmp_path)) == str(REPO)
