@@ -109,7 +109,7 @@ test-openmpi: $(OPENMPI_VENV)/.installed
 # tests/with_qinfer, and two suites of other folders that run on this venv's qinfer and older NumPy too:
 # the checkpoints (whose qinfer tests resume qinfer's updater, serially and at 2 and 3 ranks) and the
 # posterior summaries.
-QINFER_TESTS ?= tests/with_qinfer tests/mpi/test_checkpoint.py
+QINFER_TESTS ?= tests/with_qinfer tests/spmd/test_checkpoint.py
 test-qinfer: $(QINFER_VENV)/.installed
 	$(QINFER_VENV)/bin/python -m pytest -q -p no:cacheprovider $(QINFER_TESTS) tests/unit/test_posterior.py
 	scripts/mpi-pytest.sh $(QINFER_VENV) 2 $(QINFER_TESTS)
@@ -132,11 +132,11 @@ test-slurm: $(VENV)/.installed
 
 # The MPI core at more ranks than this machine has cores (oversubscribed, so idle workers back off):
 # for correctness at rank counts where every root-side loop over the workers runs many times. A part
-# of tests/mpi: the drop-in, hardening and guide-model suites there run at 2 and 3 ranks only.
+# of tests/spmd: the drop-in, hardening and guide-model suites there run at 2 and 3 ranks only.
 MANY_RANKS ?= 4 6 8
-MANY_RANKS_TESTS ?= tests/mpi/test_parallel.py tests/mpi/test_faults.py tests/mpi/test_smc_mpi.py \
-    tests/mpi/test_distributed.py tests/mpi/test_checkpoint.py tests/mpi/test_resume.py \
-    tests/mpi/test_answer_transport.py tests/mpi/test_balance.py
+MANY_RANKS_TESTS ?= tests/spmd/test_parallel.py tests/spmd/test_faults.py tests/spmd/test_smc_mpi.py \
+    tests/spmd/test_distributed.py tests/spmd/test_checkpoint.py tests/spmd/test_resume.py \
+    tests/spmd/test_answer_transport.py tests/spmd/test_balance.py
 test-many-ranks: $(VENV)/.installed
 	@status=0; for n in $(MANY_RANKS); do \
 		OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 scripts/mpi-pytest.sh $(VENV) $$n $(MANY_RANKS_TESTS) || status=1; \
@@ -169,6 +169,7 @@ bench-ab: $(VENV)/.installed
 COVERAGE_PARTS ?= all
 coverage: $(VENV)/.installed
 	$(PY) $(PIP_INSTALL) 'coverage>=7.10'
+	if [ -x $(OPENMPI_VENV)/bin/python ]; then $(OPENMPI_VENV)/bin/python $(PIP_INSTALL) 'coverage>=7.10'; fi
 	bash scripts/coverage.sh $(VENV) $(COVERAGE_PARTS)
 
 mutation: $(VENV)/.installed

@@ -57,15 +57,15 @@ step() {  # step DESCRIPTION COMMAND...
     [ "$rc" -eq 0 ] || failed=$((failed + 1))
 }
 
-# Parts of tests/mpi and tests/jobs (tests/README.md), with the node checks of tests/jobs/test_multinode.py.
-core=(tests/mpi/test_parallel.py tests/mpi/test_faults.py tests/mpi/test_smc_mpi.py tests/mpi/test_distributed.py
-      tests/mpi/test_checkpoint.py tests/mpi/test_resume.py tests/jobs/test_multinode.py)
+# Parts of tests/spmd and tests/jobs (tests/README.md), with the node checks of tests/jobs/test_multinode.py.
+core=(tests/spmd/test_parallel.py tests/spmd/test_faults.py tests/spmd/test_smc_mpi.py tests/spmd/test_distributed.py
+      tests/spmd/test_checkpoint.py tests/spmd/test_resume.py tests/jobs/test_multinode.py)
 step "MPI core, one rank per node" scripts/mpi-pytest.sh "$venv" "$nodes" "${core[@]}"
 step "distributed updater and nodes, $((nodes + 1)) ranks" \
-    scripts/mpi-pytest.sh "$venv" $((nodes + 1)) tests/mpi/test_distributed.py tests/jobs/test_multinode.py
+    scripts/mpi-pytest.sh "$venv" $((nodes + 1)) tests/spmd/test_distributed.py tests/jobs/test_multinode.py
 step "jobs launched across the nodes" timeout -k 15 600 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
     tests/jobs/test_fault_jobs.py tests/jobs/test_run_command.py tests/jobs/test_lost_worker.py \
-    tests/mpi/test_resume.py tests/jobs/test_multinode.py::test_info_shows_each_rank_on_its_node \
+    tests/spmd/test_resume.py tests/jobs/test_multinode.py::test_info_shows_each_rank_on_its_node \
     tests/jobs/test_cli_jobs.py::test_demo_estimate_is_bitwise_the_same_on_any_number_of_ranks \
     tests/jobs/test_cli_jobs.py::test_info_under_mpiexec_lists_every_rank
 exit $(( failed > 0 ))

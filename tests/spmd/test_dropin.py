@@ -8,7 +8,7 @@ with the proxy always parallel (``serial_threshold=0``), deciding by itself
 (``"auto"``) and always serial (a threshold no call reaches), against the
 serial model called directly with the very same arguments.
 
-    scripts/mpi-pytest.sh .venv 2 tests/mpi/test_dropin.py
+    scripts/mpi-pytest.sh .venv 2 tests/spmd/test_dropin.py
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The trial farm at several ranks: every farmed trial is bitwise the serial trial of its seed,
 whatever the group size; failures and bad input end the run on every rank, never hang it.
 
-Run with ``scripts/mpi-pytest.sh .venv 2 tests/mpi/test_trial_farm.py`` (and 3).
+Run with ``scripts/mpi-pytest.sh .venv 2 tests/spmd/test_trial_farm.py`` (and 3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """qinfer's guide and test-suite models in DistributedSMCUpdater, against SMCUpdater on the same cloud.
 
 Each test runs serially (a one-rank world, plain pytest) and under mpiexec
-(``scripts/mpi-pytest.sh VENV N tests/mpi/test_distributed_guide_models.py``).
+(``scripts/mpi-pytest.sh VENV N tests/spmd/test_distributed_guide_models.py``).
 After updates on simulated data, the gathered weights, the mean, the
 normalisation record and the experiment-design quantities (which sum over each
 model's outcome domains: integers, multinomial records) agree with a serial

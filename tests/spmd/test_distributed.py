@@ -2,7 +2,7 @@
 
 Every collective test runs twice: serially (a one-rank world, plain pytest)
 and under mpiexec at any number of ranks (``scripts/mpi-pytest.sh VENV N
-tests/mpi/test_distributed.py``), through the ``ranks`` fixture. The helpers'
+tests/spmd/test_distributed.py``), through the ``ranks`` fixture. The helpers'
 pure functions are tested on their own.
 """
 

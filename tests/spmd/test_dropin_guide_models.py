@@ -8,7 +8,7 @@ root draws them and by type, dtype and shape where the ranks draw their own
 streams. A poisoned model's likelihood draws random numbers: the proxy runs
 it on the root, so it too is the serial model's own draw.
 
-    scripts/mpi-pytest.sh .venv 2 tests/mpi/test_dropin_guide_models.py
+    scripts/mpi-pytest.sh .venv 2 tests/spmd/test_dropin_guide_models.py
 """
 
 from __future__ import annotations

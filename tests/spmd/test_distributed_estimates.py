@@ -1,7 +1,7 @@
 """DistributedSMCUpdater's members from qinfer beyond the basic loop, against SMCUpdater holding the same cloud.
 
 Every test runs serially (a one-rank world) and under mpiexec at any number of
-ranks (``scripts/mpi-pytest.sh VENV N tests/mpi/test_distributed_estimates.py``).
+ranks (``scripts/mpi-pytest.sh VENV N tests/spmd/test_distributed_estimates.py``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The updater's atomic update and the candidate heuristic through the proxy, against the serial model.
 
-Run with ``scripts/mpi-pytest.sh .venv 2 tests/mpi/test_smc_mpi.py`` (and 3).
+Run with ``scripts/mpi-pytest.sh .venv 2 tests/spmd/test_smc_mpi.py`` (and 3).
 """
 
 from __future__ import annotations
