@@ -7,8 +7,10 @@
 # patch): the jobs that tests/jobs launches with mpiexec, their ranks, spawned
 # workers. A process killed on purpose (SIGKILL in the lost-worker tests) leaves
 # no data; a process of another venv (Open MPI, qinfer, the wheel checks) is
-# not measured. The data files go to the repository's .coverage.* whatever the
-# process's directory; the report is by module, then the total.
+# measured only where coverage is installed in that venv too (make coverage
+# installs it in the Open MPI venv when there is one). The data files go to
+# the repository's .coverage.* whatever the process's directory; the report is
+# by module, then the total.
 set -euo pipefail
 venv=${1:?usage: coverage.sh VENV [serial|mpi|all]}
 what=${2:-all}
