@@ -147,10 +147,6 @@ class Engine(CommandLoopBase):
             raise TypeError(f"comm must be an mpi4py intracommunicator, got {comm!r}")
         termination.join(comm, "builds an Engine")  # under run: a rank that has ended raises, not a hang
         root = agreed_root(comm, root)
-        self._comm = duplicate(comm)
-        self._root = root
-        self._rank = self._comm.Get_rank()
-        self._size = self._comm.Get_size()
         self._models: list = []
         self._collectives: list = []
         self._closed = False
@@ -161,11 +157,7 @@ class Engine(CommandLoopBase):
         self._answer_dtypes_version = 0  # root: changes whenever _answer_dtypes does
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._header = self._message[: 8 * HEADER_LEN].view(np.int64)
-        self._packed: CallSpec | None = None  # root: the spec the header holds now
-        inline = self._message[8 * HEADER_LEN :]
-        self._plans = PlanCache(self._dtypes, self._size, self._rank, self._root, inline=inline)
-        # Steps 2-7 of every call, with the buffers they reuse; it shares the models list.
-        self._exchange = Exchange(self._comm, self._root, self._dtypes, self._models, inline)
+        self._bind(duplicate(comm), root)
         self._recovery = None  # recovery hook: a recovery.Recovery in fault-tolerant mode
         try:
             try:
@@ -388,15 +380,20 @@ class Engine(CommandLoopBase):
             _open_roots.discard(self)
             self._free()
 
-    def _use_communicator(self, comm, root: int) -> None:
-        """Rebuild what depends on the communicator for ``comm`` (after lost ranks: engine/recovery.py)."""
-        inline = self._message[8 * HEADER_LEN :]
-        self._plans.free()
+    def _bind(self, comm, root: int) -> None:
+        """Take ``comm`` (a communicator this engine owns) and build what depends on it."""
         self._comm, self._root = comm, root
         self._rank, self._size = comm.Get_rank(), comm.Get_size()
-        self._plans = PlanCache(self._dtypes, self._size, self._rank, root, inline=inline)
-        self._exchange = Exchange(comm, root, self._dtypes, self._models, inline)
-        self._packed = None
+        # The plans see the message's inline part: a small payload travels in the message itself.
+        self._plans = PlanCache(self._dtypes, self._size, self._rank, root, inline=self._message[8 * HEADER_LEN :])
+        # Steps 2-7 of every call, with the buffers they reuse; it shares the models list.
+        self._exchange = Exchange(comm, root, self._dtypes, self._models)
+        self._packed: CallSpec | None = None  # root: the spec the header holds now
+
+    def _use_communicator(self, comm, root: int) -> None:
+        """Rebuild what depends on the communicator for ``comm`` (after lost ranks: engine/recovery.py)."""
+        self._plans.free()
+        self._bind(comm, root)
 
     def _free(self) -> None:
         if self._closed:

@@ -61,18 +61,19 @@ class Exchange:
         The dtypes every rank knows by id.
     models : list
         The serial models by id (the engine's list, which it updates in place).
-    inline : numpy.ndarray
-        The part of the engine's message that carries a small payload.
+
+    A payload small enough travels in the engine's message (step 1); the
+    plan then holds typed views of it (``Plan.inline_views``), and step 2
+    has nothing to broadcast.
     """
 
-    def __init__(self, comm, root: int, dtypes: DtypeTable, models: list, inline: np.ndarray):
+    def __init__(self, comm, root: int, dtypes: DtypeTable, models: list):
         self._comm = comm
         self._root = root
         self._rank = comm.Get_rank()
         self._size = comm.Get_size()
         self._dtypes = dtypes
         self._models = models
-        self._inline = inline
         self._payload = np.empty(0, dtype=np.uint8)
         self._split_buffer = np.empty(0, dtype=np.uint8)
         self._staging = np.empty(0, dtype=np.uint8)
@@ -142,15 +143,12 @@ class Exchange:
 
     def _receive_broadcast(self, spec: CallSpec, plan: Plan, arrays: dict | None) -> dict:
         """Step 2: the payload beyond the message; on workers, views of the broadcast arrays in it."""
-        if plan.inline:
-            source = self._inline
-        else:
-            source = self._grow("_payload", plan.payload_bytes)
-            self._comm.Bcast([source, plan.payload_bytes, MPI.BYTE], self._root)
+        if plan.inline_views is not None:  # the payload came in the message itself: the plan's views of it
+            return arrays if arrays is not None else dict(plan.inline_views)
+        source = self._grow("_payload", plan.payload_bytes)
+        self._comm.Bcast([source, plan.payload_bytes, MPI.BYTE], self._root)
         if arrays is not None:
             return arrays
-        if plan.inline_views is not None:
-            return dict(plan.inline_views)
         return {name: array_at(source, offset, shape, dtype) for name, shape, dtype, offset in plan.broadcast}
 
     def _partition(self, plan: Plan, inputs: dict):
