@@ -9,6 +9,7 @@ answer is compared with the serial model's, bitwise.
 from __future__ import annotations
 
 import pickle
+import re
 import threading
 
 import numpy as np
@@ -416,10 +417,11 @@ def test_threads_on_the_root_are_serialised():
 def test_engine_rejects_bad_construction_arguments():
     with pytest.raises(TypeError, match="comm"):
         Engine("COMM_WORLD")
-    with pytest.raises(ValueError, match="root"):
+    with pytest.raises(ValueError, match=r"^root must be a rank of comm \(0\.\.0\), got 1$"):
         Engine(MPI.COMM_SELF, root=1)
-    with pytest.raises(ValueError, match="root"):
-        Engine(MPI.COMM_SELF, root=True)
+    for root in (True, None, 0.0, "0", -1):
+        with pytest.raises(ValueError, match=rf"^root must be a rank of comm \(0\.\.0\), got {re.escape(repr(root))}$"):
+            Engine(MPI.COMM_SELF, root=root)
     with pytest.raises(ValueError, match="idle"):
         Engine(MPI.COMM_SELF, idle="nap")
 
@@ -488,3 +490,34 @@ def test_the_proxy_is_what_its_model_is():
             proxy.no_such_thing  # noqa: B018 - the attribute access is the test
     with pytest.raises(TypeError, match="no score"):
         DifferentiableMPIParallelizedModel(RamseyModel(), comm=MPI.COMM_SELF)
+
+
+def test_describe_marks_the_arrays_a_call_does_not_have_as_absent():
+    with Engine(MPI.COMM_SELF) as engine:
+        spec = engine.describe(Command.LIKELIHOOD)
+        answers = engine.answer_dtypes(0, Command.LIKELIHOOD)
+    assert spec == CallSpec(Command.LIKELIHOOD, 0, Split.MODELS, 0, 0, 0, 0, -1, -1, -1, *answers, 0, 0, 0, 0, 0)
+
+
+def test_describe_reads_the_shapes_and_dtypes_of_the_arrays_and_the_options():
+    modelparams, expparams = np.ones((7, 2), dtype=np.float32), np.zeros(3, dtype=[("t", float)])
+    with Engine(MPI.COMM_SELF) as engine:
+        spec = engine.describe(Command.SIMULATE, 0, Split.EXPERIMENTS, outcomes=np.array(1), modelparams=modelparams,
+                               expparams=expparams, repeat=4, return_likelihood=True, explicit_counts=True, seed=9)
+        ids = [engine.dtype_id(array.dtype) for array in (modelparams, expparams, np.array(1))]
+        answers = engine.answer_dtypes(0, Command.SIMULATE)
+        vector = engine.describe(Command.LIKELIHOOD, outcomes=np.arange(5))
+    assert spec == CallSpec(Command.SIMULATE, 0, Split.EXPERIMENTS, 7, 2, 3, SCALAR_OUTCOMES, *ids, *answers,
+                            4, 1, 1, 0, 9)
+    assert vector.n_outcomes == 5 and vector.outcomes_dtype == engine.dtype_id(np.dtype(np.int64))
+
+
+def test_running_out_of_communicators_says_what_to_do():
+    from mpi_qinfer.engine.command_loop import out_of_communicators
+
+    error = out_of_communicators(MPI.Exception(MPI.ERR_OTHER))
+    assert isinstance(error, RuntimeError)
+    assert str(error) == (
+        f"could not create a communicator ({MPI.Exception(MPI.ERR_OTHER)!s}); the MPI library may have run out of "
+        "communicators: each MPIParallelizedModel owns one unless it shares an Engine "
+        "(pass engine=Engine(comm) to several proxies)")
