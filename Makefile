@@ -175,7 +175,7 @@ coverage: $(VENV)/.installed
 mutation: $(VENV)/.installed
 	$(PY) $(PIP_INSTALL) 'mutmut>=3.8'
 	$(VENV)/bin/mutmut run
-	$(VENV)/bin/mutmut results
+	$(PY) scripts/mutation_score.py --mutmut $(VENV)/bin/mutmut
 
 docs: $(VENV)/.installed
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html

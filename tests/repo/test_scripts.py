@@ -291,3 +291,20 @@ def test_bench_ab_unpacks_a_git_revision(tmp_path):
     tree = _bench_ab().source_tree("HEAD", str(tmp_path))
     assert (Path(tree) / "mpi_qinfer" / "__init__.py").is_file()
     assert _bench_ab().source_tree(str(REPO), str(tmp_path)) == str(REPO)
+
+
+def test_mutation_score_counts_killed_timeouts_and_crashes_as_detected():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("mutation_score", SCRIPTS / "mutation_score.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = ["    mpi_qinfer.engine.core.xǁEngineǁcall__mutmut_1: killed",
+             "    mpi_qinfer.engine.core.xǁEngineǁcall__mutmut_2: survived",
+             "    mpi_qinfer.engine.core.x_helper__mutmut_1: timeout",
+             "    mpi_qinfer.engine.plans.x_even__mutmut_7: segfault",
+             "    mpi_qinfer.engine.plans.x_even__mutmut_8: no tests",
+             "unrelated output"]
+    rows = module.report(module.tally(lines))
+    assert rows[0].split()[:3] == ["mpi_qinfer.engine.core", "2/3", "66.7%"] and "survived 1" in rows[0]
+    assert rows[1].split()[:3] == ["mpi_qinfer.engine.plans", "1/2", "50.0%"] and "no tests 1" in rows[1]
+    assert rows[2].split()[:3] == ["all", "3/5", "60.0%"]
