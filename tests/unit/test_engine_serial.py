@@ -495,8 +495,21 @@ def test_the_proxy_is_what_its_model_is():
 def test_describe_marks_the_arrays_a_call_does_not_have_as_absent():
     with Engine(MPI.COMM_SELF) as engine:
         spec = engine.describe(Command.LIKELIHOOD)
-        answers = engine.answer_dtypes(0, Command.LIKELIHOOD)
-    assert spec == CallSpec(Command.LIKELIHOOD, 0, Split.MODELS, 0, 0, 0, 0, -1, -1, -1, *answers, 0, 0, 0, 0, 0)
+        float64 = engine.dtype_id(np.dtype(np.float64))
+    assert spec == CallSpec(Command.LIKELIHOOD, 0, Split.MODELS, 0, 0, 0, 0, -1, -1, -1, float64, -1, 0, 0, 0, 0, 0)
+
+
+def test_the_answer_dtypes_expected_before_any_call():
+    with Engine(MPI.COMM_SELF) as engine:
+        ids = {name: engine.dtype_id(np.dtype(name)) for name in ("float64", "float32", "bool")}
+        assert engine.answer_dtypes(0, Command.LIKELIHOOD) == (ids["float64"], -1)  # each command's usual ones
+        assert engine.answer_dtypes(0, Command.SCORE) == (ids["float64"], ids["float64"])
+        assert engine.answer_dtypes(0, Command.ARE_MODELS_VALID) == (ids["bool"], -1)
+        # A command without usual dtypes: nothing expected (any dtype is learned), the hint, or float64
+        # for a hint that cannot travel.
+        assert engine.answer_dtypes(0, Command.SIMULATE) == (-1, -1)
+        assert engine.answer_dtypes(0, Command.SIMULATE, np.dtype(np.float32)) == (ids["float32"], -1)
+        assert engine.answer_dtypes(0, Command.SIMULATE, np.dtype(object)) == (ids["float64"], -1)
 
 
 def test_describe_reads_the_shapes_and_dtypes_of_the_arrays_and_the_options():
