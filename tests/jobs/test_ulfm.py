@@ -197,7 +197,11 @@ def test_a_worker_killed_mid_run_is_left_behind_and_the_run_ends_as_the_serial_o
 
 def test_the_roots_loss_ends_the_job(tmp_path):
     done, result = _run_job(tmp_path, "root", "ulfm", 12)
-    assert done.returncode != 0 and result is None, done.stdout + done.stderr
+    # The job ends (a hang fails in _launch) with no result and no rank done, the workers saying why.
+    # Its exit status is not asserted: Open MPI 5.0's launcher under --with-ft ulfm has reported 0 for
+    # this job, whose root is killed and whose workers call MPI_Abort(1).
+    assert result is None, done.stdout + done.stderr
+    assert not [line for line in done.stdout.splitlines() if line.endswith(" done")], done.stdout
     assert "the root (rank 0) was lost" in done.stderr, done.stderr
 
 
